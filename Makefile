@@ -1,0 +1,55 @@
+# alliance-risk: two commands on a fresh machine: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DATA ?= data/synthetic
+export GX_ANALYTICS_ENABLED := false
+export MLFLOW_ENABLE_ASYNC_LOGGING := false
+
+.PHONY: install run test test-fast lint format bench data train serve clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## data: build the default synthetic cohort (SYNTHETIC data) if it is absent
+data: install
+	@test -f $(DATA)/intake.csv || $(BIN)/python -m pipelines.simulate --n 5000 --seed 7 --out $(DATA)
+
+## train: train on the default cohort and register a champion if none exists
+train: data
+	$(BIN)/python -m pipelines.train --data $(DATA) --if-no-champion
+
+## run: install, build the cohort, train a champion if needed, serve API and intake page on 127.0.0.1:3000
+run: train
+	$(BIN)/python -m pipelines.serve
+
+## test: install and run the whole suite (installs Debian's Chromium for the browser test if missing)
+test: install
+	bash tests/ensure_chromium.sh
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+test-fast: install
+	$(BIN)/python -m pytest -n 2 -m "not slow and not browser"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## bench: run the benchmarks under bench/ (prints figures; see docs/benchmarks.md)
+bench: install
+	$(BIN)/python bench/train_scaling.py
+	$(BIN)/python bench/explain_speed.py
+	$(BIN)/python bench/serve_latency.py
+
+clean:
+	rm -rf $(VENV) data/synthetic mlruns/mlflow.db mlruns/[0-9]* mlruns/models
