@@ -1,0 +1,31 @@
+"""The MLflow pyfunc logged with every model ("models from code": nothing of ours is pickled).
+
+Input: a DataFrame of flat scoring records (intake fields with scale scores or item codes, plus
+optional counsellor_* attributes). Output: one row per record with admission_id, risk (calibrated
+probability), band, and contrib_<driver group> (that group's contribution in log-odds).
+Batch scoring, the service and ``mlflow.pyfunc.load_model("models:/alliance-risk@champion")``
+all go through ``models.predict.score_frame``, so they give the same answers.
+"""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+
+from features.settings import BandConfig
+
+
+class AllianceRiskModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        from models.scorer import ScoringModel
+
+        self.model = ScoringModel.load(context.artifacts["scorer"])
+        self.bands = BandConfig(**self.model.reference["bands"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        from models.predict import score_frame
+
+        return score_frame(self.model, self.bands, pd.DataFrame(model_input))
+
+
+mlflow.models.set_model(AllianceRiskModel())

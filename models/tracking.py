@@ -1,0 +1,187 @@
+"""Everything a training run logs to MLflow: parameters, metrics, the dataset, plots, the model
+card and the pyfunc model. Called inside an active run by ``pipelines.train``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from features.catalog import DRIVER_GROUPS, PREDICTORS
+from models import card, plots
+from models import metrics as M
+
+HERE = Path(__file__).parent
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v if not isinstance(v, Path) else str(v)
+    return out
+
+
+def _metrics_to_log(result) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, (pt, lo, hi) in result.test_metrics.items():
+        out[f"test_{k}"], out[f"test_{k}_lo"], out[f"test_{k}_hi"] = pt, lo, hi
+    if result.oracle_metrics:
+        for k, (pt, _, _) in result.oracle_metrics.items():
+            out[f"oracle_{k}"] = pt
+            out[f"gap_{k}"] = result.test_metrics[k][0] - pt
+    for _, r in result.cv_summary.iterrows():
+        for k in ("log_loss", "auroc", "brier", "cal_slope"):
+            out[f"cv_{r['candidate']}_{k}"] = float(r[k])
+    for g, v in result.importance_groups.items():
+        out[f"mean_abs_shap_{g}"] = v
+    if result.driver_rank_spearman is not None:
+        out["driver_rank_spearman"] = result.driver_rank_spearman
+    for k, v in result.timings.items():
+        out[f"time_{k}"] = v
+    return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+
+
+def _input_example(scored: pd.DataFrame, result) -> pd.DataFrame:
+    ids = result.test_frame["admission_id"].head(3)
+    rows = scored.set_index(scored["admission_id"].astype(str)).loc[ids].reset_index(drop=True)
+    keep = [c for c in rows.columns if c in card_columns()]
+    return rows[keep]
+
+
+def card_columns() -> set[str]:
+    from features.catalog import SCORING_BY_NAME
+
+    return set(SCORING_BY_NAME)
+
+
+def _plots(result, out: Path, synthetic: bool) -> dict[str, Path]:
+    tf = result.test_frame
+    y, p = tf["y"].to_numpy(), tf["p"].to_numpy()
+    oracle = tf["p_oracle"].to_numpy() if "p_oracle" in tf else None
+    imgs = {
+        "Calibration": plots.calibration_plot(y, p, out / "calibration.png", oracle_p=oracle, synthetic=synthetic),
+        "ROC curve": plots.roc_plot(y, p, out / "roc.png", oracle_p=oracle, synthetic=synthetic),
+        "Precision-recall curve": plots.pr_plot(y, p, out / "pr.png", oracle_p=oracle, synthetic=synthetic),
+        "Decision curve": plots.decision_curve_plot(result.decision, out / "decision_curve.png", oracle_curve=M.decision_curve(y, oracle) if oracle is not None else None, synthetic=synthetic),
+        "Mean |SHAP| by feature": plots.importance_bar_plot(result.importance_features, out / "shap_features.png", synthetic=synthetic),
+        "Mean |SHAP| by driver group": ("Explanations", plots.importance_bar_plot(result.importance_groups, out / "shap_groups.png", synthetic=synthetic, title="Mean |SHAP| by driver group")),
+    }
+    # Dependence plots for the three most important scale scores.
+    contrib = result.model.contributions(result.X_test)
+    names = list(result.model.feature_names)
+    scales = [f.name for f in PREDICTORS if f.modifiable]
+    for feat in sorted(scales, key=lambda s: -result.importance_features.get(s, 0))[:3]:
+        j = names.index(feat)
+        imgs[f"Dependence: {feat}"] = ("Explanations", plots.dependence_plot(result.X_test[:, j], contrib[:, j], out / f"dependence_{feat}.png", feature=feat, synthetic=synthetic))
+    return imgs
+
+
+def _card_info(settings, result, labels, tables, synthetic: bool, digest: str, images: dict) -> dict[str, Any]:
+    intake = tables["intake"]
+    dates = pd.to_datetime(intake["admission_date"], errors="coerce")
+    oracle = {k: v[0] for k, v in result.oracle_metrics.items()} if result.oracle_metrics else None
+    return {
+        "model_name": settings.train.registered_model,
+        "version": "registered after this run (see the registry)",
+        "trained_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+        "synthetic": synthetic,
+        "data": {
+            "source": str(settings.data_dir) + (" (SYNTHETIC cohort from pipelines.simulate)" if synthetic else ""),
+            "n_admissions": int(len(intake)),
+            "n_labelled": int(len(labels.labels)),
+            "date_range": (str(dates.min().date()), str(dates.max().date())),
+            "digest": digest,
+            "label_counts": json.dumps(labels.counts),
+        },
+        "label": {**labels.definition, "prevalence": round(float(labels.labels.mean()), 4)},
+        "predictors": [(f.name, f.driver, f.modifiable, f.direction) for f in PREDICTORS],
+        "predictors_note": "All predictors are known at admission (intake assessment and the assigned counsellor's attributes). Scale scores may be given directly or as item responses scored with the publishers' keys.",
+        "missing": "Questionnaire blocks missing at admission are kept as missing: LightGBM routes them natively; logistic regression imputes the training median. Indicator columns mark a missing questionnaire block and an unknown counsellor, because declining a questionnaire is itself informative. Explanations list drivers that could not be assessed.",
+        "validation": [
+            f"Held-out test split by {settings.train.group_by} ({settings.train.test_fraction:.0%} of groups), stratified by the label.",
+            f"Candidates compared by {settings.train.n_repeats}x{settings.train.n_splits}-fold grouped stratified cross-validation on the training split; tuning and Platt calibration inside each training fold (nested).",
+            f"Champion: {result.champion}. {result.reason}.",
+            f"95% CIs: cluster bootstrap over {settings.train.group_by} groups ({settings.train.n_bootstrap} resamples).",
+        ],
+        "metrics": result.test_metrics,
+        "oracle": oracle,
+        "candidates": result.cv_summary.round(4),
+        "decision_curve": result.decision.iloc[::5].round(4),
+        "subgroups": result.subgroups,
+        "bands": result.bands,
+        "band_config": settings.bands.model_dump(),
+        "bands_note": "The intake page shows the risk, its band, the drivers (raises / lowers risk, in probability points), actions for modifiable drivers that raise risk, and what-ifs.",
+        "explanations": result.importance_groups,
+        "explanation_method": "Exact SHAP in calibrated log-odds: native TreeSHAP (LightGBM pred_contrib) or linear SHAP (logistic regression), multiplied by the Platt slope; summed within driver groups.",
+        "driver_rank_spearman": result.driver_rank_spearman,
+        "images": images,
+        "limitations": [
+            "Directions of effects come from one UK cohort of 187 residential clients (Meier et al. 2005); no published coefficients exist.",
+            "There is no published clinical cut-off for a low WAI-S; the threshold is a configurable choice.",
+            "Decision support, not a diagnosis: the score must not be used to refuse, delay or ration treatment.",
+            *(["Trained and evaluated on SYNTHETIC data: the figures show that the pipeline works, not how a real service's clients behave."] if synthetic else []),
+        ],
+    }
+
+
+def log_run(settings, result, labels, tables, data_dir: Path, synthetic: bool, scored: pd.DataFrame) -> tuple[str, dict[str, float]]:
+    """Log the run and the pyfunc model; return the model URI and the test metrics (points)."""
+    from models.signature import model_signature
+
+    mlflow.log_params({k: str(v)[:500] for k, v in _flatten(settings.model_dump(exclude={"serving"})).items()})
+    mlflow.log_params({f"label_definition.{k}": str(v) for k, v in labels.definition.items()})
+    mlflow.log_params({"champion_candidate": result.champion, **{f"model.{k}": str(v) for k, v in result.model.params.items()}})
+    mlflow.log_metrics({f"label_{k}": float(v) for k, v in labels.counts.items()})
+    mlflow.log_metrics(_metrics_to_log(result))
+    mlflow.set_tag("synthetic_data", str(synthetic).lower())
+
+    ds = mlflow.data.from_pandas(
+        scored.assign(low_alliance=labels.labels.reindex(scored["admission_id"].astype(str)).to_numpy()),
+        source=str(Path(data_dir).resolve()),
+        name=Path(data_dir).name + (" (synthetic)" if synthetic else ""),
+        targets="low_alliance",
+    )
+    mlflow.log_input(ds, context="training")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        images = _plots(result, out, synthetic)
+        for v in images.values():
+            mlflow.log_artifact(str(v[1] if isinstance(v, tuple) else v), "plots")
+        info = _card_info(settings, result, labels, tables, synthetic, ds.digest, images)
+        md, html = card.render_model_card(info)
+        (out / "model_card.md").write_text(md)
+        (out / "model_card.html").write_text(html)
+        mlflow.log_artifact(str(out / "model_card.md"), "model_card")
+        mlflow.log_artifact(str(out / "model_card.html"), "model_card")
+        result.cv.to_csv(out / "cv_folds.csv", index=False)
+        result.subgroups.to_csv(out / "subgroups.csv", index=False)
+        result.bands.to_csv(out / "bands.csv", index=False)
+        result.decision.to_csv(out / "decision_curve.csv", index=False)
+        pd.DataFrame({"feature": list(result.importance_features), "mean_abs_shap": list(result.importance_features.values())}).to_csv(out / "importance.csv", index=False)
+        for f in ("cv_folds.csv", "subgroups.csv", "bands.csv", "decision_curve.csv", "importance.csv"):
+            mlflow.log_artifact(str(out / f), "evaluation")
+
+        scorer_dir = result.model.save(out / "scorer")
+        logged = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(HERE / "pyfunc_model.py"),
+            artifacts={"scorer": str(scorer_dir)},
+            signature=model_signature(),
+            input_example=_input_example(scored, result),
+        )
+    metrics = {k: v[0] for k, v in result.test_metrics.items()}
+    return logged.model_uri, metrics
+
+
+__all__ = ["log_run", "DRIVER_GROUPS"]

@@ -1,0 +1,254 @@
+"""Train, evaluate, explain, track and register an alliance-risk model.
+
+    python -m pipelines.train [--data DIR] [--config FILE] [--rater client|counsellor|either]
+                              [--threshold X] [--experiment NAME] [--no-promote]
+
+Steps: validate (a blocking failure stops here and registers nothing) -> features and labels ->
+candidates (logistic regression, monotone LightGBM; tuned and calibrated inside grouped CV) ->
+held-out evaluation -> global explanation -> MLflow run -> registry version -> promotion gate.
+With no --data, the synthetic cohort in data/synthetic is used (generated first if absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m pipelines.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, help="folder with intake, counsellors, alliance (and episodes) tables; default: the synthetic cohort")
+    p.add_argument("--config", type=Path, help="TOML file with settings sections (label, train, bands, validation)")
+    p.add_argument("--rater", choices=["client", "counsellor", "either"], help="whose WAI-S ratings define the label (default client)")
+    p.add_argument("--threshold", type=float, help="WAI-S item mean below which the alliance is low (default 5.0)")
+    p.add_argument("--min-valid-weeks", type=int, choices=[1, 2, 3], help="valid weeks a client needs to be labelled (default 1)")
+    p.add_argument("--experiment", help="MLflow experiment name (default alliance-risk)")
+    p.add_argument("--seed", type=int, help="seed for splits and tuning (default 7)")
+    p.add_argument("--no-promote", action="store_true", help="register the version but never move the champion alias")
+    p.add_argument("--if-no-champion", action="store_true", help="do nothing if a champion already exists (used by make run)")
+    p.add_argument("--synthetic-n", type=int, default=5000, help="size of the synthetic cohort generated when --data is absent (default 5000)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from rich.console import Console
+
+    console = Console(stderr=False)
+    from features.settings import load_settings
+
+    try:
+        settings = load_settings(
+            args.config,
+            label__rater=args.rater,
+            label__threshold=args.threshold,
+            label__min_valid_weeks=args.min_valid_weeks,
+            train__experiment=args.experiment,
+            train__seed=args.seed,
+            **({"data_dir": args.data} if args.data else {}),
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        return 2
+
+    from models.registry import champion_version, get_client
+
+    client = get_client(settings.tracking_uri)
+    name = settings.train.registered_model
+    if args.if_no_champion and champion_version(client, name) is not None:
+        v = champion_version(client, name)
+        console.print(f"A champion already exists ({name} version {v.version}); nothing to train.")
+        return 0
+
+    return run(settings, client, console, synthetic_n=args.synthetic_n, promote=not args.no_promote, data_given=bool(args.data))
+
+
+class StepFailed(Exception):
+    """A step refused the data; the message says why and nothing was registered."""
+
+
+def _ensure_data(settings, console, synthetic_n: int, data_given: bool) -> Path:
+    data_dir = Path(settings.data_dir)
+    if (data_dir / "intake.csv").exists() or (data_dir / "intake.parquet").exists():
+        return data_dir
+    if data_given:
+        raise StepFailed(f"{data_dir} holds no intake table (intake.csv or intake.parquet)")
+    from features.synthetic import generate, write
+
+    console.print(f"No data in {data_dir}: generating a SYNTHETIC cohort of {synthetic_n} clients (seed 7).")
+    write(generate(synthetic_n, seed=7), data_dir)
+    return data_dir
+
+
+def _ground_truth(data_dir: Path, label: dict, frame_ids):
+    """The generator's true probabilities and driver ranking, when the data are our synthetic ones
+    and the label definition is the one the generator computed them for."""
+    import pandas as pd
+
+    meta_path, gt_path = data_dir / "ground_truth.json", data_dir / "ground_truth.csv"
+    if not (meta_path.exists() and gt_path.exists()):
+        return None, None, False
+    meta = json.loads(meta_path.read_text())
+    gt = pd.read_csv(gt_path, dtype={"admission_id": "str"}).set_index("admission_id")
+    col = f"p_low_alliance_{label['rater']}"
+    defn = meta.get("label_definition", {})
+    same = float(defn.get("threshold", -1)) == float(label["threshold"]) and int(defn.get("min_valid_weeks", -1)) == int(label["min_valid_weeks"])
+    oracle = gt[col].reindex(frame_ids).to_numpy() if (same and col in gt) else None
+    ranking = meta.get("driver_ranking")
+    if isinstance(ranking, list) and ranking and isinstance(ranking[0], dict):
+        ranking = [r.get("group") or r.get("driver") for r in ranking]
+    return oracle, ranking, True
+
+
+def run(settings, client, console, synthetic_n: int = 5000, promote: bool = True, data_given: bool = False) -> int:
+    import mlflow
+    import numpy as np
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from models import registry
+
+    t0 = time.perf_counter()
+    mlflow.set_experiment(settings.train.experiment)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False) as progress:
+
+        def step(text: str):
+            return progress.add_task(text, total=1)
+
+        def done(task, text: str):
+            progress.update(task, completed=1, description=text)
+
+        log = lambda msg: progress.console.log(msg)  # noqa: E731
+        try:
+            task = step("data")
+            data_dir = _ensure_data(settings, console, synthetic_n, data_given)
+            done(task, f"data: {data_dir}")
+
+            with mlflow.start_run() as active:
+                run_id = active.info.run_id
+                mlflow.set_tag("stage", "validation")
+                task = step("validate")
+                from validation.io import load_tables
+                from validation.report import validate_tables
+
+                tables = load_tables(data_dir)
+                report = validate_tables(tables, settings.validation)
+                with tempfile.TemporaryDirectory() as tmp:
+                    html = Path(tmp) / "validation_report.html"
+                    html.write_text(report.to_html())
+                    mlflow.log_artifact(str(html), "validation")
+                mlflow.log_metric("validation_errors", len(report.errors))
+                if report.blocking:
+                    done(task, "[red]validate: blocking failures[/red]")
+                    report.print_summary(console) if hasattr(report, "print_summary") else None
+                    mlflow.set_tag("outcome", "refused: validation failed")
+                    raise StepFailed(f"validation found {len(report.errors)} problem(s) in {data_dir}; nothing was registered")
+                done(task, f"validate: passed ({len(report.errors)} non-blocking notes)")
+
+                task = step("features and labels")
+                from features.build import scoring_frame
+                from features.labels import build_labels
+                from models.predict import frame_to_matrix
+                from validation.suites import training_sanity
+
+                labels = build_labels(tables["alliance"], settings.label, tables["intake"], tables.get("episodes"))
+                problems = training_sanity(labels.labels, settings.validation)
+                if problems:
+                    mlflow.set_tag("outcome", "refused: training-set sanity")
+                    raise StepFailed("; ".join(str(e) for e in problems))
+                frame = scoring_frame(tables["intake"], tables.get("counsellors"))
+                frame = frame[frame["admission_id"].astype(str).isin(labels.labels.index)].reset_index(drop=True)
+                y = labels.labels.reindex(frame["admission_id"].astype(str)).to_numpy().astype(int)
+                X, scored, item_errors = frame_to_matrix(frame)
+                if item_errors:
+                    raise StepFailed(f"{len(item_errors)} item/scale problem(s), first: {item_errors[0]}")
+                oracle, ranking, synthetic = _ground_truth(data_dir, labels.definition, frame["admission_id"].astype(str))
+                done(task, f"features and labels: {len(y)} labelled clients, {y.mean():.1%} low alliance; {labels.counts}")
+
+                task = step("candidates, evaluation, explanation")
+                from models.training import train_models
+
+                result = train_models(settings, scored, X, y, oracle=oracle, true_ranking=ranking, log=log)
+                done(task, f"candidates: champion candidate {result.champion}")
+
+                task = step("logging to MLflow")
+                from models.tracking import log_run
+
+                model_uri, metrics = log_run(settings, result, labels, tables, data_dir, synthetic, scored)
+                done(task, f"logged run {run_id}")
+
+                task = step("registration and promotion")
+                mv = mlflow.register_model(model_uri, settings.train.registered_model)
+                name, version = settings.train.registered_model, str(mv.version)
+                champion_ll = _champion_log_loss(client, name, scored, result)
+                decision = registry.gate(metrics, settings.train, champion_ll)
+                if promote and decision.promote:
+                    registry.set_champion(client, name, version, decision.reason)
+                    outcome = f"version {version} is the new champion: {decision.reason}"
+                else:
+                    why = decision.reason if not decision.promote else "--no-promote given"
+                    registry.set_challenger(client, name, version, why)
+                    outcome = f"version {version} registered as challenger: {why}"
+                mlflow.set_tag("outcome", outcome)
+                done(task, outcome)
+        except StepFailed as exc:
+            console.print(f"[red]training stopped:[/red] {exc}")
+            return 1
+    _summary(console, result, outcome, time.perf_counter() - t0, synthetic)
+    return 0
+
+
+def _champion_log_loss(client, name: str, scored, result) -> float | None:
+    """The sitting champion scored on this run's held-out rows, for a like-for-like comparison."""
+    import mlflow
+    import numpy as np
+
+    from models import registry
+
+    if registry.champion_version(client, name) is None:
+        return None
+    model = mlflow.pyfunc.load_model(f"models:/{name}@{registry.CHAMPION}")
+    rows = scored.set_index(scored["admission_id"].astype(str)).loc[result.test_frame["admission_id"]].reset_index(drop=True)
+    p = np.clip(model.predict(rows)["risk"].to_numpy(), 1e-6, 1 - 1e-6)
+    y = result.test_frame["y"].to_numpy()
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def _summary(console, result, outcome: str, seconds: float, synthetic: bool) -> None:
+    from rich.table import Table
+
+    t = Table(title="alliance-risk training summary" + (" (SYNTHETIC data)" if synthetic else ""))
+    t.add_column("candidate")
+    for c in ("CV log loss", "CV AUROC", "CV Brier", "CV cal. slope"):
+        t.add_column(c, justify="right")
+    for _, r in result.cv_summary.iterrows():
+        t.add_row(r["candidate"] + (" *" if r["candidate"] == result.champion else ""), f"{r.log_loss:.4f}", f"{r.auroc:.3f}", f"{r.brier:.4f}", f"{r.cal_slope:.2f}")
+    console.print(t)
+    m = Table(title=f"held-out test ({len(result.test_frame)} clients), champion candidate {result.champion}")
+    m.add_column("metric")
+    m.add_column("model [95% CI]", justify="right")
+    if result.oracle_metrics:
+        m.add_column("oracle", justify="right")
+        m.add_column("gap", justify="right")
+    for k in ("auroc", "auprc", "brier", "log_loss", "cal_intercept", "cal_slope", "ece"):
+        pt, lo, hi = result.test_metrics[k]
+        row = [k, f"{pt:.3f} [{lo:.3f}, {hi:.3f}]"]
+        if result.oracle_metrics:
+            o = result.oracle_metrics[k][0]
+            row += [f"{o:.3f}", f"{pt - o:+.3f}"]
+        m.add_row(*row)
+    console.print(m)
+    console.print(f"why {result.champion}: {result.reason}")
+    console.print(f"registry: {outcome}")
+    console.print(f"total time {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
