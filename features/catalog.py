@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from features.instruments import SCALES_BY_FIELD, WAI_S, item_fields
+from features.instruments import COPE_UNSCORED, SCALES_BY_FIELD, WAI_S, item_fields
 
 Table = Literal["intake", "counsellors", "alliance", "episodes"]
 Kind = Literal["string", "date", "integer", "number", "code", "boolean"]
@@ -221,7 +221,22 @@ def _item_field(scale, code: str) -> Field:
 
 # Item responses an intake record may carry instead of a scale score. COPE items that feed both
 # composites do not exist (the composites split the 28 items), so each code has one parent scale.
-ITEMS: tuple[Field, ...] = tuple(_item_field(s, c) for s, c in item_fields())
+ITEMS: tuple[Field, ...] = tuple(_item_field(s, c) for s, c in item_fields()) + tuple(
+    Field(
+        f"cope_{i:02d}",
+        "intake",
+        "integer",
+        False,
+        f"Brief COPE item {i:02d} (humour or religion): accepted, not part of either composite.",
+        minimum=1,
+        maximum=4,
+        instrument="Brief COPE",
+        unit="item response",
+        section=None,
+        is_item=True,
+    )
+    for i in COPE_UNSCORED
+)
 
 TABLES: dict[str, tuple[Field, ...]] = {
     "intake": INTAKE + ITEMS,

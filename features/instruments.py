@@ -99,6 +99,10 @@ COPE_AVOIDANT = (
 )
 
 
+# Humour (18, 28) and religion (22, 27) belong to neither composite: recognised, never scored.
+COPE_UNSCORED: tuple[int, ...] = tuple(sorted(COPE_SUBSCALES["humour"] + COPE_SUBSCALES["religion"]))
+
+
 def _cope(field: str, subscales: tuple[str, ...]) -> Scale:
     items = tuple(sorted(i for s in subscales for i in COPE_SUBSCALES[s]))
     return Scale(field, "Brief COPE", "cope", items, (), 1, 4, "mean", "Carver 1997")
@@ -124,15 +128,15 @@ WAI_MAX_MISSING = 2  # data contract: a rating with more than 2 missing items is
 # Relationship Questionnaire (single-item prototype ratings; no items to score).
 RQ_PROTOTYPES = ("attach_secure", "attach_fearful", "attach_preoccupied", "attach_dismissing")
 
-# Prorating rule from the contract: at most this fraction of a scale's items may be missing.
+# Prorating rule from the contract: at most this fraction of a scale's items may be missing,
+# i.e. floor(0.2 x n) items (1 of 5-9 items, 2 of the GHQ-12 and of each 12-item COPE composite).
 MAX_MISSING_FRACTION = 0.20
 
 
 def item_fields() -> list[tuple[Scale, str]]:
     """Every (scale, item code) pair an intake record may carry instead of a scale score.
 
-    COPE items are shared between the two composites only by instrument prefix, not by number,
-    so each code appears once.
+    The two COPE composites split the scored items between them, so each code has one scale.
     """
     seen: set[str] = set()
     out: list[tuple[Scale, str]] = []

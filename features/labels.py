@@ -54,6 +54,9 @@ NOT_EARLY_REASONS = frozenset({"ongoing", "completed"})
 LABEL = "low_alliance"
 
 
+THRESHOLD_EPS = 1e-9
+
+
 @dataclass
 class LabelResult:
     """The label and everything a report or a model's metadata needs about it.
@@ -217,7 +220,9 @@ def build_labels(
     used_weeks = sum(per_rater[f"{r}_valid_weeks"] for r in used)
     unlabelled = ~labelled & ~early
     score = score_all[labelled].rename("score")
-    labels = (score < cfg.threshold).astype(int).rename(LABEL)
+    # Item means like 60/12 sit exactly on common thresholds; averaging weeks in floating point can
+    # land a hair below. The tolerance keeps an exact 5.0 "not low", as the generator counts it.
+    labels = (score < cfg.threshold - THRESHOLD_EPS).astype(int).rename(LABEL)
 
     used_rows = a["rater"].isin(used)
     counts = {
