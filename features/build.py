@@ -21,6 +21,7 @@ from features.catalog import (
     COUNSELLORS,
     INTAKE,
     PREDICTORS,
+    SCORING_BY_NAME,
     SCORING_COUNSELLOR,
     Field,
 )
@@ -200,6 +201,26 @@ def scoring_frame(intake: pd.DataFrame, counsellors: pd.DataFrame | None) -> pd.
     for name in names:
         frame[COUNSELLOR_PREFIX + name] = joined[name].to_numpy() if name in joined else np.nan
     return frame
+
+
+def typed_records(frame: pd.DataFrame) -> pd.DataFrame:
+    """Scoring-record columns in their catalog types, after validation has passed.
+
+    Tables are read as text so that validation can name every bad value; once they are valid,
+    numbers become floats (integers too, since a gap makes a column float anyway), booleans
+    True/False with NaN for a gap, and codes, ids and dates stay text.
+    """
+    out = frame.copy()
+    for name in out.columns:
+        f = SCORING_BY_NAME.get(name)
+        if f is None:
+            continue
+        if f.kind in ("integer", "number"):
+            out[name] = pd.to_numeric(out[name], errors="coerce").astype(float)
+        elif f.kind == "boolean":
+            vals = _to_float(out[name].to_numpy())
+            out[name] = pd.Series(np.where(np.isnan(vals), None, vals == 1.0), index=out.index, dtype=object).where(~np.isnan(vals), np.nan)
+    return out
 
 
 SCORING_COUNSELLOR_FIELDS = tuple(f.name for f in SCORING_COUNSELLOR)

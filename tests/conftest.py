@@ -1,0 +1,111 @@
+"""Shared test fixtures.
+
+``valid_tables``: a small cohort that satisfies data contract v1, built from the field catalog (30
+admissions, 5 counsellors, ratings for weeks 1-3, episodes), as text columns the way load_tables
+reads a CSV. Tests copy it and corrupt one value.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from features.catalog import TABLES, Field
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+N_ADMISSIONS = 30
+N_COUNSELLORS = 5
+
+
+def _value(f: Field, i: int) -> str | None:
+    """A valid text value of field f for row i (cycling through codes and ranges)."""
+    if f.codes:
+        return f.codes[i % len(f.codes)]
+    if f.kind == "boolean":
+        return ("true", "false")[i % 2]
+    if f.kind == "date":
+        return f"2022-{1 + i % 12:02d}-{1 + i % 28:02d}"
+    if f.kind in ("integer", "number"):
+        lo, hi = f.minimum, f.maximum
+        span = int(hi - lo)
+        v = lo + (i * 7) % (span + 1)
+        if f.kind == "number" and v < hi:
+            v += 0.5
+        return str(int(v)) if float(v).is_integer() else str(v)
+    return None
+
+
+def _intake() -> pd.DataFrame:
+    rows = []
+    for i in range(N_ADMISSIONS):
+        row = {f.name: _value(f, i) for f in TABLES["intake"]}
+        row.update(
+            admission_id=f"A{i:04d}",  # leading zeros must survive
+            service_id=f"S{i % 2}",
+            counsellor_id=f"C{i % N_COUNSELLORS:02d}" if i % 7 else None,
+            age=str(30 + i % 50),
+            age_first_use=str(12 + i % 10),
+        )
+        rows.append(row)
+    return pd.DataFrame(rows, dtype="str")
+
+
+def _counsellors() -> pd.DataFrame:
+    rows = []
+    for i in range(N_COUNSELLORS):
+        row = {f.name: _value(f, i) for f in TABLES["counsellors"]}
+        row.update(counsellor_id=f"C{i:02d}", service_id=f"S{i % 2}")
+        rows.append(row)
+    return pd.DataFrame(rows, dtype="str")
+
+
+def _alliance() -> pd.DataFrame:
+    rows = []
+    for i in range(N_ADMISSIONS):
+        for week in (1, 2, 3)[: 1 + i % 3]:
+            for rater in ("client", "counsellor"):
+                row = {f.name: _value(f, i + week) for f in TABLES["alliance"]}
+                row.update(admission_id=f"A{i:04d}", week=str(week), rater=rater)
+                rows.append(row)
+    return pd.DataFrame(rows, dtype="str")
+
+
+def _episodes() -> pd.DataFrame:
+    rows = []
+    for i in range(N_ADMISSIONS):
+        reason = ("completed", "dropped_out", "ongoing")[i % 3]
+        rows.append(
+            {
+                "admission_id": f"A{i:04d}",
+                "discharge_date": None if reason == "ongoing" else "2023-06-30",
+                "discharge_reason": reason,
+            }
+        )
+    return pd.DataFrame(rows, dtype="str")
+
+
+def make_valid_tables() -> dict[str, pd.DataFrame]:
+    return {
+        "intake": _intake(),
+        "counsellors": _counsellors(),
+        "alliance": _alliance(),
+        "episodes": _episodes(),
+    }
+
+
+@pytest.fixture
+def valid_tables() -> dict[str, pd.DataFrame]:
+    return make_valid_tables()
+
+
+@pytest.fixture
+def valid_dir(tmp_path, valid_tables):
+    """The valid cohort written as CSV files in a temporary folder."""
+    d = tmp_path / "data"
+    d.mkdir()
+    for name, df in valid_tables.items():
+        df.to_csv(d / f"{name}.csv", index=False)
+    return d

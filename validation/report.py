@@ -1,0 +1,338 @@
+"""Validating a dataset and reporting the result (Python API behind `python -m pipelines.validate`).
+
+The primary report is ``<report_dir>/validation_report.html``: self-contained (inline CSS, no
+script, nothing loaded from outside the machine), with every rule that failed and every failing row
+(table, field, value, admission_id). GX Data Docs are also written to ``<report_dir>/gx/`` for the
+suite-level view; GX's pages pull Bootstrap, jQuery, Vega and fonts from CDNs, so every external
+reference is removed from them after building and a small inline stylesheet is added instead.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.catalog import TABLES
+from features.errors import FieldError
+from features.settings import ValidationConfig
+
+DEFAULT_REPORT_DIR = Path("reports/validation")
+REPORT_FILE = "validation_report.html"
+GX_DOCS_DIR = "gx"
+MAX_HTML_ROWS = 2000  # failing rows listed in the HTML report (all are counted)
+EXAMPLES = 3
+
+
+@dataclass
+class TableSummary:
+    table: str
+    rows: int
+    expectations: int
+    failed_expectations: int
+    errors: int
+    blocking: bool
+
+
+@dataclass
+class ValidationReport:
+    """Everything one validation found. ``errors`` holds every FieldError; ``rules`` and
+    ``row_ids`` run parallel to it (the rule that failed; the row id, which for counsellors.csv
+    is the counsellor_id)."""
+
+    errors: list[FieldError] = field(default_factory=list)
+    tables: dict[str, TableSummary] = field(default_factory=dict)
+    rules: list[str] = field(default_factory=list)
+    row_ids: list[str | None] = field(default_factory=list)
+    dropped_admission_ids: list[str] = field(default_factory=list)
+    report_path: Path | None = None
+    docs_dir: Path | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return any(e.blocking for e in self.errors)
+
+    @property
+    def blocking_errors(self) -> list[FieldError]:
+        return [e for e in self.errors if e.blocking]
+
+    def add(self, error: FieldError, rule: str, row_id: str | None = None) -> None:
+        self.errors.append(error)
+        self.rules.append(rule)
+        self.row_ids.append(row_id if row_id is not None else error.admission_id)
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        """One row per (table, field, rule): failing count, first few row ids and values."""
+        groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for err, rule, rid in zip(self.errors, self.rules, self.row_ids, strict=True):
+            key = (err.table, err.field, rule)
+            g = groups.setdefault(
+                key,
+                {
+                    "table": err.table,
+                    "field": err.field,
+                    "rule": rule,
+                    "count": 0,
+                    "example_ids": [],
+                    "example_values": [],
+                    "reason": _strip_row(err.reason),
+                    "blocking": False,
+                },
+            )
+            g["count"] += 1
+            g["blocking"] = g["blocking"] or err.blocking
+            if rid is not None and rid not in g["example_ids"] and len(g["example_ids"]) < EXAMPLES:
+                g["example_ids"].append(rid)
+            if err.value is not None and len(g["example_values"]) < EXAMPLES:
+                if err.value not in g["example_values"]:
+                    g["example_values"].append(err.value)
+        order = {t: i for i, t in enumerate(TABLES)}
+        return sorted(
+            groups.values(),
+            key=lambda g: (not g["blocking"], order.get(g["table"], 9), g["field"], g["rule"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "blocking": self.blocking,
+            "tables": {t: vars(s) for t, s in self.tables.items()},
+            "summary": self.summary_rows(),
+            "errors": [
+                {**e.to_dict(), "rule": r, "row_id": rid}
+                for e, r, rid in zip(self.errors, self.rules, self.row_ids, strict=True)
+            ],
+            "dropped_admission_ids": self.dropped_admission_ids,
+            "report_path": str(self.report_path) if self.report_path else None,
+            "docs_dir": str(self.docs_dir) if self.docs_dir else None,
+        }
+
+    def to_html(self) -> str:
+        return _render_html(self)
+
+    def write(self, report_dir: str | Path) -> Path:
+        """Write the self-contained HTML report; returns its path."""
+        report_dir = Path(report_dir)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        path = report_dir / REPORT_FILE
+        path.write_text(self.to_html(), encoding="utf-8")
+        self.report_path = path
+        return path
+
+    def drop_rows(self, tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """The tables without the admissions this report dropped (see max_drop_fraction)."""
+        if not self.dropped_admission_ids:
+            return dict(tables)
+        gone = set(self.dropped_admission_ids)
+        out = {}
+        for name, df in tables.items():
+            if "admission_id" in df.columns:
+                df = df[~df["admission_id"].isin(gone)]
+            out[name] = df
+        return out
+
+
+def _strip_row(reason: str) -> str:
+    return re.sub(r" \[(row \d+|[a-z_]+=[^\]]*)\]", "", reason)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def validate_tables(
+    tables: dict[str, pd.DataFrame],
+    cfg: ValidationConfig | None = None,
+    docs_dir: str | Path | None = None,
+) -> ValidationReport:
+    """Validate the contract's tables (one GX run per table). docs_dir: also build GX Data Docs.
+
+    With cfg.max_drop_fraction > 0, admissions whose only problems are row-level ones may be
+    dropped (errors kept, marked non-blocking and "row dropped") as long as they are at most that
+    fraction of intake; table-level problems and counsellor rows always block.
+    """
+    from validation.suites import run_suites
+
+    cfg = cfg or ValidationConfig()
+    docs = Path(docs_dir) if docs_dir is not None else None
+    results = run_suites(tables, docs)
+    report = ValidationReport(docs_dir=docs)
+    for r in results:
+        for issue in r.issues:
+            report.add(issue.error, issue.rule, issue.row_id)
+    _apply_drop(report, tables, cfg)
+    for r in results:
+        errs = [e for e in report.errors if e.table == r.table]
+        report.tables[r.table] = TableSummary(
+            r.table,
+            r.rows,
+            r.expectations,
+            r.failed_expectations,
+            len(errs),
+            any(e.blocking for e in errs),
+        )
+    if docs is not None:
+        sanitize_docs(docs)
+    return report
+
+
+def _apply_drop(report: ValidationReport, tables: dict[str, pd.DataFrame], cfg) -> None:
+    if cfg.max_drop_fraction <= 0 or not report.blocking:
+        return
+    row_level = [
+        e.blocking and e.admission_id is not None and e.table != "counsellors"
+        for e in report.errors
+    ]
+    if any(e.blocking and not rl for e, rl in zip(report.errors, row_level, strict=True)):
+        return  # a table-level or counsellor problem: nothing may be dropped
+    bad = sorted({e.admission_id for e, rl in zip(report.errors, row_level, strict=True) if rl})
+    n = len(tables.get("intake", ()))
+    if not n or len(bad) > cfg.max_drop_fraction * n:
+        return
+    note = f"; row dropped (max_drop_fraction={cfg.max_drop_fraction})"
+    report.errors = [
+        replace(e, blocking=False, reason=e.reason + note) if rl else e
+        for e, rl in zip(report.errors, row_level, strict=True)
+    ]
+    report.dropped_admission_ids = bad
+
+
+def validate_dir(
+    path: str | Path,
+    cfg: ValidationConfig | None = None,
+    report_dir: str | Path | None = None,
+) -> ValidationReport:
+    """Load a folder (validation.io.load_tables) and validate it. With report_dir, write the HTML
+    report (report_dir/validation_report.html) and GX Data Docs (report_dir/gx/index.html).
+    Raises validation.io.TableLoadError for a missing folder or table."""
+    from validation.io import load_tables
+
+    tables = load_tables(path)
+    docs = Path(report_dir) / GX_DOCS_DIR if report_dir is not None else None
+    report = validate_tables(tables, cfg, docs_dir=docs)
+    if report_dir is not None:
+        report.write(report_dir)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# HTML
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5rem;color:#1c1c1c}
+h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:1.6rem}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}
+th{background:#f1f1f1}.block{color:#a40000;font-weight:600}.warn{color:#7a5a00}
+.ok{color:#116611;font-weight:600}.bad{color:#a40000;font-weight:600}code{font-size:.85rem}
+"""
+
+
+def _e(v: Any) -> str:
+    return html.escape("" if v is None else str(v))
+
+
+def _render_html(report: ValidationReport) -> str:
+    status = (
+        '<p class="bad">BLOCKING: this dataset fails the data contract; training will refuse it.</p>'
+        if report.blocking
+        else '<p class="ok">No blocking problem.</p>'
+    )
+    tables = "".join(
+        f"<tr><td>{_e(s.table)}</td><td>{s.rows}</td><td>{s.expectations}</td>"
+        f"<td>{s.failed_expectations}</td><td>{s.errors}</td>"
+        f"<td>{'yes' if s.blocking else 'no'}</td></tr>"
+        for s in report.tables.values()
+    )
+    summary = "".join(
+        f'<tr class="{"block" if g["blocking"] else "warn"}"><td>{_e(g["table"])}</td>'
+        f"<td>{_e(g['field'])}</td><td>{_e(g['rule'])}</td><td>{_e(g['reason'])}</td>"
+        f"<td>{g['count']}</td><td>{_e(', '.join(map(str, g['example_ids'])))}</td>"
+        f"<td>{_e(', '.join(map(repr, g['example_values'])))}</td>"
+        f"<td>{'yes' if g['blocking'] else 'no'}</td></tr>"
+        for g in report.summary_rows()
+    )
+    rows = "".join(
+        f"<tr><td>{_e(e.table)}</td><td>{_e(e.field)}</td><td>{_e(r)}</td>"
+        f"<td><code>{_e(repr(e.value))}</code></td><td>{_e(rid)}</td><td>{_e(e.reason)}</td>"
+        f"<td>{'yes' if e.blocking else 'no'}</td></tr>"
+        for e, r, rid in list(zip(report.errors, report.rules, report.row_ids, strict=True))[
+            :MAX_HTML_ROWS
+        ]
+    )
+    more = (
+        f"<p>{len(report.errors) - MAX_HTML_ROWS} more not listed; use --json for all.</p>"
+        if len(report.errors) > MAX_HTML_ROWS
+        else ""
+    )
+    dropped = (
+        f"<p>Dropped admissions ({len(report.dropped_admission_ids)}): "
+        f"{_e(', '.join(report.dropped_admission_ids))}</p>"
+        if report.dropped_admission_ids
+        else ""
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Data validation report</title>
+<style>{CSS}</style></head><body>
+<h1>Data validation report (data contract v1)</h1>
+{status}{dropped}
+<h2>Tables</h2>
+<table><tr><th>table</th><th>rows</th><th>expectations</th><th>failed expectations</th>
+<th>errors</th><th>blocking</th></tr>{tables}</table>
+<h2>Failed rules</h2>
+<table><tr><th>table</th><th>field</th><th>rule</th><th>reason</th><th>failing</th>
+<th>example ids</th><th>example values</th><th>blocking</th></tr>{summary}</table>
+<h2>Every failing row</h2>
+<table><tr><th>table</th><th>field</th><th>rule</th><th>value</th><th>row id</th><th>reason</th>
+<th>blocking</th></tr>{rows}</table>{more}
+</body></html>
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# GX Data Docs, made offline
+
+_EXTERNAL = r"""(?:https?:)?//[^"'\s>)]*"""
+_LINK_TAG = re.compile(r"<link\b[^>]*\bhref\s*=\s*[\"']" + _EXTERNAL + r"[\"'][^>]*>", re.I)
+_SCRIPT_TAG = re.compile(
+    r"<script\b[^>]*\bsrc\s*=\s*[\"']" + _EXTERNAL + r"[\"'][^>]*>\s*</script>", re.I
+)
+_ATTR = re.compile(r"\b(href|src|action)\s*=\s*([\"'])" + _EXTERNAL + r"\2", re.I)
+_CSS_URL = re.compile(r"url\(\s*[\"']?" + _EXTERNAL + r"[\"']?\s*\)", re.I)
+_CSS_IMPORT = re.compile(r"@import\s+[^;]*https?://[^;]*;", re.I)
+DOCS_CSS = (
+    "<style>body{font-family:system-ui,sans-serif;margin:1rem}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:.2rem .4rem}.hide,.d-none{display:none}</style>"
+)
+
+
+def strip_external(text: str, is_html: bool = True) -> str:
+    """Remove every reference to a resource outside the machine from HTML or CSS text."""
+    text = _CSS_IMPORT.sub("", text)
+    text = _CSS_URL.sub("none", text)
+    if is_html:
+        text = _LINK_TAG.sub("", text)
+        text = _SCRIPT_TAG.sub("", text)
+        text = _ATTR.sub(lambda m: f"{m.group(1)}={m.group(2)}#{m.group(2)}", text)
+        if DOCS_CSS not in text:
+            text = re.sub(r"(<head[^>]*>)", r"\1" + DOCS_CSS, text, count=1, flags=re.I)
+    return text
+
+
+def sanitize_docs(docs_dir: Path) -> None:
+    for path in docs_dir.rglob("*"):
+        if path.suffix in (".html", ".css", ".js") and path.is_file():
+            old = path.read_text(encoding="utf-8", errors="replace")
+            new = strip_external(old, is_html=path.suffix == ".html")
+            if new != old:
+                path.write_text(new, encoding="utf-8")
+
+
+def training_sanity(labels: pd.Series, cfg: ValidationConfig | None = None) -> list[FieldError]:
+    """Re-exported from validation.suites (kept here for callers of the report API)."""
+    from validation.suites import training_sanity as _ts
+
+    return _ts(labels, cfg)

@@ -1,0 +1,578 @@
+"""Great Expectations suites for the four tables, built in code from the field catalog.
+
+Why a long frame: GX 1.24 costs about 35 ms per *expectation* (graph building and configuration
+serialisation), so one expectation per field and rule (~290 for intake, ≈ 12 s) was far too slow.
+Each table is therefore validated in ONE run over a *cell frame*: one row per (data row, contract
+field), with a column per rule holding the cell's value where that rule applies and nothing
+elsewhere (map expectations skip missing values). About a dozen expectations per table then check
+every field, and each failure still comes back with its field, row id, row number and value.
+
+Cell-frame columns (all derived from the catalog):
+
+- ``__row_id__`` (admission_id; counsellor_id for counsellors), ``__row__`` (0-based data row; CSV
+  line = row + 2), ``__cell__``, ``field``, ``text`` (the value's text form, validation.rules).
+- ``required_value``: the text of required fields (``(optional)`` for the others): not null.
+- ``id_text`` / ``integer_text`` / ``number_text`` / ``boolean_text`` / ``date_text``: the text of
+  fields of that kind; regex (or strftime) checks, so "abc" in an integer column is a named failure.
+- ``code_cell``: ``field=value`` for coded fields, in the set of every allowed ``field=code``.
+- ``num_value`` with ``num_min`` / ``num_max``: the parsed number and its field's range (missing
+  where the text did not parse: the type rule already reported it). ``date_value``: parsed date.
+- ``unique_key``, ``ref_intake`` / ``ref_counsellors``, ``not_above_value``, ``not_before_value``,
+  ``key_*`` (one rating per admission_id, week, rater): cross-row and cross-field rules.
+
+Column presence (required columns, unknown or misspelt columns) is checked in Python on the
+table's header: it is a property of the header, not of cells.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.catalog import TABLES, Field
+from features.errors import FieldError
+from validation.rules import (
+    DATE_FORMAT,
+    EARLIEST,
+    NOT_ABOVE,
+    TYPE_PATTERNS,
+    TYPE_WORDS,
+    latest_date,
+    range_words,
+    text_form,
+)
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+ROW_ID = {"intake": "admission_id", "counsellors": "counsellor_id"}  # default: admission_id
+# Parent of each id field that must exist in another table (data contract: "must exist in ...").
+REFERENCES: dict[tuple[str, str], tuple[str, str]] = {
+    ("alliance", "admission_id"): ("intake", "admission_id"),
+    ("episodes", "admission_id"): ("intake", "admission_id"),
+    ("intake", "counsellor_id"): ("counsellors", "counsellor_id"),
+}
+# Rows that must be unique on a combination of fields, reported on the last field of the key.
+COMPOUND_KEYS: dict[str, tuple[str, ...]] = {"alliance": ("admission_id", "week", "rater")}
+# Dates that may not precede the intake admission_date of the same admission.
+NOT_BEFORE_ADMISSION: dict[str, tuple[str, ...]] = {"episodes": ("discharge_date",)}
+
+INDEX_COLUMNS = ["__row_id__", "__row__", "__cell__", "field"]
+RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": INDEX_COLUMNS}
+OPTIONAL_MARK = "(optional)"
+TYPO_CUTOFF = 0.85  # an unknown column this close to a missing contract field is a misspelling
+KINDS_WITH_TEXT = ("integer", "number", "boolean")
+
+
+def row_id_name(table: str) -> str:
+    return ROW_ID.get(table, "admission_id")
+
+
+@dataclass
+class Issue:
+    """One FieldError plus what the report needs to group it (rule) and find the row."""
+
+    error: FieldError
+    rule: str
+    row_id: str | None = None
+    row: int | None = None
+
+
+@dataclass
+class TableResult:
+    table: str
+    rows: int
+    expectations: int = 0
+    failed_expectations: int = 0
+    issues: list[Issue] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# Text forms and parsing (vectorised; same rules as validation.rules / validation.record)
+
+
+def text_series(col: pd.Series) -> pd.Series:
+    """The text form of a column (object dtype, None for missing)."""
+    if pd.api.types.is_string_dtype(col):
+        out = col.astype(object)
+        return out.where(out.notna() & (out != ""), None)
+    return pd.Series([text_form(v) for v in col], index=col.index, dtype=object)
+
+
+def _parse_numbers(text: pd.Series, kind: str) -> pd.Series:
+    s = text.astype("str")
+    ok = s.str.fullmatch(TYPE_PATTERNS[kind]).fillna(False).astype(bool)
+    return pd.to_numeric(s.where(ok), errors="coerce").astype("float64")
+
+
+def _parse_dates(text: pd.Series) -> pd.Series:
+    return pd.to_datetime(text, format=DATE_FORMAT, errors="coerce").astype("datetime64[us]")
+
+
+# --------------------------------------------------------------------------------------------
+# Column presence
+
+
+def column_issues(table: str, columns) -> list[Issue]:
+    fields = TABLES[table]
+    known = {f.name for f in fields}
+    present = set(map(str, columns))
+    missing = [f.name for f in fields if f.name not in present]
+    issues = [
+        Issue(FieldError(table, f.name, "required column is missing", None, None, True), "column")
+        for f in fields
+        if f.required and f.name not in present
+    ]
+    for col in map(str, columns):
+        if col in known:
+            continue
+        close = difflib.get_close_matches(col, missing, n=1, cutoff=TYPO_CUTOFF)
+        if close:
+            reason = f"unknown column; looks like a misspelling of {close[0]!r}"
+            issues.append(Issue(FieldError(table, col, reason, None, None, True), "column"))
+        else:
+            reason = "column is not in the data contract; it is ignored"
+            issues.append(Issue(FieldError(table, col, reason, None, None, False), "column"))
+    return issues
+
+
+# --------------------------------------------------------------------------------------------
+# Cell frames
+
+
+@dataclass
+class Context:
+    """What one table's rules need from the other tables."""
+
+    ids: dict[str, list[str]] = field(default_factory=dict)  # table -> its row ids
+    id_sets: dict[str, frozenset[str]] = field(default_factory=dict)
+    admission_dates: pd.Series | None = None  # intake admission_date by admission_id
+
+
+def build_context(tables: dict[str, pd.DataFrame]) -> Context:
+    ctx = Context()
+    for table, df in tables.items():
+        rid = row_id_name(table)
+        if table in ("intake", "counsellors") and rid in df.columns:
+            ctx.id_sets[table] = frozenset(text_series(df[rid]).dropna())
+            ctx.ids[table] = sorted(ctx.id_sets[table])
+    intake = tables.get("intake")
+    if intake is not None and {"admission_id", "admission_date"} <= set(intake.columns):
+        dates = _parse_dates(text_series(intake["admission_date"]))
+        dates.index = text_series(intake["admission_id"]).to_numpy()
+        ctx.admission_dates = dates[~dates.index.duplicated() & dates.index.notna()]
+    return ctx
+
+
+def cell_frame(table: str, df: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+    """One row per (data row, contract field present in df)."""
+    df = df.reset_index(drop=True)
+    n = len(df)
+    rows = np.arange(n, dtype="int64")
+    rid_col = row_id_name(table)
+    row_ids = text_series(df[rid_col]) if rid_col in df.columns else pd.Series([None] * n)
+    row_ids = row_ids.to_numpy(dtype=object)
+    present = [f for f in TABLES[table] if f.name in df.columns]
+    texts = {f.name: text_series(df[f.name]).to_numpy(dtype=object) for f in present}
+    numbers = {
+        f.name: _parse_numbers(pd.Series(texts[f.name]), f.kind).to_numpy()
+        for f in present
+        if f.kind in ("integer", "number")
+    }
+    parts = []
+    for f in present:
+        text = texts[f.name]
+        part: dict[str, Any] = {
+            "__row_id__": row_ids,
+            "__row__": rows,
+            "field": np.full(n, f.name, dtype=object),
+            "text": text,
+            "required_value": text if f.required else np.full(n, OPTIONAL_MARK, dtype=object),
+        }
+        if f.pattern:
+            part["id_text"] = text
+        if f.kind in KINDS_WITH_TEXT:
+            part[f"{f.kind}_text"] = text
+        if f.codes:
+            part["code_cell"] = np.where(pd.isna(text), None, f.name + "=" + text.astype(str))
+        if f.name in numbers:
+            part["num_value"] = numbers[f.name]
+            if f.minimum is not None:
+                part["num_min"] = np.full(n, float(f.minimum))
+            if f.maximum is not None:
+                part["num_max"] = np.full(n, float(f.maximum))
+        if f.kind == "date":
+            part["date_text"] = text
+            part["date_value"] = _parse_dates(pd.Series(text)).to_numpy()
+        if f.unique:
+            part["unique_key"] = text
+        ref = REFERENCES.get((table, f.name))
+        if ref and ref[0] in ctx.ids:
+            parent_ids = ctx.id_sets[ref[0]]
+            part[f"ref_{ref[0]}"] = text
+            part[f"found_in_{ref[0]}"] = np.array(
+                [t if t in parent_ids else None for t in text], dtype=object
+            )
+        other = NOT_ABOVE.get(f.name)
+        if other and other in numbers:
+            part["not_above_value"] = numbers[other]
+        if f.name in NOT_BEFORE_ADMISSION.get(table, ()) and ctx.admission_dates is not None:
+            mapped = pd.Series(row_ids).map(ctx.admission_dates)
+            part["not_before_value"] = mapped.astype("datetime64[us]").to_numpy()
+        key = COMPOUND_KEYS.get(table)
+        if key and f.name == key[-1] and all(k in df.columns for k in key):
+            for k in key:
+                vals = numbers.get(k, texts[k])
+                part[f"key_{k}"] = vals
+        keep = np.ones(n, dtype=bool) if f.required else pd.notna(text)  # empty optional: no rule
+        parts.append({k: v[keep] for k, v in part.items()})
+    columns = _cell_columns(table)
+    sizes = [len(p["__row__"]) for p in parts]
+    data = {}
+    for col in columns:
+        if col in ("num_value", "num_min", "num_max", "not_above_value"):
+            fill = lambda k: np.full(k, np.nan)  # noqa: E731
+        elif col in ("date_value", "not_before_value"):
+            fill = lambda k: np.full(k, np.datetime64("NaT"), dtype="datetime64[us]")  # noqa: E731
+        elif col == "__row__":
+            fill = lambda k: np.zeros(k, dtype="int64")  # noqa: E731
+        else:
+            fill = lambda k: np.full(k, None, dtype=object)  # noqa: E731
+        chunks = [
+            p.get(col, fill(k)) if col in p else fill(k) for p, k in zip(parts, sizes, strict=True)
+        ]
+        data[col] = np.concatenate(chunks) if chunks else fill(0)
+        if data[col].dtype.kind == "M":
+            data[col] = data[col].astype("datetime64[us]")
+    # Plain object columns: pandas 3 would infer its arrow-backed str dtype, and GX filters the
+    # frame once per metric; arrow "take" made that about 3x slower.
+    cells = pd.DataFrame(
+        {
+            k: pd.Series(v, dtype=object) if v.dtype == object else pd.Series(v)
+            for k, v in data.items()
+        }
+    )
+    cells["__cell__"] = np.arange(len(cells), dtype="int64")
+    return cells
+
+
+def _cell_columns(table: str) -> list[str]:
+    cols = ["__row_id__", "__row__", "field", "text", "required_value", "id_text"]
+    cols += [f"{k}_text" for k in KINDS_WITH_TEXT] + ["date_text", "date_value"]
+    cols += ["code_cell", "num_value", "num_min", "num_max", "unique_key", "not_above_value"]
+    for (t, _), (p, _) in REFERENCES.items():
+        if t == table:
+            cols += [f"ref_{p}", f"found_in_{p}"]
+    if table in NOT_BEFORE_ADMISSION:
+        cols.append("not_before_value")
+    cols += [f"key_{k}" for k in COMPOUND_KEYS.get(table, ())]
+    return cols
+
+
+# --------------------------------------------------------------------------------------------
+# Suites
+
+
+def _meta(rule: str, column: str, **extra) -> dict:
+    return {"rule": rule, "column": column, "blocking": True, **extra}
+
+
+def build_expectations(table: str, ctx: Context) -> list:
+    """The expectations of one table: every rule, for every field, from the catalog."""
+    import great_expectations.expectations as gxe
+
+    fields = TABLES[table]
+    out: list = [
+        gxe.ExpectColumnValuesToNotBeNull(column="required_value", meta=_meta("required", "text"))
+    ]
+    patterns = {f.pattern for f in fields if f.pattern}
+    for pattern in sorted(patterns):  # one id pattern in contract v1
+        out.append(
+            gxe.ExpectColumnValuesToMatchRegex(
+                column="id_text", regex=pattern, meta=_meta("pattern", "id_text")
+            )
+        )
+    for kind in KINDS_WITH_TEXT:
+        if any(f.kind == kind for f in fields):
+            out.append(
+                gxe.ExpectColumnValuesToMatchRegex(
+                    column=f"{kind}_text", regex=TYPE_PATTERNS[kind], meta=_meta("type", "text")
+                )
+            )
+    if any(f.codes for f in fields):
+        allowed = [f"{f.name}={c}" for f in fields if f.codes for c in f.codes]
+        out.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column="code_cell", value_set=allowed, meta=_meta("code", "text")
+            )
+        )
+    if any(f.minimum is not None for f in fields):
+        out.append(
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="num_value",
+                column_B="num_min",
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+                meta=_meta("range", "text"),
+            )
+        )
+    if any(f.maximum is not None for f in fields):
+        out.append(
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="num_max",
+                column_B="num_value",
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+                meta=_meta("range", "text"),
+            )
+        )
+    if any(f.kind == "date" for f in fields):
+        out.append(
+            gxe.ExpectColumnValuesToMatchStrftimeFormat(
+                column="date_text", strftime_format=DATE_FORMAT, meta=_meta("type", "text")
+            )
+        )
+        out.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column="date_value",
+                min_value=pd.Timestamp(EARLIEST),
+                max_value=pd.Timestamp(latest_date()),
+                mostly=1.0,
+                meta=_meta("date_range", "text"),
+            )
+        )
+    if any(f.unique for f in fields):
+        out.append(
+            gxe.ExpectColumnValuesToBeUnique(column="unique_key", meta=_meta("unique", "text"))
+        )
+    for (t, _), (parent, _) in REFERENCES.items():
+        if t == table and parent in ctx.ids:
+            # Equality with the joined parent id rather than ExpectColumnValuesToBeInSet with
+            # the id set: GX re-serialises an expectation's kwargs hundreds of times per run, and
+            # a 5,000-id value_set alone cost ~6 s.
+            out.append(
+                gxe.ExpectColumnPairValuesToBeEqual(
+                    column_A=f"ref_{parent}",
+                    column_B=f"found_in_{parent}",
+                    ignore_row_if="both_values_are_missing",
+                    meta=_meta(f"in_{parent}", "text", parent=parent),
+                )
+            )
+    if any(f.name in NOT_ABOVE for f in fields):
+        out.append(
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="not_above_value",
+                column_B="num_value",
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+                meta=_meta("not_above", "text"),
+            )
+        )
+    if table in NOT_BEFORE_ADMISSION and ctx.admission_dates is not None:
+        out.append(
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="date_value",
+                column_B="not_before_value",
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+                meta=_meta("not_before_admission", "text"),
+            )
+        )
+    if table in COMPOUND_KEYS:
+        key = COMPOUND_KEYS[table]
+        out.append(
+            gxe.ExpectCompoundColumnsToBeUnique(
+                column_list=[f"key_{k}" for k in key],
+                ignore_row_if="any_value_is_missing",
+                meta=_meta("one_per_key", "text", key=list(key)),
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Results -> FieldErrors
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, pd.Timestamp):
+        return v.date().isoformat()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _reason(f: Field, rule: str, meta: dict, cells: pd.DataFrame, cell: int) -> str:
+    if rule == "required":
+        return "required value is missing"
+    if rule == "pattern":
+        return "not a valid id (" + range_words(f) + ")"
+    if rule == "code":
+        return "not an allowed code (" + range_words(f) + ")"
+    if rule == "type":
+        return f"wrong type: expected {TYPE_WORDS[f.kind]}"
+    if rule in ("range", "date_range"):
+        return "out of range (" + range_words(f) + ")"
+    if rule == "unique":
+        return f"duplicate {f.name}; must be unique"
+    if rule.startswith("in_"):
+        return f"{f.name} not found in {meta['parent']}"
+    if rule == "not_above":
+        other = NOT_ABOVE[f.name]
+        return f"must not be above {other} ({_fmt(cells.at[cell, 'not_above_value'])})"
+    if rule == "not_before_admission":
+        return f"before the admission_date in intake ({_fmt(cells.at[cell, 'not_before_value'])})"
+    if rule == "one_per_key":
+        return "more than one row for the same (" + ", ".join(meta["key"]) + ")"
+    return rule
+
+
+def issues_from_result(table: str, cells: pd.DataFrame, res) -> tuple[list[Issue], int]:
+    by_name = {f.name: f for f in TABLES[table]}
+    rid_name = row_id_name(table)
+    issues: list[Issue] = []
+    failed = 0
+    text = cells["text"].to_numpy()
+    for r in res.results:
+        if r.success:
+            continue
+        failed += 1
+        meta = r.expectation_config.meta or {}
+        rule = meta.get("rule", r.expectation_config.type)
+        exc = r.exception_info or {}
+        if exc.get("raised_exception"):
+            reason = f"check {rule} could not run: {exc.get('exception_message')}"
+            issues.append(Issue(FieldError(table, "*", reason, None, None, True), rule))
+            continue
+        for entry in (r.result or {}).get("unexpected_index_list") or []:
+            cell, row = int(entry["__cell__"]), int(entry["__row__"])
+            fname = str(entry["field"])
+            rid = entry.get("__row_id__")
+            rid = None if rid is None or rid != rid else str(rid)
+            f = by_name[fname]
+            value = text[cell]
+            value = None if value is None or value != value else value
+            if rule == "one_per_key":
+                value = ", ".join(f"{k}={text_at(cells, row, k)}" for k in meta["key"])
+            reason = _reason(f, rule, meta, cells, cell) + f" [row {row}]"
+            admission_id = rid if rid_name == "admission_id" else None
+            if admission_id is None and rid is not None:
+                reason += f" [{rid_name}={rid}]"
+            err = FieldError(table, fname, reason, value, admission_id, True)
+            issues.append(Issue(err, rule, rid, row))
+    issues.sort(key=lambda i: (i.row if i.row is not None else -1, i.error.field))
+    return issues, failed
+
+
+def text_at(cells: pd.DataFrame, row: int, fname: str) -> Any:
+    hit = cells.loc[(cells["__row__"] == row) & (cells["field"] == fname), "text"]
+    return hit.iloc[0] if len(hit) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+
+
+def _gx_context(docs_dir: Path | None):
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if docs_dir is not None:
+        ctx.add_data_docs_site(
+            "local",
+            {
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    return ctx
+
+
+def run_suites(tables: dict[str, pd.DataFrame], docs_dir: Path | None = None) -> list[TableResult]:
+    """Validate every table given (one GX run each); optionally build Data Docs in docs_dir."""
+    import great_expectations as gx
+
+    gctx = _gx_context(docs_dir)
+    source = gctx.data_sources.add_pandas("contract")
+    ctx = build_context(tables)
+    results: list[TableResult] = []
+    for table in TABLES:
+        if table not in tables:
+            continue
+        df = tables[table]
+        cells = cell_frame(table, df, ctx)
+        exps = build_expectations(table, ctx)
+        suite = gctx.suites.add(gx.ExpectationSuite(name=table, expectations=exps))
+        batch_def = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe(table)
+        vd = gctx.validation_definitions.add(
+            gx.ValidationDefinition(name=table, data=batch_def, suite=suite)
+        )
+        res = vd.run(batch_parameters={"dataframe": cells}, result_format=RESULT_FORMAT)
+        issues, failed = issues_from_result(table, cells, res)
+        col_issues = column_issues(table, df.columns)
+        failed += any(i.error.blocking for i in col_issues)
+        results.append(TableResult(table, len(df), len(exps), failed, col_issues + issues))
+    if docs_dir is not None:
+        gctx.build_data_docs(site_names=["local"])
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Training-set sanity
+
+
+def training_sanity(labels: pd.Series, cfg=None) -> list[FieldError]:
+    """Enough labelled clients, both classes present, each at least cfg.min_class_count.
+
+    labels: the 0/1 low_alliance Series indexed by admission_id (features.labels.build_labels);
+    missing entries are unlabelled clients and are not counted.
+    """
+    from features.settings import ValidationConfig
+
+    cfg = cfg or ValidationConfig()
+    errors: list[FieldError] = []
+    s = pd.Series(labels).dropna()
+    bad = s[~s.isin([0, 1])]
+    for aid, v in bad.items():
+        errors.append(
+            FieldError("alliance", "low_alliance", "label is not 0 or 1", _py(v), str(aid))
+        )
+    s = s[s.isin([0, 1])]
+    n = int(len(s))
+    if n < cfg.min_labelled:
+        errors.append(
+            FieldError(
+                "alliance",
+                "low_alliance",
+                f"only {n} labelled clients; training needs at least {cfg.min_labelled}",
+                n,
+            )
+        )
+    for cls in (0, 1):
+        k = int((s == cls).sum())
+        if k < cfg.min_class_count:
+            what = "absent" if k == 0 else f"only {k} clients"
+            errors.append(
+                FieldError(
+                    "alliance",
+                    "low_alliance",
+                    f"class {cls} {what}; training needs at least {cfg.min_class_count}",
+                    k,
+                )
+            )
+    return errors
+
+
+def _py(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
