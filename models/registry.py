@@ -29,6 +29,22 @@ def get_client(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
+def ensure_experiment(tracking_uri: str, name: str) -> str:
+    """Create the experiment with its artifacts beside a SQLite store (not under the cwd)."""
+    from pathlib import Path
+
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is None:
+        location = None
+        if tracking_uri.startswith("sqlite:///"):
+            location = (Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "artifacts").as_uri()
+        exp_id = mlflow.create_experiment(name, artifact_location=location)
+    else:
+        exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
 def champion_version(client: MlflowClient, name: str):
     try:
         return client.get_model_version_by_alias(name, CHAMPION)

@@ -118,7 +118,7 @@ def run(settings, client, console, synthetic_n: int = 5000, promote: bool = True
     from models import registry
 
     t0 = time.perf_counter()
-    mlflow.set_experiment(settings.train.experiment)
+    registry.ensure_experiment(settings.tracking_uri, settings.train.experiment)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False) as progress:
 
         def step(text: str):

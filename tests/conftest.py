@@ -8,6 +8,10 @@ reads a CSV. Tests copy it and corrupt one value.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -109,3 +113,53 @@ def valid_dir(tmp_path, valid_tables):
     for name, df in valid_tables.items():
         df.to_csv(d / f"{name}.csv", index=False)
     return d
+
+
+# ---------------------------------------------------------------------------------------------
+# A real trained champion in a throw-away tracking store, made once per test worker by running
+# the training command itself. Tests that use it carry @pytest.mark.xdist_group("trained") so
+# that, under `pytest -n 2 --dist loadgroup`, they share one worker and one training run.
+
+FAST_CONFIG = """
+[train]
+n_splits = 3
+tune_iterations = 2
+n_bootstrap = 50
+"""
+
+
+@dataclass
+class Store:
+    root: Path
+    data: Path
+    uri: str
+    config: Path
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "MLFLOW_TRACKING_URI": self.uri, "GX_ANALYTICS_ENABLED": "false"}
+
+    def train(self, *args: str, data: Path | None = None) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "pipelines.train", "--data", str(data or self.data), "--config", str(self.config), *args]
+        return subprocess.run(cmd, env=self.env(), capture_output=True, text=True, cwd=REPO, timeout=900)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_store(root: Path, n: int = 2000, seed: int = 11) -> Store:
+    from features.synthetic import generate, write
+
+    data = root / "data"
+    write(generate(n, seed=seed), data)
+    config = root / "fast.toml"
+    config.write_text(FAST_CONFIG)
+    return Store(root, data, f"sqlite:///{root / 'mlflow.db'}", config)
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory) -> Store:
+    store = make_store(tmp_path_factory.mktemp("store"))
+    proc = store.train()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "is the new champion" in proc.stdout, proc.stdout[-3000:]
+    return store
