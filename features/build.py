@@ -160,6 +160,13 @@ def build_matrix(cols: Mapping[str, Any], n: int) -> np.ndarray:
     return out
 
 
+def _column(s: pd.Series) -> np.ndarray:
+    """Plain numpy from any pandas dtype: floats with NaN, or objects with None for a gap."""
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return s.to_numpy(dtype=float, na_value=np.nan)
+    return s.astype(object).where(s.notna(), None).to_numpy()
+
+
 class FeatureBuilder(TransformerMixin, BaseEstimator):
     """Scoring records (DataFrame or dict) -> float matrix with ``FEATURE_NAMES`` columns.
 
@@ -173,7 +180,7 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
-        return build_matrix({c: X[c].to_numpy() for c in INPUT_FIELDS if c in X.columns}, len(X))
+        return build_matrix({c: _column(X[c]) for c in INPUT_FIELDS if c in X.columns}, len(X))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(FEATURE_NAMES, dtype=object)

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from rich.console import Console
 
-    console = Console(stderr=False)
+    # Wide when piped (logs, CI) so messages are not broken mid-line.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     from features.settings import load_settings
 
     try:
@@ -149,7 +150,10 @@ def run(settings, client, console, synthetic_n: int = 5000, promote: bool = True
                 mlflow.log_metric("validation_errors", len(report.errors))
                 if report.blocking:
                     done(task, "[red]validate: blocking failures[/red]")
-                    report.print_summary(console) if hasattr(report, "print_summary") else None
+                    progress.stop()
+                    from validation.report import print_summary
+
+                    print_summary(report, console)
                     mlflow.set_tag("outcome", "refused: validation failed")
                     raise StepFailed(f"validation found {len(report.errors)} problem(s) in {data_dir}; nothing was registered")
                 done(task, f"validate: passed ({len(report.errors)} non-blocking notes)")

@@ -336,3 +336,40 @@ def training_sanity(labels: pd.Series, cfg: ValidationConfig | None = None) -> l
     from validation.suites import training_sanity as _ts
 
     return _ts(labels, cfg)
+
+
+def print_summary(report: ValidationReport, console) -> None:
+    """The readable terminal summary shared by `pipelines.validate` and `pipelines.train`."""
+    from rich.table import Table
+
+    t = Table(title="Data contract validation", show_lines=False)
+    for col in ("table", "field", "rule", "failing", "example ids", "example values", "blocking"):
+        t.add_column(col, overflow="fold")
+    for g in report.summary_rows():
+        t.add_row(
+            g["table"],
+            g["field"],
+            g["rule"],
+            str(g["count"]),
+            ", ".join(map(str, g["example_ids"])),
+            ", ".join(repr(v) for v in g["example_values"]),
+            "yes" if g["blocking"] else "no",
+            style="red" if g["blocking"] else "yellow",
+        )
+    sizes = ", ".join(f"{s.table} {s.rows} rows" for s in report.tables.values())
+    console.print(f"Checked {sizes}.")
+    if report.errors:
+        console.print(t)
+        for e in report.blocking_errors[:10]:
+            console.print(f"  {e}", markup=False, highlight=False)
+        more = len(report.blocking_errors) - 10
+        if more > 0:
+            console.print(f"  ... {more} more blocking error(s); see the HTML report")
+    if report.dropped_admission_ids:
+        console.print(f"Dropped {len(report.dropped_admission_ids)} admission(s) (allowed).")
+    verdict = (
+        "BLOCKING: the dataset fails the contract" if report.blocking else "OK: no blocking problem"
+    )
+    console.print(verdict, style="bold red" if report.blocking else "bold green")
+    if report.report_path:
+        console.print(f"Report: {report.report_path}  (GX Data Docs: {report.docs_dir}/index.html)")
