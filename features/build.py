@@ -30,7 +30,15 @@ from features.instruments import RQ_PROTOTYPES
 # Questionnaire blocks whose absence is informative (a client who declines a questionnaire differs
 # from one who completes it), each with the fields that make it up and the driver it belongs to.
 MISSING_BLOCKS: dict[str, tuple[tuple[str, ...], str]] = {
-    "motivation": (("mot_problem_recognition", "mot_desire_for_help", "mot_treatment_readiness", "mot_external_pressure"), "motivation"),
+    "motivation": (
+        (
+            "mot_problem_recognition",
+            "mot_desire_for_help",
+            "mot_treatment_readiness",
+            "mot_external_pressure",
+        ),
+        "motivation",
+    ),
     "self_efficacy": (("self_efficacy",), "coping"),
     "social_support": (("social_support",), "social_support"),
     "distress": (("psych_distress",), "distress"),
@@ -60,13 +68,23 @@ def _columns() -> tuple[Column, ...]:
         if f.kind == "code":
             cols += [Column(f"{f.name}={c}", (f.name,), f.driver, 0) for c in f.codes]
         else:
-            cols.append(Column(f.name, (f.name,), f.driver, _monotone(f) if f.kind == "number" or f.instrument else 0))
+            cols.append(
+                Column(
+                    f.name,
+                    (f.name,),
+                    f.driver,
+                    _monotone(f) if f.kind == "number" or f.instrument else 0,
+                )
+            )
     cols += [
         Column("years_using", ("age", "age_first_use"), "substance_use", 0),
         Column("any_crack", ("primary_substance", "crack_days_28"), "substance_use", 0),
         Column("attach_model_self", RQ_PROTOTYPES, "attachment", 0),
         Column("attach_model_others", RQ_PROTOTYPES, "attachment", 0),
-        *(Column(f"attach_style={s}", RQ_PROTOTYPES, "attachment", 0) for s in ("secure", "fearful", "preoccupied", "dismissing")),
+        *(
+            Column(f"attach_style={s}", RQ_PROTOTYPES, "attachment", 0)
+            for s in ("secure", "fearful", "preoccupied", "dismissing")
+        ),
         Column("counsellor_known", ("counsellor_id",), "counsellor", 0),
     ]
     cols += [Column(f"missing_{b}", fields, drv, 0) for b, (fields, drv) in MISSING_BLOCKS.items()]
@@ -77,7 +95,9 @@ COLUMNS: tuple[Column, ...] = _columns()
 FEATURE_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 COLUMN_DRIVERS: tuple[str, ...] = tuple(c.driver for c in COLUMNS)
 MONOTONE: tuple[int, ...] = tuple(c.monotone for c in COLUMNS)
-INPUT_FIELDS: tuple[str, ...] = tuple(dict.fromkeys(["counsellor_id", *(s for c in COLUMNS for s in c.sources)]))
+INPUT_FIELDS: tuple[str, ...] = tuple(
+    dict.fromkeys(["counsellor_id", *(s for c in COLUMNS for s in c.sources)])
+)
 
 _BOOL_WORDS = {"true": 1.0, "false": 0.0}
 
@@ -105,7 +125,13 @@ def _to_float(values: np.ndarray) -> np.ndarray:
 def _present(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f":
         return ~np.isnan(values)
-    return np.array([not (v is None or v is pd.NA or v == "" or (isinstance(v, float) and np.isnan(v))) for v in values], dtype=bool)
+    return np.array(
+        [
+            not (v is None or v is pd.NA or v == "" or (isinstance(v, float) and np.isnan(v)))
+            for v in values
+        ],
+        dtype=bool,
+    )
 
 
 def build_matrix(cols: Mapping[str, Any], n: int) -> np.ndarray:
@@ -138,7 +164,9 @@ def build_matrix(cols: Mapping[str, Any], n: int) -> np.ndarray:
     j += 1
     ps = get("primary_substance").astype(object)
     crack_days = num["crack_days_28"]
-    any_crack = np.where(ps == "crack", 1.0, np.where(np.isnan(crack_days), np.nan, (crack_days > 0).astype(float)))
+    any_crack = np.where(
+        ps == "crack", 1.0, np.where(np.isnan(crack_days), np.nan, (crack_days > 0).astype(float))
+    )
     out[:, j] = any_crack
     j += 1
     sec, fea, pre, dis = (num[k] for k in RQ_PROTOTYPES)
@@ -175,7 +203,9 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
     """
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureBuilder:
-        self.feature_names_in_ = np.asarray([c for c in INPUT_FIELDS if c in X.columns], dtype=object)
+        self.feature_names_in_ = np.asarray(
+            [c for c in INPUT_FIELDS if c in X.columns], dtype=object
+        )
         self.n_features_in_ = len(self.feature_names_in_)
         return self
 
@@ -204,7 +234,9 @@ def scoring_frame(intake: pd.DataFrame, counsellors: pd.DataFrame | None) -> pd.
         return frame
     attrs = counsellors.set_index("counsellor_id")[[n for n in names if n in counsellors.columns]]
     attrs = attrs[~attrs.index.duplicated()]
-    joined = attrs.reindex(frame["counsellor_id"].astype(object).where(frame["counsellor_id"].notna(), None))
+    joined = attrs.reindex(
+        frame["counsellor_id"].astype(object).where(frame["counsellor_id"].notna(), None)
+    )
     for name in names:
         frame[COUNSELLOR_PREFIX + name] = joined[name].to_numpy() if name in joined else np.nan
     return frame
@@ -226,7 +258,9 @@ def typed_records(frame: pd.DataFrame) -> pd.DataFrame:
             out[name] = pd.to_numeric(out[name], errors="coerce").astype(float)
         elif f.kind == "boolean":
             vals = _to_float(out[name].to_numpy())
-            out[name] = pd.Series(np.where(np.isnan(vals), None, vals == 1.0), index=out.index, dtype=object).where(~np.isnan(vals), np.nan)
+            out[name] = pd.Series(
+                np.where(np.isnan(vals), None, vals == 1.0), index=out.index, dtype=object
+            ).where(~np.isnan(vals), np.nan)
     return out
 
 

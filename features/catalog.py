@@ -38,7 +38,9 @@ DRIVER_GROUPS: tuple[str, ...] = (
     "counsellor",
 )
 # Groups an intake worker can act on (domain brief, "Modifiable drivers and what to suggest").
-MODIFIABLE_GROUPS: frozenset[str] = frozenset({"motivation", "coping", "social_support", "distress"})
+MODIFIABLE_GROUPS: frozenset[str] = frozenset(
+    {"motivation", "coping", "social_support", "distress"}
+)
 
 # Page sections, in display order.
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -82,20 +84,51 @@ class Field:
         return self.driver is not None
 
 
-def _id(name: str, table: Table, description: str, required: bool = True, unique: bool = False) -> Field:
+def _id(
+    name: str, table: Table, description: str, required: bool = True, unique: bool = False
+) -> Field:
     return Field(name, table, "string", required, description, unique=unique, pattern=ID_PATTERN)
 
 
-def _code(name: str, codes: tuple[str, ...], required: bool, description: str, driver: str | None, section: str | None, **kw) -> Field:
-    return Field(name, "intake", "code", required, description, codes=codes, driver=driver, section=section, **kw)
+def _code(
+    name: str,
+    codes: tuple[str, ...],
+    required: bool,
+    description: str,
+    driver: str | None,
+    section: str | None,
+    **kw,
+) -> Field:
+    return Field(
+        name,
+        "intake",
+        "code",
+        required,
+        description,
+        codes=codes,
+        driver=driver,
+        section=section,
+        **kw,
+    )
 
 
-def _scale(name: str, description: str, driver: str, direction: Direction, section: str, kind: Kind = "number") -> Field:
+def _scale(
+    name: str,
+    description: str,
+    driver: str,
+    direction: Direction,
+    section: str,
+    kind: Kind = "number",
+) -> Field:
     if name in SCALES_BY_FIELD:
         sc = SCALES_BY_FIELD[name]
         lo, hi = sc.score_range
         instrument = sc.instrument
-        unit = {"mean_x10": "scale score (item mean x 10)", "sum": "sum score", "mean": "item mean"}[sc.combine]
+        unit = {
+            "mean_x10": "scale score (item mean x 10)",
+            "sum": "sum score",
+            "mean": "item mean",
+        }[sc.combine]
     else:  # Relationship Questionnaire prototypes: single 1-7 ratings
         lo, hi, instrument, unit = 1, 7, "Relationship Questionnaire", "rating"
     return Field(
@@ -122,36 +155,193 @@ INTAKE: tuple[Field, ...] = (
     _id("service_id", "intake", "Treatment service identifier."),
     _id("counsellor_id", "intake", "Assigned keyworker, if known at admission.", required=False),
     Field("admission_date", "intake", "date", True, "Date of admission (ISO 8601).", unit="date"),
-    Field("age", "intake", "integer", True, "Age in years at admission.", minimum=16, maximum=90, unit="years", driver="demographics", section="client"),
+    Field(
+        "age",
+        "intake",
+        "integer",
+        True,
+        "Age in years at admission.",
+        minimum=16,
+        maximum=90,
+        unit="years",
+        driver="demographics",
+        section="client",
+    ),
     _code("sex", SEX, True, "Client's sex.", "demographics", "client"),
-    _code("ethnicity", ("white", "mixed", "asian", "black", "other", "not_stated"), False, "Ethnic group (NDTMS).", "demographics", "client"),
-    _code("education", ("none", "gcse", "a_level", "degree", "not_stated"), False, "Highest qualification.", "demographics", "client"),
-    _code("employment", ("employed", "unemployed", "unable_to_work", "other"), False, "Employment status.", "demographics", "client"),
-    _code("housing", ("no_problem", "housing_problem", "urgent_problem"), False, "Accommodation need (NDTMS).", "demographics", "client"),
-    _code("primary_substance", ("opiates", "crack", "cocaine", "alcohol", "cannabis", "amphetamines", "benzodiazepines", "other"), True, "Primary problem substance.", "substance_use", "substance"),
-    Field("crack_days_28", "intake", "integer", False, "Days crack used in the last 28 (TOP).", minimum=0, maximum=28, unit="days", instrument="TOP", driver="substance_use", section="substance"),
-    Field("opiate_days_28", "intake", "integer", False, "Days opiates used in the last 28 (TOP).", minimum=0, maximum=28, unit="days", instrument="TOP", driver="substance_use", section="substance"),
-    _code("injecting", ("never", "previously", "currently"), False, "Injecting status.", "substance_use", "substance"),
-    Field("age_first_use", "intake", "integer", False, "Age at first use of the primary substance; not above age.", minimum=5, maximum=90, unit="years", driver="substance_use", section="substance"),
-    Field("previous_treatments", "intake", "integer", False, "Number of previous treatment episodes.", minimum=0, maximum=50, unit="episodes", driver="history", section="substance"),
-    _code("referral_source", ("self", "criminal_justice", "health", "social_care", "other"), False, "Who referred the client.", "history", "client"),
-    Field("legal_pressure", "intake", "boolean", False, "Under legal pressure to attend treatment.", driver="history", section="client"),
+    _code(
+        "ethnicity",
+        ("white", "mixed", "asian", "black", "other", "not_stated"),
+        False,
+        "Ethnic group (NDTMS).",
+        "demographics",
+        "client",
+    ),
+    _code(
+        "education",
+        ("none", "gcse", "a_level", "degree", "not_stated"),
+        False,
+        "Highest qualification.",
+        "demographics",
+        "client",
+    ),
+    _code(
+        "employment",
+        ("employed", "unemployed", "unable_to_work", "other"),
+        False,
+        "Employment status.",
+        "demographics",
+        "client",
+    ),
+    _code(
+        "housing",
+        ("no_problem", "housing_problem", "urgent_problem"),
+        False,
+        "Accommodation need (NDTMS).",
+        "demographics",
+        "client",
+    ),
+    _code(
+        "primary_substance",
+        (
+            "opiates",
+            "crack",
+            "cocaine",
+            "alcohol",
+            "cannabis",
+            "amphetamines",
+            "benzodiazepines",
+            "other",
+        ),
+        True,
+        "Primary problem substance.",
+        "substance_use",
+        "substance",
+    ),
+    Field(
+        "crack_days_28",
+        "intake",
+        "integer",
+        False,
+        "Days crack used in the last 28 (TOP).",
+        minimum=0,
+        maximum=28,
+        unit="days",
+        instrument="TOP",
+        driver="substance_use",
+        section="substance",
+    ),
+    Field(
+        "opiate_days_28",
+        "intake",
+        "integer",
+        False,
+        "Days opiates used in the last 28 (TOP).",
+        minimum=0,
+        maximum=28,
+        unit="days",
+        instrument="TOP",
+        driver="substance_use",
+        section="substance",
+    ),
+    _code(
+        "injecting",
+        ("never", "previously", "currently"),
+        False,
+        "Injecting status.",
+        "substance_use",
+        "substance",
+    ),
+    Field(
+        "age_first_use",
+        "intake",
+        "integer",
+        False,
+        "Age at first use of the primary substance; not above age.",
+        minimum=5,
+        maximum=90,
+        unit="years",
+        driver="substance_use",
+        section="substance",
+    ),
+    Field(
+        "previous_treatments",
+        "intake",
+        "integer",
+        False,
+        "Number of previous treatment episodes.",
+        minimum=0,
+        maximum=50,
+        unit="episodes",
+        driver="history",
+        section="substance",
+    ),
+    _code(
+        "referral_source",
+        ("self", "criminal_justice", "health", "social_care", "other"),
+        False,
+        "Who referred the client.",
+        "history",
+        "client",
+    ),
+    Field(
+        "legal_pressure",
+        "intake",
+        "boolean",
+        False,
+        "Under legal pressure to attend treatment.",
+        driver="history",
+        section="client",
+    ),
     _scale("mot_problem_recognition", "TCU Problem Recognition.", "motivation", "+", "motivation"),
     _scale("mot_desire_for_help", "TCU Desire for Help.", "motivation", "+", "motivation"),
     _scale("mot_treatment_readiness", "TCU Treatment Readiness.", "motivation", "+", "motivation"),
     # External pressure: the brief gives no direction for the alliance; it is left unconstrained.
-    _scale("mot_external_pressure", "TCU Pressures for Treatment.", "motivation", "none", "motivation"),
+    _scale(
+        "mot_external_pressure", "TCU Pressures for Treatment.", "motivation", "none", "motivation"
+    ),
     _scale("self_efficacy", "TCU CEST Self-Efficacy.", "coping", "+", "coping"),
     _scale("social_support", "TCU CEST Social Support.", "social_support", "+", "support"),
     # Distress: the brief lists psychological wellbeing in the intake battery and distress as a
     # modifiable driver; more distress is taken to go with a weaker alliance.
     _scale("psych_distress", "GHQ-12 total, Likert 0-3 scoring.", "distress", "-", "distress"),
-    _scale("coping_adaptive", "Brief COPE adaptive composite (item mean).", "coping", "+", "coping"),
-    _scale("coping_avoidant", "Brief COPE avoidant composite (item mean).", "coping", "-", "coping"),
-    _scale("attach_secure", "Relationship Questionnaire: secure prototype.", "attachment", "+", "attachment", kind="integer"),
-    _scale("attach_fearful", "Relationship Questionnaire: fearful prototype.", "attachment", "-", "attachment", kind="integer"),
-    _scale("attach_preoccupied", "Relationship Questionnaire: preoccupied prototype.", "attachment", "none", "attachment", kind="integer"),
-    _scale("attach_dismissing", "Relationship Questionnaire: dismissing prototype.", "attachment", "-", "attachment", kind="integer"),
+    _scale(
+        "coping_adaptive", "Brief COPE adaptive composite (item mean).", "coping", "+", "coping"
+    ),
+    _scale(
+        "coping_avoidant", "Brief COPE avoidant composite (item mean).", "coping", "-", "coping"
+    ),
+    _scale(
+        "attach_secure",
+        "Relationship Questionnaire: secure prototype.",
+        "attachment",
+        "+",
+        "attachment",
+        kind="integer",
+    ),
+    _scale(
+        "attach_fearful",
+        "Relationship Questionnaire: fearful prototype.",
+        "attachment",
+        "-",
+        "attachment",
+        kind="integer",
+    ),
+    _scale(
+        "attach_preoccupied",
+        "Relationship Questionnaire: preoccupied prototype.",
+        "attachment",
+        "none",
+        "attachment",
+        kind="integer",
+    ),
+    _scale(
+        "attach_dismissing",
+        "Relationship Questionnaire: dismissing prototype.",
+        "attachment",
+        "-",
+        "attachment",
+        kind="integer",
+    ),
 )
 
 COUNSELLORS: tuple[Field, ...] = (
@@ -159,7 +349,16 @@ COUNSELLORS: tuple[Field, ...] = (
     _id("service_id", "counsellors", "Service the counsellor works in."),
     Field("sex", "counsellors", "code", False, "Counsellor's sex.", codes=SEX),
     Field("ex_user", "counsellors", "boolean", False, "In recovery from drug use themselves."),
-    Field("years_experience", "counsellors", "number", False, "Years of professional experience.", minimum=0, maximum=50, unit="years"),
+    Field(
+        "years_experience",
+        "counsellors",
+        "number",
+        False,
+        "Years of professional experience.",
+        minimum=0,
+        maximum=50,
+        unit="years",
+    ),
 )
 
 # Counsellor attributes as they appear in the scoring record. Directions depend on the rater
@@ -186,18 +385,58 @@ SCORING_COUNSELLOR: tuple[Field, ...] = tuple(
 
 ALLIANCE: tuple[Field, ...] = (
     _id("admission_id", "alliance", "Admission rated; must exist in intake."),
-    Field("week", "alliance", "integer", True, "Week of treatment rated.", minimum=1, maximum=3, unit="week"),
-    Field("rater", "alliance", "code", True, "Who completed the WAI-S.", codes=("client", "counsellor")),
+    Field(
+        "week",
+        "alliance",
+        "integer",
+        True,
+        "Week of treatment rated.",
+        minimum=1,
+        maximum=3,
+        unit="week",
+    ),
+    Field(
+        "rater",
+        "alliance",
+        "code",
+        True,
+        "Who completed the WAI-S.",
+        codes=("client", "counsellor"),
+    ),
     *(
-        Field(code, "alliance", "integer", False, f"WAI-S item {i}{' (reverse-scored)' if i in WAI_S.reflected else ''}.", minimum=1, maximum=7, instrument="WAI-S", is_item=True)
+        Field(
+            code,
+            "alliance",
+            "integer",
+            False,
+            f"WAI-S item {i}{' (reverse-scored)' if i in WAI_S.reflected else ''}.",
+            minimum=1,
+            maximum=7,
+            instrument="WAI-S",
+            is_item=True,
+        )
         for i, code in zip(WAI_S.items, WAI_S.item_codes(), strict=True)
     ),
 )
 
 EPISODES: tuple[Field, ...] = (
     _id("admission_id", "episodes", "Admission; must exist in intake.", unique=True),
-    Field("discharge_date", "episodes", "date", False, "Date of discharge; empty if still in treatment.", unit="date"),
-    Field("discharge_reason", "episodes", "code", True, "How the stay ended.", codes=("completed", "dropped_out", "transferred", "other", "ongoing")),
+    Field(
+        "discharge_date",
+        "episodes",
+        "date",
+        False,
+        "Date of discharge; empty if still in treatment.",
+        unit="date",
+    ),
+    Field(
+        "discharge_reason",
+        "episodes",
+        "code",
+        True,
+        "How the stay ended.",
+        codes=("completed", "dropped_out", "transferred", "other", "ongoing"),
+    ),
 )
 
 
@@ -252,7 +491,9 @@ SCORING_BY_NAME: dict[str, Field] = {f.name: f for f in SCORING_RECORD}
 
 # Predictors as they reach the model (scale scores, not items; ids and dates are not predictors).
 PREDICTORS: tuple[Field, ...] = tuple(f for f in INTAKE + SCORING_COUNSELLOR if f.predictor)
-SCALE_FIELDS: tuple[str, ...] = tuple(f.name for f in INTAKE if f.instrument in ("TCU", "GHQ-12", "Brief COPE"))
+SCALE_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in INTAKE if f.instrument in ("TCU", "GHQ-12", "Brief COPE")
+)
 
 
 def table_fields(table: str) -> tuple[Field, ...]:

@@ -61,7 +61,9 @@ _TCU = "IBR TCU CEST/MOTForm scoring guide"
 
 
 def _tcu(field: str, code: str, n: int, reflected: tuple[int, ...] = ()) -> Scale:
-    return Scale(field, "TCU", f"tcu_{code}", tuple(range(1, n + 1)), reflected, 1, 5, "mean_x10", _TCU)
+    return Scale(
+        field, "TCU", f"tcu_{code}", tuple(range(1, n + 1)), reflected, 1, 5, "mean_x10", _TCU
+    )
 
 
 # Brief COPE subscales (Carver 1997): item numbers of each two-item subscale.
@@ -100,7 +102,9 @@ COPE_AVOIDANT = (
 
 
 # Humour (18, 28) and religion (22, 27) belong to neither composite: recognised, never scored.
-COPE_UNSCORED: tuple[int, ...] = tuple(sorted(COPE_SUBSCALES["humour"] + COPE_SUBSCALES["religion"]))
+COPE_UNSCORED: tuple[int, ...] = tuple(
+    sorted(COPE_SUBSCALES["humour"] + COPE_SUBSCALES["religion"])
+)
 
 
 def _cope(field: str, subscales: tuple[str, ...]) -> Scale:
@@ -115,14 +119,34 @@ SCALES: tuple[Scale, ...] = (
     _tcu("mot_external_pressure", "pt", 8),
     _tcu("self_efficacy", "se", 5),
     _tcu("social_support", "ss", 9, reflected=(6,)),
-    Scale("psych_distress", "GHQ-12", "ghq", tuple(range(1, 13)), (), 0, 3, "sum", "Goldberg & Williams 1988"),
+    Scale(
+        "psych_distress",
+        "GHQ-12",
+        "ghq",
+        tuple(range(1, 13)),
+        (),
+        0,
+        3,
+        "sum",
+        "Goldberg & Williams 1988",
+    ),
     _cope("coping_adaptive", COPE_ADAPTIVE),
     _cope("coping_avoidant", COPE_AVOIDANT),
 )
 SCALES_BY_FIELD: dict[str, Scale] = {s.field: s for s in SCALES}
 
 # The outcome form. Scored per rating as the item mean after reverse-scoring.
-WAI_S = Scale("wai_mean", "WAI-S", "wai", tuple(range(1, 13)), (4, 10), 1, 7, "mean", "Tracey & Kokotovic 1989")
+WAI_S = Scale(
+    "wai_mean",
+    "WAI-S",
+    "wai",
+    tuple(range(1, 13)),
+    (4, 10),
+    1,
+    7,
+    "mean",
+    "Tracey & Kokotovic 1989",
+)
 WAI_MAX_MISSING = 2  # data contract: a rating with more than 2 missing items is void
 
 # Relationship Questionnaire (single-item prototype ratings; no items to score).

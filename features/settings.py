@@ -30,7 +30,9 @@ class LabelConfig(BaseModel):
 
 
 class ValidationConfig(BaseModel):
-    min_labelled: int = Field(100, ge=1, description="fewest labelled clients a training set may have")
+    min_labelled: int = Field(
+        100, ge=1, description="fewest labelled clients a training set may have"
+    )
     min_class_count: int = Field(10, ge=1, description="fewest clients in the smaller class")
     # Rows failing a row-level rule may be dropped (and reported) up to this fraction; 0 = refuse.
     max_drop_fraction: float = Field(0.0, ge=0.0, le=0.2)
@@ -82,10 +84,16 @@ class ServingConfig(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ALLIANCE_RISK_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ALLIANCE_RISK_", env_nested_delimiter="__", extra="ignore"
+    )
 
     data_dir: Path = ROOT / "data" / "synthetic"
-    tracking_uri: str = Field(default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'mlruns' / 'mlflow.db'}")
+    tracking_uri: str = Field(
+        default_factory=lambda: (
+            os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'mlruns' / 'mlflow.db'}"
+        )
+    )
     label: LabelConfig = LabelConfig()
     validation: ValidationConfig = ValidationConfig()
     bands: BandConfig = BandConfig()
@@ -109,7 +117,9 @@ def load_settings(config_file: str | Path | None = None, **overrides) -> Setting
         section, _, key = dotted.partition("__")
         if key:
             sub = getattr(settings, section).model_copy(update={key: value})
-            settings = settings.model_copy(update={section: type(sub).model_validate(sub.model_dump())})
+            settings = settings.model_copy(
+                update={section: type(sub).model_validate(sub.model_dump())}
+            )
         else:
             settings = settings.model_copy(update={section: value})
     return settings

@@ -44,7 +44,13 @@ def _fit_linear(X: np.ndarray, y: np.ndarray, C: float) -> dict[str, np.ndarray]
     scale = np.where(scale > 1e-12, scale, 1.0)
     lr = LogisticRegression(C=C, max_iter=2000)
     lr.fit((Xi - mean) / scale, y)
-    return {"median": median, "mean": mean, "scale": scale, "coef": lr.coef_[0], "intercept": np.array(lr.intercept_[0])}
+    return {
+        "median": median,
+        "mean": mean,
+        "scale": scale,
+        "coef": lr.coef_[0],
+        "intercept": np.array(lr.intercept_[0]),
+    }
 
 
 # Binning is shared by every configuration tried on the same rows, so datasets are built once.
@@ -75,10 +81,16 @@ def _fit_booster(data, params: dict[str, Any], seed: int):
     return lgb.train(p, data, num_boost_round=params["num_boost_round"])
 
 
-def _raw_model(kind: str, X: np.ndarray, y: np.ndarray, params: dict[str, Any], seed: int, data=None) -> ScoringModel:
+def _raw_model(
+    kind: str, X: np.ndarray, y: np.ndarray, params: dict[str, Any], seed: int, data=None
+) -> ScoringModel:
     if kind == "logistic":
         return ScoringModel(kind, dict(params), linear=_fit_linear(X, y, params["C"]))
-    return ScoringModel(kind, dict(params), booster=_fit_booster(data if data is not None else _dataset(X, y), params, seed))
+    return ScoringModel(
+        kind,
+        dict(params),
+        booster=_fit_booster(data if data is not None else _dataset(X, y), params, seed),
+    )
 
 
 def candidate_configs(kind: str, n: int, seed: int) -> list[dict[str, Any]]:
@@ -108,7 +120,9 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def fit_candidate(kind: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, n_configs: int, seed: int) -> ScoringModel:
+def fit_candidate(
+    kind: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, n_configs: int, seed: int
+) -> ScoringModel:
     """Tune on inner grouped folds, calibrate on the winner's out-of-fold margins, refit on all rows."""
     configs = candidate_configs(kind, n_configs, seed)
     inner = StratifiedGroupKFold(n_splits=INNER_SPLITS, shuffle=True, random_state=seed)

@@ -36,15 +36,22 @@ def actions() -> dict[str, list[dict[str, str]]]:
     with (HERE / "actions.csv").open(newline="") as fh:
         for row in csv.DictReader(fh):
             if row["driver"] not in MODIFIABLE_GROUPS:
-                raise ValueError(f"actions.csv names {row['driver']!r}, which is not a modifiable driver")
-            out.setdefault(row["driver"], []).append({"action": row["action"], "evidence": row["evidence"]})
+                raise ValueError(
+                    f"actions.csv names {row['driver']!r}, which is not a modifiable driver"
+                )
+            out.setdefault(row["driver"], []).append(
+                {"action": row["action"], "evidence": row["evidence"]}
+            )
     return out
 
 
 @cache
 def monitoring_actions() -> dict[str, dict[str, str]]:
     with (HERE / "monitoring_actions.csv").open(newline="") as fh:
-        return {r["band"]: {"action": r["action"], "evidence": r["evidence"]} for r in csv.DictReader(fh)}
+        return {
+            r["band"]: {"action": r["action"], "evidence": r["evidence"]}
+            for r in csv.DictReader(fh)
+        }
 
 
 def to_points(groups: Mapping[str, float], bias: float) -> dict[str, float]:
@@ -75,7 +82,9 @@ def what_if(model: ScoringModel, record: Mapping[str, Any], group: str) -> float
     return float(model.proba(FeatureBuilder.transform_record(changed))[0])
 
 
-def explain_row(model: ScoringModel, record: Mapping[str, Any], row: np.ndarray, band: str | None = None) -> dict[str, Any]:
+def explain_row(
+    model: ScoringModel, record: Mapping[str, Any], row: np.ndarray, band: str | None = None
+) -> dict[str, Any]:
     """Everything the intake page and the API show about one scored record.
 
     ``record`` is the scored record (scales filled from items); ``row`` its model row (1 x p).
@@ -110,7 +119,11 @@ def explain_row(model: ScoringModel, record: Mapping[str, Any], row: np.ndarray,
             "what_if": None,
         }
         if modifiable and raises:
-            d["what_if"] = {"risk": round(what_if(model, record, g), 4), "instead_of": round(risk, 4), "setting": "driver's scales at the reference cohort's median"}
+            d["what_if"] = {
+                "risk": round(what_if(model, record, g), 4),
+                "instead_of": round(risk, 4),
+                "setting": "driver's scales at the reference cohort's median",
+            }
         drivers.append(d)
     drivers.sort(key=lambda d: -abs(d["points"]))
     return {
@@ -122,9 +135,13 @@ def explain_row(model: ScoringModel, record: Mapping[str, Any], row: np.ndarray,
     }
 
 
-def global_importance(model: ScoringModel, X: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+def global_importance(
+    model: ScoringModel, X: np.ndarray
+) -> tuple[dict[str, float], dict[str, float]]:
     """Mean |SHAP| per feature and per driver group (calibrated log-odds) over rows X."""
     contrib = model.contributions(X)
-    per_feature = dict(zip(model.feature_names, np.abs(contrib[:, :-1]).mean(axis=0).tolist(), strict=True))
+    per_feature = dict(
+        zip(model.feature_names, np.abs(contrib[:, :-1]).mean(axis=0).tolist(), strict=True)
+    )
     per_group = {g: float(np.abs(v).mean()) for g, v in model.group_contributions(contrib).items()}
     return per_feature, per_group

@@ -43,7 +43,9 @@ def score_frame(model: ScoringModel, bands: BandConfig, frame: pd.DataFrame) -> 
     risk = 1.0 / (1.0 + np.exp(-contrib.sum(axis=1)))
     out = pd.DataFrame(
         {
-            "admission_id": frame["admission_id"].astype(str).to_numpy() if "admission_id" in frame else np.arange(len(frame)).astype(str),
+            "admission_id": frame["admission_id"].astype(str).to_numpy()
+            if "admission_id" in frame
+            else np.arange(len(frame)).astype(str),
             "risk": risk,
             "band": [bands.band(p) for p in risk],
         }

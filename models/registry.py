@@ -37,7 +37,9 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
     if exp is None:
         location = None
         if tracking_uri.startswith("sqlite:///"):
-            location = (Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "artifacts").as_uri()
+            location = (
+                Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "artifacts"
+            ).as_uri()
         exp_id = mlflow.create_experiment(name, artifact_location=location)
     else:
         exp_id = exp.experiment_id
@@ -58,7 +60,9 @@ class GateDecision:
     reason: str
 
 
-def gate(metrics: dict[str, float], cfg: TrainConfig, champion_log_loss: float | None) -> GateDecision:
+def gate(
+    metrics: dict[str, float], cfg: TrainConfig, champion_log_loss: float | None
+) -> GateDecision:
     """Floors first, then the comparison with the sitting champion on the same test rows."""
     auroc, slope, ll = metrics["auroc"], metrics["cal_slope"], metrics["log_loss"]
     lo, hi = cfg.slope_range
@@ -69,8 +73,14 @@ def gate(metrics: dict[str, float], cfg: TrainConfig, champion_log_loss: float |
     if champion_log_loss is None:
         return GateDecision(True, "no champion yet and the floors are met")
     if ll > champion_log_loss + cfg.log_loss_margin:
-        return GateDecision(False, f"test log loss {ll:.4f} is worse than the champion's {champion_log_loss:.4f} beyond the margin {cfg.log_loss_margin}")
-    return GateDecision(True, f"test log loss {ll:.4f} vs champion {champion_log_loss:.4f} (margin {cfg.log_loss_margin}); floors met")
+        return GateDecision(
+            False,
+            f"test log loss {ll:.4f} is worse than the champion's {champion_log_loss:.4f} beyond the margin {cfg.log_loss_margin}",
+        )
+    return GateDecision(
+        True,
+        f"test log loss {ll:.4f} vs champion {champion_log_loss:.4f} (margin {cfg.log_loss_margin}); floors met",
+    )
 
 
 def set_champion(client: MlflowClient, name: str, version: str, reason: str) -> None:
@@ -78,9 +88,13 @@ def set_champion(client: MlflowClient, name: str, version: str, reason: str) -> 
     previous = champion_version(client, name)
     if previous is not None and str(previous.version) == str(version):
         return
-    client.set_model_version_tag(name, version, "previous_champion", str(previous.version) if previous else "")
+    client.set_model_version_tag(
+        name, version, "previous_champion", str(previous.version) if previous else ""
+    )
     client.set_model_version_tag(name, version, "promotion_reason", reason)
-    client.set_model_version_tag(name, version, "promoted_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    client.set_model_version_tag(
+        name, version, "promoted_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    )
     client.set_registered_model_alias(name, CHAMPION, version)
     try:
         if client.get_model_version_by_alias(name, CHALLENGER).version == str(version):
@@ -101,7 +115,9 @@ def rollback(client: MlflowClient, name: str) -> str:
         raise LookupError(f"{name} has no champion to roll back")
     previous = (current.tags or {}).get("previous_champion", "")
     if not previous:
-        raise LookupError(f"{name} version {current.version} was the first champion; there is nothing to roll back to")
+        raise LookupError(
+            f"{name} version {current.version} was the first champion; there is nothing to roll back to"
+        )
     client.set_registered_model_alias(name, CHAMPION, previous)
     client.set_model_version_tag(name, previous, "restored_by_rollback_from", str(current.version))
     return previous

@@ -23,7 +23,10 @@ import numpy as np
 from features.build import COLUMN_DRIVERS, FEATURE_NAMES
 from features.catalog import DRIVER_GROUPS
 
-DRIVER_INDEX = {g: np.array([i for i, d in enumerate(COLUMN_DRIVERS) if d == g], dtype=int) for g in DRIVER_GROUPS}
+DRIVER_INDEX = {
+    g: np.array([i for i, d in enumerate(COLUMN_DRIVERS) if d == g], dtype=int)
+    for g in DRIVER_GROUPS
+}
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -115,7 +118,11 @@ class ScoringModel:
                 booster = lgb.Booster(model_file=str(d / "booster.txt"))
             except Exception as exc:  # LightGBM raises its own error type for a bad file
                 raise ValueError(f"LightGBM booster at {d} is missing or corrupt: {exc}") from exc
-        linear = {k: np.asarray(v, dtype=float) for k, v in meta["linear"].items()} if meta["linear"] else None
+        linear = (
+            {k: np.asarray(v, dtype=float) for k, v in meta["linear"].items()}
+            if meta["linear"]
+            else None
+        )
         return cls(
             kind=meta["kind"],
             params=meta["params"],

@@ -8,7 +8,14 @@ from mlflow.types.schema import ColSpec, Schema
 from features.catalog import DRIVER_GROUPS, SCORING_RECORD
 
 # Integers arrive as floats whenever a column has a gap, and dates travel as ISO strings.
-_TYPES = {"string": "string", "date": "string", "code": "string", "integer": "double", "number": "double", "boolean": "boolean"}
+_TYPES = {
+    "string": "string",
+    "date": "string",
+    "code": "string",
+    "integer": "double",
+    "number": "double",
+    "boolean": "boolean",
+}
 
 
 def model_signature() -> ModelSignature:

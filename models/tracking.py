@@ -69,12 +69,31 @@ def _plots(result, out: Path, synthetic: bool) -> dict[str, Path]:
     y, p = tf["y"].to_numpy(), tf["p"].to_numpy()
     oracle = tf["p_oracle"].to_numpy() if "p_oracle" in tf else None
     imgs = {
-        "Calibration": plots.calibration_plot(y, p, out / "calibration.png", oracle_p=oracle, synthetic=synthetic),
+        "Calibration": plots.calibration_plot(
+            y, p, out / "calibration.png", oracle_p=oracle, synthetic=synthetic
+        ),
         "ROC curve": plots.roc_plot(y, p, out / "roc.png", oracle_p=oracle, synthetic=synthetic),
-        "Precision-recall curve": plots.pr_plot(y, p, out / "pr.png", oracle_p=oracle, synthetic=synthetic),
-        "Decision curve": plots.decision_curve_plot(result.decision, out / "decision_curve.png", oracle_curve=M.decision_curve(y, oracle) if oracle is not None else None, synthetic=synthetic),
-        "Mean |SHAP| by feature": plots.importance_bar_plot(result.importance_features, out / "shap_features.png", synthetic=synthetic),
-        "Mean |SHAP| by driver group": ("Explanations", plots.importance_bar_plot(result.importance_groups, out / "shap_groups.png", synthetic=synthetic, title="Mean |SHAP| by driver group")),
+        "Precision-recall curve": plots.pr_plot(
+            y, p, out / "pr.png", oracle_p=oracle, synthetic=synthetic
+        ),
+        "Decision curve": plots.decision_curve_plot(
+            result.decision,
+            out / "decision_curve.png",
+            oracle_curve=M.decision_curve(y, oracle) if oracle is not None else None,
+            synthetic=synthetic,
+        ),
+        "Mean |SHAP| by feature": plots.importance_bar_plot(
+            result.importance_features, out / "shap_features.png", synthetic=synthetic
+        ),
+        "Mean |SHAP| by driver group": (
+            "Explanations",
+            plots.importance_bar_plot(
+                result.importance_groups,
+                out / "shap_groups.png",
+                synthetic=synthetic,
+                title="Mean |SHAP| by driver group",
+            ),
+        ),
     }
     # Dependence plots for the three most important scale scores.
     contrib = result.model.contributions(result.X_test)
@@ -82,11 +101,22 @@ def _plots(result, out: Path, synthetic: bool) -> dict[str, Path]:
     scales = [f.name for f in PREDICTORS if f.modifiable]
     for feat in sorted(scales, key=lambda s: -result.importance_features.get(s, 0))[:3]:
         j = names.index(feat)
-        imgs[f"Dependence: {feat}"] = ("Explanations", plots.dependence_plot(result.X_test[:, j], contrib[:, j], out / f"dependence_{feat}.png", feature=feat, synthetic=synthetic))
+        imgs[f"Dependence: {feat}"] = (
+            "Explanations",
+            plots.dependence_plot(
+                result.X_test[:, j],
+                contrib[:, j],
+                out / f"dependence_{feat}.png",
+                feature=feat,
+                synthetic=synthetic,
+            ),
+        )
     return imgs
 
 
-def _card_info(settings, result, labels, tables, synthetic: bool, digest: str, images: dict) -> dict[str, Any]:
+def _card_info(
+    settings, result, labels, tables, synthetic: bool, digest: str, images: dict
+) -> dict[str, Any]:
     intake = tables["intake"]
     dates = pd.to_datetime(intake["admission_date"], errors="coerce")
     oracle = {k: v[0] for k, v in result.oracle_metrics.items()} if result.oracle_metrics else None
@@ -96,7 +126,8 @@ def _card_info(settings, result, labels, tables, synthetic: bool, digest: str, i
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
         "synthetic": synthetic,
         "data": {
-            "source": str(settings.data_dir) + (" (SYNTHETIC cohort from pipelines.simulate)" if synthetic else ""),
+            "source": str(settings.data_dir)
+            + (" (SYNTHETIC cohort from pipelines.simulate)" if synthetic else ""),
             "n_admissions": int(len(intake)),
             "n_labelled": int(len(labels.labels)),
             "date_range": (str(dates.min().date()), str(dates.max().date())),
@@ -129,24 +160,41 @@ def _card_info(settings, result, labels, tables, synthetic: bool, digest: str, i
             "Directions of effects come from one UK cohort of 187 residential clients (Meier et al. 2005); no published coefficients exist.",
             "There is no published clinical cut-off for a low WAI-S; the threshold is a configurable choice.",
             "Decision support, not a diagnosis: the score must not be used to refuse, delay or ration treatment.",
-            *(["Trained and evaluated on SYNTHETIC data: the figures show that the pipeline works, not how a real service's clients behave."] if synthetic else []),
+            *(
+                [
+                    "Trained and evaluated on SYNTHETIC data: the figures show that the pipeline works, not how a real service's clients behave."
+                ]
+                if synthetic
+                else []
+            ),
         ],
     }
 
 
-def log_run(settings, result, labels, tables, data_dir: Path, synthetic: bool, scored: pd.DataFrame) -> tuple[str, dict[str, float]]:
+def log_run(
+    settings, result, labels, tables, data_dir: Path, synthetic: bool, scored: pd.DataFrame
+) -> tuple[str, dict[str, float]]:
     """Log the run and the pyfunc model; return the model URI and the test metrics (points)."""
     from models.signature import model_signature
 
-    mlflow.log_params({k: str(v)[:500] for k, v in _flatten(settings.model_dump(exclude={"serving"})).items()})
+    mlflow.log_params(
+        {k: str(v)[:500] for k, v in _flatten(settings.model_dump(exclude={"serving"})).items()}
+    )
     mlflow.log_params({f"label_definition.{k}": str(v) for k, v in labels.definition.items()})
-    mlflow.log_params({"champion_candidate": result.champion, **{f"model.{k}": str(v) for k, v in result.model.params.items()}})
+    mlflow.log_params(
+        {
+            "champion_candidate": result.champion,
+            **{f"model.{k}": str(v) for k, v in result.model.params.items()},
+        }
+    )
     mlflow.log_metrics({f"label_{k}": float(v) for k, v in labels.counts.items()})
     mlflow.log_metrics(_metrics_to_log(result))
     mlflow.set_tag("synthetic_data", str(synthetic).lower())
 
     ds = mlflow.data.from_pandas(
-        scored.assign(low_alliance=labels.labels.reindex(scored["admission_id"].astype(str)).to_numpy()),
+        scored.assign(
+            low_alliance=labels.labels.reindex(scored["admission_id"].astype(str)).to_numpy()
+        ),
         source=str(Path(data_dir).resolve()),
         name=Path(data_dir).name + (" (synthetic)" if synthetic else ""),
         targets="low_alliance",
@@ -168,8 +216,19 @@ def log_run(settings, result, labels, tables, data_dir: Path, synthetic: bool, s
         result.subgroups.to_csv(out / "subgroups.csv", index=False)
         result.bands.to_csv(out / "bands.csv", index=False)
         result.decision.to_csv(out / "decision_curve.csv", index=False)
-        pd.DataFrame({"feature": list(result.importance_features), "mean_abs_shap": list(result.importance_features.values())}).to_csv(out / "importance.csv", index=False)
-        for f in ("cv_folds.csv", "subgroups.csv", "bands.csv", "decision_curve.csv", "importance.csv"):
+        pd.DataFrame(
+            {
+                "feature": list(result.importance_features),
+                "mean_abs_shap": list(result.importance_features.values()),
+            }
+        ).to_csv(out / "importance.csv", index=False)
+        for f in (
+            "cv_folds.csv",
+            "subgroups.csv",
+            "bands.csv",
+            "decision_curve.csv",
+            "importance.csv",
+        ):
             mlflow.log_artifact(str(out / f), "evaluation")
 
         scorer_dir = result.model.save(out / "scorer")

@@ -59,7 +59,9 @@ def split_groups(frame: pd.DataFrame, group_by: str) -> np.ndarray:
     return np.where(cid.notna() & (cid.astype(str) != ""), cid.astype(str), unknown).astype(str)
 
 
-def holdout_split(y: np.ndarray, groups: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    y: np.ndarray, groups: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     n_splits = max(2, round(1 / test_fraction))
     sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     train_idx, test_idx = next(sgkf.split(np.zeros(len(y)), y, groups))
@@ -94,15 +96,35 @@ def _fold_scores(kind: str, X, y, groups, train_cfg, log: Callable[[str], None])
             m = fit_candidate(kind, X[tr], y[tr], groups[tr], train_cfg.tune_iterations, seed)
             p = m.proba(X[va])
             pm = M.point_metrics(y[va], p)
-            rows.append({"candidate": kind, "repeat": rep, "fold": k, "n": len(va), **{k2: pm[k2] for k2 in ("log_loss", "auroc", "brier", "cal_slope")}})
-            log(f"{kind} repeat {rep + 1} fold {k + 1}/{train_cfg.n_splits}: log loss {pm['log_loss']:.4f}, AUROC {pm['auroc']:.3f}")
+            rows.append(
+                {
+                    "candidate": kind,
+                    "repeat": rep,
+                    "fold": k,
+                    "n": len(va),
+                    **{k2: pm[k2] for k2 in ("log_loss", "auroc", "brier", "cal_slope")},
+                }
+            )
+            log(
+                f"{kind} repeat {rep + 1} fold {k + 1}/{train_cfg.n_splits}: log loss {pm['log_loss']:.4f}, AUROC {pm['auroc']:.3f}"
+            )
     return rows
 
 
 def choose_champion(cv: pd.DataFrame, margin: float) -> tuple[str, str, pd.DataFrame]:
     """Lowest mean CV log loss; within noise (paired SE of the fold differences, or the configured
     margin, whichever is larger) the simpler candidate wins."""
-    summary = cv.groupby("candidate", sort=False).agg(log_loss=("log_loss", "mean"), log_loss_sd=("log_loss", "std"), auroc=("auroc", "mean"), brier=("brier", "mean"), cal_slope=("cal_slope", "mean")).reset_index()
+    summary = (
+        cv.groupby("candidate", sort=False)
+        .agg(
+            log_loss=("log_loss", "mean"),
+            log_loss_sd=("log_loss", "std"),
+            auroc=("auroc", "mean"),
+            brier=("brier", "mean"),
+            cal_slope=("cal_slope", "mean"),
+        )
+        .reset_index()
+    )
     simple, complex_ = CANDIDATES
     a = cv[cv.candidate == simple].log_loss.to_numpy()
     b = cv[cv.candidate == complex_].log_loss.to_numpy()
@@ -110,10 +132,22 @@ def choose_champion(cv: pd.DataFrame, margin: float) -> tuple[str, str, pd.DataF
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
     noise = max(margin, 2 * se)
     if diff.mean() > noise:
-        return complex_, f"{complex_} has lower CV log loss by {diff.mean():.4f} (> noise {noise:.4f})", summary
+        return (
+            complex_,
+            f"{complex_} has lower CV log loss by {diff.mean():.4f} (> noise {noise:.4f})",
+            summary,
+        )
     if diff.mean() < -noise:
-        return simple, f"{simple} has lower CV log loss by {-diff.mean():.4f} (> noise {noise:.4f})", summary
-    return simple, f"CV log loss within noise ({diff.mean():+.4f}, noise {noise:.4f}): the simpler {simple} is preferred", summary
+        return (
+            simple,
+            f"{simple} has lower CV log loss by {-diff.mean():.4f} (> noise {noise:.4f})",
+            summary,
+        )
+    return (
+        simple,
+        f"CV log loss within noise ({diff.mean():+.4f}, noise {noise:.4f}): the simpler {simple} is preferred",
+        summary,
+    )
 
 
 def train_models(
@@ -129,7 +163,9 @@ def train_models(
     timings: dict[str, float] = {}
     groups = split_groups(frame, cfg.group_by)
     tr, te = holdout_split(y, groups, cfg.test_fraction, cfg.seed)
-    log(f"held-out test: {len(te)} clients in {len(set(groups[te]))} {cfg.group_by} groups; training: {len(tr)}")
+    log(
+        f"held-out test: {len(te)} clients in {len(set(groups[te]))} {cfg.group_by} groups; training: {len(tr)}"
+    )
 
     t = time.perf_counter()
     rows = []
@@ -142,19 +178,37 @@ def train_models(
 
     t = time.perf_counter()
     model = fit_candidate(champion, X[tr], y[tr], groups[tr], cfg.tune_iterations, cfg.seed)
-    model.reference = reference_cohort(frame.iloc[tr], settings.bands.model_dump(), settings.label.model_dump())
+    model.reference = reference_cohort(
+        frame.iloc[tr], settings.bands.model_dump(), settings.label.model_dump()
+    )
     timings["final_fit_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     p = model.proba(X[te])
-    test_metrics = M.bootstrap_ci(y[te], p, n_boot=cfg.n_bootstrap, seed=cfg.seed, groups=groups[te])
-    test_frame = pd.DataFrame({"admission_id": frame["admission_id"].to_numpy()[te], "group": groups[te], "y": y[te], "p": p})
+    test_metrics = M.bootstrap_ci(
+        y[te], p, n_boot=cfg.n_bootstrap, seed=cfg.seed, groups=groups[te]
+    )
+    test_frame = pd.DataFrame(
+        {
+            "admission_id": frame["admission_id"].to_numpy()[te],
+            "group": groups[te],
+            "y": y[te],
+            "p": p,
+        }
+    )
     oracle_metrics = None
     if oracle is not None:
         test_frame["p_oracle"] = oracle[te]
-        oracle_metrics = M.bootstrap_ci(y[te], oracle[te], n_boot=cfg.n_bootstrap, seed=cfg.seed, groups=groups[te])
+        oracle_metrics = M.bootstrap_ci(
+            y[te], oracle[te], n_boot=cfg.n_bootstrap, seed=cfg.seed, groups=groups[te]
+        )
     sub = frame.iloc[te].copy()
-    sub["age_band"] = pd.cut(pd.to_numeric(sub["age"], errors="coerce"), [15, 25, 35, 45, 55, 91], right=False, labels=["16-24", "25-34", "35-44", "45-54", "55+"]).astype(str)
+    sub["age_band"] = pd.cut(
+        pd.to_numeric(sub["age"], errors="coerce"),
+        [15, 25, 35, 45, 55, 91],
+        right=False,
+        labels=["16-24", "25-34", "35-44", "45-54", "55+"],
+    ).astype(str)
     subgroups = M.subgroup_metrics(y[te], p, sub.reset_index(drop=True), list(SUBGROUP_COLUMNS))
     bands = M.band_table(y[te], p, settings.bands)
     decision = M.decision_curve(y[te], p)
@@ -165,6 +219,28 @@ def train_models(
     rho = None
     if true_ranking:
         model_rank = sorted(DRIVER_GROUPS, key=lambda g: -imp_g[g])
-        rho = float(spearmanr([true_ranking.index(g) for g in DRIVER_GROUPS], [model_rank.index(g) for g in DRIVER_GROUPS]).statistic)
+        rho = float(
+            spearmanr(
+                [true_ranking.index(g) for g in DRIVER_GROUPS],
+                [model_rank.index(g) for g in DRIVER_GROUPS],
+            ).statistic
+        )
     timings["explanation_s"] = time.perf_counter() - t
-    return TrainResult(champion, model, reason, cv, summary, test_metrics, oracle_metrics, test_frame, subgroups, bands, decision, imp_f, imp_g, rho, timings, X[te])
+    return TrainResult(
+        champion,
+        model,
+        reason,
+        cv,
+        summary,
+        test_metrics,
+        oracle_metrics,
+        test_frame,
+        subgroups,
+        bands,
+        decision,
+        imp_f,
+        imp_g,
+        rho,
+        timings,
+        X[te],
+    )

@@ -15,7 +15,11 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipelines.promote", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.promote",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("version", nargs="?", help="registered version to make champion")
     p.add_argument("--reason", default="promoted by hand", help="recorded on the version")
     p.add_argument("--rollback", action="store_true", help="restore the previous champion")
@@ -35,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     client = registry.get_client(settings.tracking_uri)
     try:
         if args.list:
-            versions = sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version))
+            versions = sorted(
+                client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)
+            )
             if not versions:
                 print(f"{name} has no registered versions; run: python -m pipelines.train")
             for v in versions:

@@ -24,17 +24,55 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m pipelines.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, help="folder with intake, counsellors, alliance (and episodes) tables; default: the synthetic cohort")
-    p.add_argument("--config", type=Path, help="TOML file with settings sections (label, train, bands, validation)")
-    p.add_argument("--rater", choices=["client", "counsellor", "either"], help="whose WAI-S ratings define the label (default client)")
-    p.add_argument("--threshold", type=float, help="WAI-S item mean below which the alliance is low (default 5.0)")
-    p.add_argument("--min-valid-weeks", type=int, choices=[1, 2, 3], help="valid weeks a client needs to be labelled (default 1)")
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="folder with intake, counsellors, alliance (and episodes) tables; default: the synthetic cohort",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="TOML file with settings sections (label, train, bands, validation)",
+    )
+    p.add_argument(
+        "--rater",
+        choices=["client", "counsellor", "either"],
+        help="whose WAI-S ratings define the label (default client)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="WAI-S item mean below which the alliance is low (default 5.0)",
+    )
+    p.add_argument(
+        "--min-valid-weeks",
+        type=int,
+        choices=[1, 2, 3],
+        help="valid weeks a client needs to be labelled (default 1)",
+    )
     p.add_argument("--experiment", help="MLflow experiment name (default alliance-risk)")
     p.add_argument("--seed", type=int, help="seed for splits and tuning (default 7)")
-    p.add_argument("--no-promote", action="store_true", help="register the version but never move the champion alias")
-    p.add_argument("--if-no-champion", action="store_true", help="do nothing if a champion already exists (used by make run)")
-    p.add_argument("--synthetic-n", type=int, default=5000, help="size of the synthetic cohort generated when --data is absent (default 5000)")
+    p.add_argument(
+        "--no-promote",
+        action="store_true",
+        help="register the version but never move the champion alias",
+    )
+    p.add_argument(
+        "--if-no-champion",
+        action="store_true",
+        help="do nothing if a champion already exists (used by make run)",
+    )
+    p.add_argument(
+        "--synthetic-n",
+        type=int,
+        default=5000,
+        help="size of the synthetic cohort generated when --data is absent (default 5000)",
+    )
     return p.parse_args(argv)
 
 
@@ -69,7 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"A champion already exists ({name} version {v.version}); nothing to train.")
         return 0
 
-    return run(settings, client, console, synthetic_n=args.synthetic_n, promote=not args.no_promote, data_given=bool(args.data))
+    return run(
+        settings,
+        client,
+        console,
+        synthetic_n=args.synthetic_n,
+        promote=not args.no_promote,
+        data_given=bool(args.data),
+    )
 
 
 class StepFailed(Exception):
@@ -84,7 +129,9 @@ def _ensure_data(settings, console, synthetic_n: int, data_given: bool) -> Path:
         raise StepFailed(f"{data_dir} holds no intake table (intake.csv or intake.parquet)")
     from features.synthetic import generate, write
 
-    console.print(f"No data in {data_dir}: generating a SYNTHETIC cohort of {synthetic_n} clients (seed 7).")
+    console.print(
+        f"No data in {data_dir}: generating a SYNTHETIC cohort of {synthetic_n} clients (seed 7)."
+    )
     write(generate(synthetic_n, seed=7), data_dir)
     return data_dir
 
@@ -101,26 +148,46 @@ def _ground_truth(data_dir: Path, label: dict, frame_ids):
     gt = pd.read_csv(gt_path, dtype={"admission_id": "str"}).set_index("admission_id")
     made_for = meta.get("summary", {}).get("label", {})
     same = all(str(made_for.get(k)) == str(label[k]) for k in ("threshold", "min_valid_weeks")) or (
-        float(made_for.get("threshold", -1)) == float(label["threshold"]) and int(made_for.get("min_valid_weeks", -1)) == int(label["min_valid_weeks"])
+        float(made_for.get("threshold", -1)) == float(label["threshold"])
+        and int(made_for.get("min_valid_weeks", -1)) == int(label["min_valid_weeks"])
     )
     # Splits are grouped by counsellor or service, so test clients meet counsellors the model has
     # never seen: the fair ceiling is the probability that does not know which counsellor it is.
-    col = next((c for c in (f"p_low_alliance_{label['rater']}_no_ids", f"p_low_alliance_{label['rater']}") if c in gt), None)
+    col = next(
+        (
+            c
+            for c in (f"p_low_alliance_{label['rater']}_no_ids", f"p_low_alliance_{label['rater']}")
+            if c in gt
+        ),
+        None,
+    )
     oracle = gt[col].reindex(frame_ids).to_numpy() if (same and col) else None
     ranking = [r["group"] for r in meta.get("driver_ranking", {}).get("ranking", [])] or None
     return oracle, ranking, True
 
 
-def run(settings, client, console, synthetic_n: int = 5000, promote: bool = True, data_given: bool = False) -> int:
+def run(
+    settings,
+    client,
+    console,
+    synthetic_n: int = 5000,
+    promote: bool = True,
+    data_given: bool = False,
+) -> int:
     import mlflow
-    import numpy as np
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from models import registry
 
     t0 = time.perf_counter()
     registry.ensure_experiment(settings.tracking_uri, settings.train.experiment)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
 
         def step(text: str):
             return progress.add_task(text, total=1)
@@ -155,7 +222,9 @@ def run(settings, client, console, synthetic_n: int = 5000, promote: bool = True
 
                     print_summary(report, console)
                     mlflow.set_tag("outcome", "refused: validation failed")
-                    raise StepFailed(f"validation found {len(report.errors)} problem(s) in {data_dir}; nothing was registered")
+                    raise StepFailed(
+                        f"validation found {len(report.errors)} problem(s) in {data_dir}; nothing was registered"
+                    )
                 done(task, f"validate: passed ({len(report.errors)} non-blocking notes)")
 
                 task = step("features and labels")
@@ -164,30 +233,45 @@ def run(settings, client, console, synthetic_n: int = 5000, promote: bool = True
                 from models.predict import frame_to_matrix
                 from validation.report import training_sanity
 
-                labels = build_labels(tables["alliance"], settings.label, tables["intake"], tables.get("episodes"))
+                labels = build_labels(
+                    tables["alliance"], settings.label, tables["intake"], tables.get("episodes")
+                )
                 problems = training_sanity(labels.labels, settings.validation)
                 if problems:
                     mlflow.set_tag("outcome", "refused: training-set sanity")
                     raise StepFailed("; ".join(str(e) for e in problems))
                 frame = typed_records(scoring_frame(tables["intake"], tables.get("counsellors")))
-                frame = frame[frame["admission_id"].astype(str).isin(labels.labels.index)].reset_index(drop=True)
+                frame = frame[
+                    frame["admission_id"].astype(str).isin(labels.labels.index)
+                ].reset_index(drop=True)
                 y = labels.labels.reindex(frame["admission_id"].astype(str)).to_numpy().astype(int)
                 X, scored, item_errors = frame_to_matrix(frame)
                 if item_errors:
-                    raise StepFailed(f"{len(item_errors)} item/scale problem(s), first: {item_errors[0]}")
-                oracle, ranking, synthetic = _ground_truth(data_dir, labels.definition, frame["admission_id"].astype(str))
-                done(task, f"features and labels: {len(y)} labelled clients, {y.mean():.1%} low alliance; {labels.counts}")
+                    raise StepFailed(
+                        f"{len(item_errors)} item/scale problem(s), first: {item_errors[0]}"
+                    )
+                oracle, ranking, synthetic = _ground_truth(
+                    data_dir, labels.definition, frame["admission_id"].astype(str)
+                )
+                done(
+                    task,
+                    f"features and labels: {len(y)} labelled clients, {y.mean():.1%} low alliance; {labels.counts}",
+                )
 
                 task = step("candidates, evaluation, explanation")
                 from models.training import train_models
 
-                result = train_models(settings, scored, X, y, oracle=oracle, true_ranking=ranking, log=log)
+                result = train_models(
+                    settings, scored, X, y, oracle=oracle, true_ranking=ranking, log=log
+                )
                 done(task, f"candidates: champion candidate {result.champion}")
 
                 task = step("logging to MLflow")
                 from models.tracking import log_run
 
-                model_uri, metrics = log_run(settings, result, labels, tables, data_dir, synthetic, scored)
+                model_uri, metrics = log_run(
+                    settings, result, labels, tables, data_dir, synthetic, scored
+                )
                 done(task, f"logged run {run_id}")
 
                 task = step("registration and promotion")
@@ -221,7 +305,11 @@ def _champion_log_loss(client, name: str, scored, result) -> float | None:
     if registry.champion_version(client, name) is None:
         return None
     model = mlflow.pyfunc.load_model(f"models:/{name}@{registry.CHAMPION}")
-    rows = scored.set_index(scored["admission_id"].astype(str)).loc[result.test_frame["admission_id"]].reset_index(drop=True)
+    rows = (
+        scored.set_index(scored["admission_id"].astype(str))
+        .loc[result.test_frame["admission_id"]]
+        .reset_index(drop=True)
+    )
     p = np.clip(model.predict(rows)["risk"].to_numpy(), 1e-6, 1 - 1e-6)
     y = result.test_frame["y"].to_numpy()
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -235,9 +323,17 @@ def _summary(console, result, outcome: str, seconds: float, synthetic: bool) -> 
     for c in ("CV log loss", "CV AUROC", "CV Brier", "CV cal. slope"):
         t.add_column(c, justify="right")
     for _, r in result.cv_summary.iterrows():
-        t.add_row(r["candidate"] + (" *" if r["candidate"] == result.champion else ""), f"{r.log_loss:.4f}", f"{r.auroc:.3f}", f"{r.brier:.4f}", f"{r.cal_slope:.2f}")
+        t.add_row(
+            r["candidate"] + (" *" if r["candidate"] == result.champion else ""),
+            f"{r.log_loss:.4f}",
+            f"{r.auroc:.3f}",
+            f"{r.brier:.4f}",
+            f"{r.cal_slope:.2f}",
+        )
     console.print(t)
-    m = Table(title=f"held-out test ({len(result.test_frame)} clients), champion candidate {result.champion}")
+    m = Table(
+        title=f"held-out test ({len(result.test_frame)} clients), champion candidate {result.champion}"
+    )
     m.add_column("metric")
     m.add_column("model [95% CI]", justify="right")
     if result.oracle_metrics:

@@ -42,11 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from rich.console import Console
 
-    from validation.report import print_summary
-
     from features.settings import load_settings
     from validation.io import TableLoadError
-    from validation.report import validate_dir
+    from validation.report import print_summary, validate_dir
 
     console = Console(width=160) if not sys.stdout.isatty() else Console()
     try:

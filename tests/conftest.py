@@ -139,8 +139,19 @@ class Store:
         return {**os.environ, "MLFLOW_TRACKING_URI": self.uri, "GX_ANALYTICS_ENABLED": "false"}
 
     def train(self, *args: str, data: Path | None = None) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "pipelines.train", "--data", str(data or self.data), "--config", str(self.config), *args]
-        return subprocess.run(cmd, env=self.env(), capture_output=True, text=True, cwd=REPO, timeout=900)
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.train",
+            "--data",
+            str(data or self.data),
+            "--config",
+            str(self.config),
+            *args,
+        ]
+        return subprocess.run(
+            cmd, env=self.env(), capture_output=True, text=True, cwd=REPO, timeout=900
+        )
 
 
 REPO = Path(__file__).resolve().parent.parent

@@ -82,7 +82,9 @@ def test_actions_only_on_modifiable_drivers_that_raise_risk(model, cohort):
         for d in out["drivers"]:
             if d["actions"]:
                 seen_actions += 1
-                assert d["modifiable"] and d["driver"] in MODIFIABLE_GROUPS and d["effect"] == "raises"
+                assert (
+                    d["modifiable"] and d["driver"] in MODIFIABLE_GROUPS and d["effect"] == "raises"
+                )
             if not d["modifiable"]:
                 assert d["actions"] == [] and d["what_if"] is None
     assert seen_actions > 0, "no record in 200 had a risk-raising modifiable driver"
@@ -103,7 +105,15 @@ def test_what_if_at_median_does_not_raise_risk_under_monotone_model(cohort):
             if d["what_if"] is None or any(f.direction == "none" for f in fields):
                 continue
             # Every scale on its risky side of the median: moving to the median can only help.
-            risky = all(rec.get(f.name) is not None and ((rec[f.name] <= med[f.name]) if f.direction == "+" else (rec[f.name] >= med[f.name])) for f in fields)
+            risky = all(
+                rec.get(f.name) is not None
+                and (
+                    (rec[f.name] <= med[f.name])
+                    if f.direction == "+"
+                    else (rec[f.name] >= med[f.name])
+                )
+                for f in fields
+            )
             if risky:
                 assert d["what_if"]["risk"] <= out["risk"] + 1e-12
                 checked += 1

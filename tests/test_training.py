@@ -41,35 +41,72 @@ def test_first_model_becomes_champion_with_its_artifacts(trained_store):
     client = _client(trained_store.uri)
     champ = client.get_model_version_by_alias(NAME, "champion")
     run = client.get_run(champ.run_id)
-    for key in ("test_auroc", "test_auroc_lo", "test_auroc_hi", "test_cal_slope", "test_ece", "oracle_auroc", "gap_auroc", "driver_rank_spearman"):
+    for key in (
+        "test_auroc",
+        "test_auroc_lo",
+        "test_auroc_hi",
+        "test_cal_slope",
+        "test_ece",
+        "oracle_auroc",
+        "gap_auroc",
+        "driver_rank_spearman",
+    ):
         assert key in run.data.metrics, key
     assert run.data.params["label.threshold"] == "5.0"
     assert run.data.params["label_definition.rater"] == "client"
     assert run.inputs.dataset_inputs, "the training dataset is logged with mlflow.data"
     assert run.inputs.dataset_inputs[0].dataset.digest
-    paths = {a.path for folder in ("plots", "model_card", "validation", "evaluation") for a in client.list_artifacts(champ.run_id, folder)}
-    for needed in ("plots/calibration.png", "plots/roc.png", "plots/decision_curve.png", "plots/shap_groups.png", "model_card/model_card.md", "model_card/model_card.html", "validation/validation_report.html", "evaluation/subgroups.csv"):
+    paths = {
+        a.path
+        for folder in ("plots", "model_card", "validation", "evaluation")
+        for a in client.list_artifacts(champ.run_id, folder)
+    }
+    for needed in (
+        "plots/calibration.png",
+        "plots/roc.png",
+        "plots/decision_curve.png",
+        "plots/shap_groups.png",
+        "model_card/model_card.md",
+        "model_card/model_card.html",
+        "validation/validation_report.html",
+        "evaluation/subgroups.csv",
+    ):
         assert needed in paths, needed
 
 
 def test_model_card_holds_every_tripod_section(trained_store, tmp_path):
     client = _client(trained_store.uri)
     champ = client.get_model_version_by_alias(NAME, "champion")
-    md = (tmp_path / "card.md")
-    local = mlflow.artifacts.download_artifacts(run_id=champ.run_id, artifact_path="model_card/model_card.md", dst_path=str(tmp_path))
+    md = tmp_path / "card.md"
+    local = mlflow.artifacts.download_artifacts(
+        run_id=champ.run_id, artifact_path="model_card/model_card.md", dst_path=str(tmp_path)
+    )
     md = open(local).read()
     for heading in ("Synthetic data warning", *SECTIONS):
         assert heading in md, heading
-    html = open(mlflow.artifacts.download_artifacts(run_id=champ.run_id, artifact_path="model_card/model_card.html", dst_path=str(tmp_path))).read()
+    html = open(
+        mlflow.artifacts.download_artifacts(
+            run_id=champ.run_id, artifact_path="model_card/model_card.html", dst_path=str(tmp_path)
+        )
+    ).read()
     assert "http://" not in html and "https://" not in html
 
 
 def test_pyfunc_scores_items_and_scales_alike(trained_store):
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
-    intake = pd.read_csv(trained_store.data / "intake.csv", dtype={"admission_id": "str", "counsellor_id": "str", "service_id": "str"})
-    counsellors = pd.read_csv(trained_store.data / "counsellors.csv", dtype={"counsellor_id": "str", "service_id": "str"})
+    intake = pd.read_csv(
+        trained_store.data / "intake.csv",
+        dtype={"admission_id": "str", "counsellor_id": "str", "service_id": "str"},
+    )
+    counsellors = pd.read_csv(
+        trained_store.data / "counsellors.csv", dtype={"counsellor_id": "str", "service_id": "str"}
+    )
     frame = typed_records(scoring_frame(intake, counsellors))
-    item_clients = frame[frame["tcu_ss_01"].notna() & frame["social_support"].isna()].head(20).reset_index(drop=True)
+    item_clients = (
+        frame[frame["tcu_ss_01"].notna() & frame["social_support"].isna()]
+        .head(20)
+        .reset_index(drop=True)
+    )
     assert len(item_clients) > 0
     _, scored, errors = frame_to_matrix(item_clients)
     assert not errors
@@ -79,7 +116,10 @@ def test_pyfunc_scores_items_and_scales_alike(trained_store):
     with_scales = model.predict(as_scales)
     np.testing.assert_allclose(with_items["risk"], with_scales["risk"], atol=1e-12)
     assert list(with_items.columns[:3]) == ["admission_id", "risk", "band"]
-    assert {c for c in with_items.columns if c.startswith("contrib_")} >= {"contrib_motivation", "contrib_counsellor"}
+    assert {c for c in with_items.columns if c.startswith("contrib_")} >= {
+        "contrib_motivation",
+        "contrib_counsellor",
+    }
 
 
 def test_worse_model_does_not_replace_champion(trained_store, tmp_path):
@@ -133,8 +173,23 @@ def test_dataset_failing_validation_registers_nothing(trained_store, tmp_path):
 def test_training_killed_mid_run_leaves_the_champion(trained_store):
     before_versions = _versions(trained_store.uri)
     before = _client(trained_store.uri).get_model_version_by_alias(NAME, "champion").version
-    cmd = [sys.executable, "-m", "pipelines.train", "--data", str(trained_store.data), "--config", str(trained_store.config)]
-    proc = subprocess.Popen(cmd, env=trained_store.env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.train",
+        "--data",
+        str(trained_store.data),
+        "--config",
+        str(trained_store.config),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        env=trained_store.env(),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 300
     for line in proc.stdout:
         if "fold 1/" in line or time.time() > deadline:
@@ -180,6 +235,8 @@ def test_no_counsellor_in_both_train_and_test():
 def test_fresh_store_without_champion_trains_with_if_no_champion_and_then_skips(tmp_path):
     store = make_store(tmp_path, n=1200, seed=21)
     first = store.train("--if-no-champion")
-    assert first.returncode == 0 and "is the new champion" in first.stdout, first.stdout[-2000:] + first.stderr[-2000:]
+    assert first.returncode == 0 and "is the new champion" in first.stdout, (
+        first.stdout[-2000:] + first.stderr[-2000:]
+    )
     second = store.train("--if-no-champion")
     assert second.returncode == 0 and "already exists" in second.stdout
