@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from features.build import FEATURE_NAMES, FeatureBuilder, scoring_frame, typed_records
@@ -151,3 +152,16 @@ def test_missing_questionnaires_are_reported_not_explained(model, cohort):
     out = explain_row(model, rec, FeatureBuilder.transform_record(rec))
     assert {"social_support", "distress"} <= set(out["not_assessed"])
     assert not {d["driver"] for d in out["drivers"]} & {"social_support", "distress"}
+
+
+def test_single_record_row_equals_table_row(cohort):
+    """The service's pure-Python row and the table path must build identical model rows."""
+    scored, X, _, _ = cohort
+    for i in range(len(scored)):
+        row = FeatureBuilder.transform_record(_record(scored, i))
+        np.testing.assert_array_equal(row[0], X[i])
+    odd = {"primary_substance": "crack", "legal_pressure": "true", "age": "40", "sex": ""}
+    np.testing.assert_array_equal(
+        FeatureBuilder.transform_record(odd)[0],
+        FeatureBuilder().fit(pd.DataFrame([odd])).transform(pd.DataFrame([odd]))[0],
+    )
