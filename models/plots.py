@@ -79,7 +79,17 @@ def calibration_plot(
     for label, probs, colour, marker in series:
         b = _binned(y, probs, n_bins)
         err = np.vstack([b["obs"] - b["lo"], b["hi"] - b["obs"]])
-        ax.errorbar(b["pred"], b["obs"], yerr=err, fmt=marker, color=colour, label=label, capsize=3)
+        face = colour if label == "model" else "none"  # open oracle markers keep the model visible
+        ax.errorbar(
+            b["pred"],
+            b["obs"],
+            yerr=err,
+            fmt=marker,
+            color=colour,
+            mfc=face,
+            label=label,
+            capsize=3,
+        )
         top = max(top, b["hi"].max(), b["pred"].max())
     top = min(1.0, top * 1.1 + 0.02)
     ax.plot([0, top], [0, top], "k--", lw=1, label="ideal")
