@@ -13,7 +13,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from features.catalog import DRIVER_GROUPS, PREDICTORS
+from features.catalog import PREDICTORS, SCORING_BY_NAME
 from models import card, plots
 from models import metrics as M
 
@@ -54,14 +54,7 @@ def _metrics_to_log(result) -> dict[str, float]:
 def _input_example(scored: pd.DataFrame, result) -> pd.DataFrame:
     ids = result.test_frame["admission_id"].head(3)
     rows = scored.set_index(scored["admission_id"].astype(str)).loc[ids].reset_index(drop=True)
-    keep = [c for c in rows.columns if c in card_columns()]
-    return rows[keep]
-
-
-def card_columns() -> set[str]:
-    from features.catalog import SCORING_BY_NAME
-
-    return set(SCORING_BY_NAME)
+    return rows[[c for c in rows.columns if c in SCORING_BY_NAME]]
 
 
 def _plots(result, out: Path, synthetic: bool) -> dict[str, Path]:
@@ -241,6 +234,3 @@ def log_run(
         )
     metrics = {k: v[0] for k, v in result.test_metrics.items()}
     return logged.model_uri, metrics
-
-
-__all__ = ["log_run", "DRIVER_GROUPS"]
