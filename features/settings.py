@@ -75,12 +75,17 @@ class ServingConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = 3000
     max_batch: int = Field(1000, ge=1, le=100_000)
+    # Bodies above this are refused with 413 before they are parsed (a full batch of 1,000
+    # records with every item code is about 3 MB).
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     # SHA-256 hex digests of accepted API keys; ALLIANCE_RISK_SERVING__API_KEY_HASHES='["..."]'.
     api_key_hashes: list[str] = []
     # A plain key may be given for local use (make run); it is hashed at start and never logged.
     api_key: str | None = None
     audit_db: Path = ROOT / "mlruns" / "audit.sqlite"
-    audit_hash_key: str = "change-me-per-deployment"
+    # Key of the HMAC that replaces admission_id in the audit store. Unset: a random key is made
+    # once and kept beside the audit file (<audit_db>.key, mode 0600).
+    audit_hash_key: str | None = None
 
 
 class Settings(BaseSettings):

@@ -13,6 +13,7 @@ could flatten the ranking in small data.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,11 +100,14 @@ class ScoringModel:
         (d / "model.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
         if self.booster is not None:
             self.booster.save_model(str(d / "booster.txt"))
+        files = [f for f in ("model.json", "booster.txt") if (d / f).is_file()]
+        (d / CHECKSUMS).write_text(json.dumps({f: _sha256(d / f) for f in files}, indent=1))
         return d
 
     @classmethod
     def load(cls, directory: str | Path) -> ScoringModel:
         d = Path(directory)
+        _verify_checksums(d)
         try:
             meta = json.loads((d / "model.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -140,3 +144,33 @@ def _jsonable(o: Any) -> Any:
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+CHECKSUMS = "checksums.json"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _verify_checksums(d: Path) -> None:
+    """Refuse an artifact whose files changed since training: a flipped byte in a coefficient or
+    a tree threshold would otherwise load and score silently wrong."""
+    try:
+        expected = json.loads((d / CHECKSUMS).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(
+            f"model artifact at {d} has no readable {CHECKSUMS}, so its integrity cannot be "
+            "checked; retrain it"
+        ) from exc
+    if "model.json" not in expected:
+        raise ValueError(f"model artifact at {d}: {CHECKSUMS} does not cover model.json; retrain")
+    for name, digest in expected.items():
+        f = d / name
+        if not f.is_file():
+            raise ValueError(f"model artifact at {d} is missing {name}")
+        if _sha256(f) != digest:
+            raise ValueError(
+                f"model artifact file {name} at {d} does not match its recorded SHA-256 "
+                "(corrupted or edited after training); refusing to load it"
+            )

@@ -174,3 +174,118 @@ def trained_store(tmp_path_factory) -> Store:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "is the new champion" in proc.stdout, proc.stdout[-3000:]
     return store
+
+
+# ---------------------------------------------------------------------------------------------
+# A real `bentoml serve` of the service on a free loopback port (tests/test_serving.py and
+# tests/test_browser.py each start one in a module-scoped fixture). Output goes to a log file the
+# tests read (to check that no intake value is logged); the server is stopped by SIGTERM to its
+# process group.
+
+SERVE_KEY = "test-key-7f3a9c"  # the API key the test servers accept
+AUDIT_HASH_KEY = "test-audit-key"
+
+
+@dataclass
+class LiveService:
+    proc: subprocess.Popen
+    base: str
+    log: Path
+    audit_db: Path
+    key: str | None
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_service(
+    tmp: Path,
+    tracking_uri: str,
+    key: str | None = SERVE_KEY,
+    max_batch: int = 5,
+    wait_ready: bool = True,
+    timeout: float = 120.0,
+    extra_env: dict[str, str] | None = None,
+) -> LiveService:
+    """Start `bentoml serve serving.service:AllianceRisk` and wait for /readyz (or /livez)."""
+    import time
+
+    import httpx
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ALLIANCE_RISK_SERVING__") and k != "MLFLOW_TRACKING_URI"
+    }
+    env.update(
+        MLFLOW_TRACKING_URI=tracking_uri,
+        ALLIANCE_RISK_SERVING__MAX_BATCH=str(max_batch),
+        ALLIANCE_RISK_SERVING__AUDIT_DB=str(tmp / "audit.sqlite"),
+        ALLIANCE_RISK_SERVING__AUDIT_HASH_KEY=AUDIT_HASH_KEY,
+        BENTOML_DO_NOT_TRACK="True",
+        GX_ANALYTICS_ENABLED="false",
+    )
+    if key:
+        env["ALLIANCE_RISK_SERVING__API_KEY"] = key
+    env.update(extra_env or {})
+    log = tmp / "server.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                "serving.service:AllianceRisk",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    svc = LiveService(proc, f"http://127.0.0.1:{port}", log, tmp / "audit.sqlite", key)
+    probe = "/readyz" if wait_ready else "/livez"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{svc.log_text()[-3000:]}")
+        try:
+            if httpx.get(svc.base + probe, timeout=2).status_code == 200:
+                return svc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    svc.stop()
+    raise RuntimeError(f"server not answering {probe} in {timeout} s:\n{svc.log_text()[-3000:]}")

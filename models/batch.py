@@ -1,0 +1,670 @@
+"""Chunked batch scoring with explanations (the Python API behind ``python -m pipelines.score``).
+
+Why chunks: a batch may be larger than memory, so the input is read in chunks (CSV through pandas'
+``chunksize``, Parquet through ``pyarrow.ParquetFile.iter_batches``), each chunk is validated,
+scored and explained, and its rows are appended to the output at once. Only the counsellors table
+(for a data folder), the model and the set of admission_ids already scored (to refuse duplicates)
+stay in memory.
+
+Row validation reuses the one-record rules of ``validation.record`` (the pydantic model the API
+uses), in two steps so that big files stay fast:
+
+1. A column-wise screen: each distinct value of each column is checked once with the *same*
+   pydantic field validator the record model uses (``validation.record._annotation``), plus the
+   record's cross-field rule (``age_first_use`` not above ``age``) and required-field presence.
+   Most columns hold few distinct values, so this costs far less than one model call per row.
+2. Only rows the screen flags go through ``validation.record.check_record``, whose errors (field,
+   readable reason, value) are what the rejects file shows: the same words the API returns.
+
+A row that fails never stops the others. Rows whose questionnaire items contradict their own scale
+score (features.scoring) and repeated admission_ids are rejected too.
+
+Scores come from the registered model's own ``ScoringModel`` (the ``artifacts/scorer`` folder of
+the logged pyfunc), through ``models.predict.frame_to_matrix`` and ``ScoringModel.contributions``:
+the path the pyfunc itself takes (``models.predict.score_frame``), without its per-call overhead.
+
+Driver contributions are written in **probability points on the 0-1 risk scale** (0.05 = five
+percentage points): each driver group's calibrated log-odds contribution times the secant slope of
+the logistic curve between the base risk and the record's risk (``models.explain.to_points``), so
+the points of all groups add up to risk - base risk. As in the API's explanation, a driver none of
+whose fields is on the record is not listed, nor is one below ``models.explain.MIN_POINTS``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.build import scoring_frame, typed_records
+from features.catalog import (
+    COUNSELLOR_PREFIX,
+    DRIVER_GROUPS,
+    SCORING_BY_NAME,
+    TABLES,
+    fields_of_driver,
+)
+from features.settings import BandConfig
+from models.scorer import ScoringModel, sigmoid
+
+REGISTERED_MODEL = "alliance-risk"
+CHAMPION = "champion"
+REJECT_COLUMNS = ["row", "admission_id", "table", "field", "value", "reason"]
+SUFFIXES = (".csv", ".parquet")
+
+
+class InputError(Exception):
+    """The input is missing, unreadable or lacks required columns (CLI exit 2)."""
+
+
+class ModelNotFound(Exception):
+    """No champion (or no such version) in the registry (CLI exit 3)."""
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+
+
+@dataclass
+class LoadedModel:
+    model: ScoringModel
+    bands: BandConfig
+    name: str
+    version: str
+    uri: str  # models:/name/version, what mlflow.pyfunc.load_model / spark_udf take
+
+
+def resolve_version(tracking_uri: str, name: str = REGISTERED_MODEL, version: str | None = None):
+    """The registry's model version: the one given, else the champion. Raises ModelNotFound."""
+    from mlflow.exceptions import MlflowException
+
+    from models.registry import get_client
+
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not db.is_file():
+            raise ModelNotFound(
+                f"tracking store {db} does not exist: no model has been trained there "
+                "(train one with `python -m pipelines.train`, or set MLFLOW_TRACKING_URI)"
+            )
+    client = get_client(tracking_uri)
+    try:
+        if version is not None:
+            return client.get_model_version(name, str(version))
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as exc:
+        what = f"version {version}" if version is not None else f"'{CHAMPION}' alias"
+        raise ModelNotFound(
+            f"registered model {name!r} has no {what} in the tracking store {tracking_uri} "
+            f"(train one with `python -m pipelines.train`, or pass --model-version)"
+        ) from exc
+
+
+def load_model(
+    tracking_uri: str, name: str = REGISTERED_MODEL, version: str | None = None
+) -> LoadedModel:
+    """Load the ScoringModel of the champion (or of ``version``) from the pyfunc's artifacts."""
+    import mlflow
+
+    mv = resolve_version(tracking_uri, name, version)
+    uri = f"models:/{name}/{mv.version}"
+    with tempfile.TemporaryDirectory(prefix="alliance-risk-model-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        scorer = local / "artifacts" / "scorer"
+        if not scorer.is_dir():
+            found = list(local.rglob("model.json"))
+            if not found:
+                raise ModelNotFound(f"{uri} carries no scorer artifact (artifacts/scorer)")
+            scorer = found[0].parent
+        model = ScoringModel.load(scorer)
+    bands = BandConfig(**model.reference.get("bands", {}))
+    return LoadedModel(model, bands, name, str(mv.version), uri)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass
+class Source:
+    """A flat scoring-record file, or a data folder (intake + optional counsellors)."""
+
+    path: Path
+    kind: str  # "file" or "dir"
+    data_file: Path  # the file read in chunks (the intake table for a folder)
+    columns: list[str]
+    total_rows: int | None  # Parquet knows; CSV does not (progress then counts bytes)
+    counsellors: pd.DataFrame | None = None
+
+    @property
+    def fmt(self) -> str:
+        return self.data_file.suffix
+
+
+def open_source(path: str | Path) -> Source:
+    """Inspect the input (without reading it all). Raises InputError."""
+    from validation.io import TableLoadError, read_table, table_path
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"input {path} does not exist")
+    counsellors = None
+    if path.is_dir():
+        try:
+            data_file = table_path(path, "intake")
+            cpath = table_path(path, "counsellors")
+            if data_file is None:
+                raise InputError(f"{path} holds no intake table (intake.csv or intake.parquet)")
+            if cpath is not None:
+                counsellors = read_table(cpath, "counsellors")
+        except TableLoadError as exc:
+            raise InputError(str(exc)) from exc
+        kind = "dir"
+    else:
+        if path.suffix not in SUFFIXES:
+            raise InputError(f"input {path}: expected a .csv or .parquet file, or a data folder")
+        data_file, kind = path, "file"
+    try:
+        if data_file.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(data_file)
+            columns, total = list(pf.schema_arrow.names), pf.metadata.num_rows
+        else:
+            head = pd.read_csv(data_file, nrows=0, encoding="utf-8-sig", dtype="str")
+            columns, total = [str(c) for c in head.columns], None
+    except Exception as exc:  # pyarrow and pandas raise several error types for a bad file
+        raise InputError(f"cannot read {data_file}: {exc}") from exc
+    return Source(path, kind, data_file, columns, total, counsellors)
+
+
+def _id_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Parquet ids as text, as validation.io.read_table does (leading zeros, no 12.0)."""
+    from validation.rules import text_form
+
+    for f in TABLES["intake"]:
+        if f.pattern and f.name in df.columns and not pd.api.types.is_string_dtype(df[f.name]):
+            df[f.name] = pd.Series([text_form(v) for v in df[f.name]], index=df.index, dtype="str")
+    return df
+
+
+def iter_chunks(
+    source: Source, chunk_size: int, columns: list[str] | None = None
+) -> Iterator[tuple[pd.DataFrame, int]]:
+    """(chunk, bytes or rows read so far) for the data file, ``columns`` only when given."""
+    try:
+        if source.fmt == ".parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(source.data_file)
+            done = 0
+            for batch in pf.iter_batches(batch_size=chunk_size, columns=columns):
+                df = _id_text(batch.to_pandas())
+                done += len(df)
+                yield df, done
+        else:
+            with open(source.data_file, "rb") as fh:
+                reader = pd.read_csv(
+                    fh,
+                    dtype="str",
+                    keep_default_na=False,
+                    na_values=[""],
+                    encoding="utf-8-sig",
+                    chunksize=chunk_size,
+                    usecols=columns,
+                )
+                for df in reader:
+                    yield df, fh.tell()
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"cannot read {source.data_file}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Row validation
+
+
+@dataclass
+class Columns:
+    """What the header says: the contract columns to read, and the ones ignored."""
+
+    used: list[str]
+    unknown: list[str]
+
+
+def check_columns(source: Source) -> Columns:
+    """Contract columns present, unknown ones (ignored, reported), or InputError when a required
+    column is missing (every row would fail the same way: a header problem, not a row problem)."""
+    known = {f.name for f in TABLES["intake"]} if source.kind == "dir" else set(SCORING_BY_NAME)
+    used = [c for c in source.columns if c in known]
+    unknown = [c for c in source.columns if c not in known]
+    required = [f.name for f in TABLES["intake"] if f.required]
+    missing = [c for c in required if c not in used]
+    if missing:
+        raise InputError(
+            f"{source.data_file}: required column(s) missing: {', '.join(missing)} "
+            "(data contract v1, intake fields)"
+        )
+    return Columns(used, unknown)
+
+
+class RowValidator:
+    """The record rules of validation.record, applied column-wise (see the module docstring)."""
+
+    CACHE_LIMIT = 200_000  # distinct values remembered per field across chunks
+
+    def __init__(self) -> None:
+        from pydantic import TypeAdapter
+
+        from validation.record import FIELDS, _annotation
+        from validation.rules import NOT_ABOVE
+
+        self._adapters = {n: TypeAdapter(_annotation(f)) for n, f in FIELDS.items()}
+        self._required = {n for n, f in FIELDS.items() if f.required}
+        self._not_above = NOT_ABOVE
+        self._cache: dict[str, dict[Any, bool]] = {}
+
+    def _value_ok(self, name: str, value: Any) -> bool:
+        from pydantic import ValidationError
+
+        try:
+            self._adapters[name].validate_python(value)
+            return True
+        except ValidationError:
+            return False
+
+    def screen(self, frame: pd.DataFrame) -> np.ndarray:
+        """True for rows that may break a rule (every row that does is flagged)."""
+        n = len(frame)
+        flagged = np.zeros(n, dtype=bool)
+        for name in frame.columns:
+            if name not in self._adapters:
+                continue
+            col = frame[name]
+            try:
+                codes, uniques = pd.factorize(col, use_na_sentinel=True)
+            except TypeError:  # unhashable values: check each
+                flagged |= np.array([not self._value_ok(name, v) for v in col], dtype=bool)
+                continue
+            cache = self._cache.setdefault(name, {})
+            if len(cache) > self.CACHE_LIMIT:
+                cache.clear()
+            ok = np.empty(len(uniques) + 1, dtype=bool)
+            for k, v in enumerate(uniques):
+                key = (type(v), v)
+                hit = cache.get(key)
+                if hit is None:
+                    hit = cache[key] = self._value_ok(name, v)
+                ok[k] = hit
+            ok[-1] = name not in self._required  # code -1: a missing value
+            flagged |= ~ok[codes]
+        for name in self._required:
+            if name not in frame.columns:
+                flagged[:] = True
+        for name, other in self._not_above.items():
+            if name in frame.columns and other in frame.columns:
+                a = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
+                b = pd.to_numeric(frame[other], errors="coerce").to_numpy(dtype=float)
+                with np.errstate(invalid="ignore"):
+                    flagged |= a > b
+        return flagged
+
+    def errors(self, frame: pd.DataFrame, positions: np.ndarray) -> dict[int, list]:
+        """check_record's FieldErrors for the rows at ``positions`` (only failing rows kept)."""
+        from validation.record import check_record
+
+        cols = [c for c in frame.columns if c in self._adapters]
+        values = {c: frame[c].to_numpy(dtype=object) for c in cols}
+        out: dict[int, list] = {}
+        for i in positions.tolist():
+            record = {}
+            for c in cols:
+                v = values[c][i]
+                if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+                    continue
+                record[c] = v
+            _, errs = check_record(record)
+            if errs:
+                out[i] = errs
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring and explaining
+
+
+def driver_points(contrib: np.ndarray, model: ScoringModel) -> tuple[np.ndarray, np.ndarray]:
+    """(risk, points per driver group [n x groups]); see the module docstring for the units."""
+    groups = model.group_contributions(contrib)
+    G = np.column_stack([groups[g] for g in DRIVER_GROUPS])
+    bias = contrib[:, -1]
+    total = G.sum(axis=1)
+    p0, p = sigmoid(bias), sigmoid(bias + total)
+    risk = sigmoid(contrib.sum(axis=1))
+    small = np.abs(total) <= 1e-9
+    slope = np.where(small, p0 * (1 - p0), (p - p0) / np.where(small, 1.0, total))
+    return risk, G * slope[:, None]
+
+
+def assessable_matrix(scored: pd.DataFrame) -> np.ndarray:
+    """[n x groups]: True where at least one of the driver's fields is on the (scored) record."""
+    n = len(scored)
+    out = np.zeros((n, len(DRIVER_GROUPS)), dtype=bool)
+    for j, g in enumerate(DRIVER_GROUPS):
+        for f in fields_of_driver(g):
+            if f.name in scored.columns:
+                col = scored[f.name]
+                present = np.array(col.notna(), dtype=bool)
+                if col.dtype == object or pd.api.types.is_string_dtype(col):
+                    present &= np.array(col.astype(object) != "", dtype=bool)
+                out[:, j] |= present
+    return out
+
+
+def top_drivers_frame(points: np.ndarray, assessable: np.ndarray, top_n: int) -> pd.DataFrame:
+    """driver_k, driver_k_points, driver_k_effect for k = 1..top_n (blank when fewer)."""
+    from models.explain import MIN_POINTS
+
+    n = len(points)
+    key = np.where(assessable & (np.abs(points) >= MIN_POINTS), np.abs(points), -1.0)
+    order = np.argsort(-key, axis=1, kind="stable")[:, :top_n]
+    names = np.array(DRIVER_GROUPS, dtype=object)
+    cols: dict[str, Any] = {}
+    rows = np.arange(n)
+    for k in range(top_n):
+        idx = order[:, k] if k < order.shape[1] else np.zeros(n, dtype=int)
+        keep = key[rows, idx] >= 0 if k < order.shape[1] else np.zeros(n, dtype=bool)
+        pts = points[rows, idx]
+        cols[f"driver_{k + 1}"] = pd.array(np.where(keep, names[idx], None), dtype="str")
+        cols[f"driver_{k + 1}_points"] = np.where(keep, pts, np.nan)
+        cols[f"driver_{k + 1}_effect"] = pd.array(
+            np.where(keep, np.where(pts > 0, "raises", "lowers"), None), dtype="str"
+        )
+    return pd.DataFrame(cols)
+
+
+def output_columns(top_n: int) -> list[str]:
+    cols = ["admission_id", "risk", "band", "model_version"]
+    for k in range(1, top_n + 1):
+        cols += [f"driver_{k}", f"driver_{k}_points", f"driver_{k}_effect"]
+    return cols
+
+
+def explain_scored(
+    lm: LoadedModel,
+    admission_ids: np.ndarray,
+    contrib: np.ndarray,
+    assessable: np.ndarray,
+    top_n: int,
+) -> pd.DataFrame:
+    risk, points = driver_points(contrib, lm.model)
+    hi, mid = lm.bands.high_from, lm.bands.moderate_from
+    band = np.where(risk >= hi, "high", np.where(risk >= mid, "moderate", "low"))
+    out = pd.DataFrame(
+        {
+            "admission_id": pd.array(admission_ids.astype(str), dtype="str"),
+            "risk": risk,
+            "band": pd.array(band, dtype="str"),
+            "model_version": pd.array([lm.version] * len(risk), dtype="str"),
+        }
+    )
+    drivers = top_drivers_frame(points, assessable, top_n)
+    return pd.concat([out, drivers], axis=1)[output_columns(top_n)]
+
+
+# --------------------------------------------------------------------------------------------
+# Writers
+
+
+class TableWriter:
+    """Appends DataFrames to one CSV or Parquet file (by suffix); the file exists from open."""
+
+    def __init__(self, path: Path, columns: list[str], schema=None):
+        self.path = Path(path)
+        self.columns = columns
+        self.parquet = self.path.suffix == ".parquet"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(self.path.name + ".partial")
+        self._writer = None
+        self._schema = schema
+        self._header = True
+        if not self.parquet:
+            self.tmp.write_text(",".join(columns) + "\n", encoding="utf-8")
+            self._header = False
+
+    def write(self, df: pd.DataFrame) -> None:
+        if df.empty:
+            return
+        df = df[self.columns]
+        if self.parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, schema=self._schema, preserve_index=False)
+            if self._writer is None:
+                self._schema = table.schema
+                self._writer = pq.ParquetWriter(self.tmp, self._schema)
+            self._writer.write_table(table)
+        else:
+            df.to_csv(self.tmp, mode="a", header=False, index=False, lineterminator="\n")
+
+    def close(self) -> None:
+        if self.parquet:
+            if self._writer is None:  # nothing written: an empty file with the columns
+                import pyarrow as pa
+
+                empty = pd.DataFrame({c: pd.Series([], dtype="str") for c in self.columns})
+                pa_table = pa.Table.from_pandas(empty, schema=self._schema, preserve_index=False)
+                import pyarrow.parquet as pq
+
+                pq.write_table(pa_table, self.tmp)
+            else:
+                self._writer.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def output_schema(top_n: int):
+    import pyarrow as pa
+
+    fields = [
+        pa.field("admission_id", pa.string()),
+        pa.field("risk", pa.float64()),
+        pa.field("band", pa.string()),
+        pa.field("model_version", pa.string()),
+    ]
+    for k in range(1, top_n + 1):
+        fields += [
+            pa.field(f"driver_{k}", pa.string()),
+            pa.field(f"driver_{k}_points", pa.float64()),
+            pa.field(f"driver_{k}_effect", pa.string()),
+        ]
+    return pa.schema(fields)
+
+
+def default_rejects_path(output: Path) -> Path:
+    return output.with_name(output.name + ".rejects.csv")
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class BatchSummary:
+    rows: int = 0
+    scored: int = 0
+    rejected_rows: int = 0
+    reject_records: int = 0
+    unknown_columns: list[str] = field(default_factory=list)
+    output: Path | None = None
+    rejects: Path | None = None
+    model_version: str = ""
+    seconds: float = 0.0
+    rejected_by_field: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(vars(self))
+        d["output"] = str(self.output) if self.output else None
+        d["rejects"] = str(self.rejects) if self.rejects else None
+        return d
+
+
+def reject_record(row: int | None, aid: Any, err, source_kind: str = "file") -> dict[str, Any]:
+    """One line of the rejects file from a FieldError. For a data folder, a counsellor_* field
+    came from counsellors.csv through the join and is reported there."""
+    table, fname = err.table, err.field
+    if source_kind == "dir" and fname.startswith(COUNSELLOR_PREFIX):
+        table, fname = "counsellors", fname.removeprefix(COUNSELLOR_PREFIX)
+    return {
+        "row": row,
+        "admission_id": aid if isinstance(aid, str) and aid else None,
+        "table": table,
+        "field": fname,
+        "value": None if err.value is None else str(err.value),
+        "reason": err.reason,
+    }
+
+
+class ChunkScorer:
+    """Validate, score and explain one chunk of scoring records; keeps the duplicate-id state."""
+
+    def __init__(self, lm: LoadedModel, top_n: int = 3, source_kind: str = "file"):
+        self.lm = lm
+        self.top_n = top_n
+        self.source_kind = source_kind
+        self.validator = RowValidator()
+        self.seen: dict[str, int] = {}  # admission_id -> row it was scored at
+
+    def _reject(self, row: int | None, aid: Any, err) -> dict[str, Any]:
+        return reject_record(row, aid, err, self.source_kind)
+
+    def run(self, frame: pd.DataFrame, first_row: int) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+        """(scored output rows, reject records). ``first_row``: 1-based number of frame's first
+        data row in the input (CSV line = row + 1)."""
+        from features.errors import FieldError
+        from models.predict import frame_to_matrix
+
+        frame = frame.reset_index(drop=True)
+        n = len(frame)
+        rows = first_row + np.arange(n)
+        ids = frame["admission_id"].to_numpy(dtype=object)
+        rejects: list[dict[str, Any]] = []
+        bad = np.zeros(n, dtype=bool)
+
+        flagged = np.flatnonzero(self.validator.screen(frame))
+        for i, errs in self.validator.errors(frame, flagged).items():
+            bad[i] = True
+            rejects += [self._reject(int(rows[i]), ids[i], e) for e in errs]
+
+        for i in np.flatnonzero(~bad):  # repeated admission_ids (earlier chunk or this one)
+            aid = ids[i]
+            first = self.seen.get(aid)
+            if first is not None:
+                bad[i] = True
+                err = FieldError(
+                    "intake", "admission_id", f"duplicate admission_id (first at row {first})", aid
+                )
+                rejects.append(self._reject(int(rows[i]), aid, err))
+            else:
+                self.seen[aid] = int(rows[i])
+
+        good = np.flatnonzero(~bad)
+        if len(good) == 0:
+            return pd.DataFrame(columns=output_columns(self.top_n)), rejects
+        valid = typed_records(frame.iloc[good].reset_index(drop=True))
+        X, scored, item_errors = frame_to_matrix(valid)
+        if item_errors:  # items that contradict a given scale score: refuse those rows
+            pos = {aid: k for k, aid in enumerate(valid["admission_id"].to_numpy(dtype=object))}
+            drop = np.zeros(len(valid), dtype=bool)
+            for e in item_errors:
+                k = pos.get(e.admission_id)
+                if k is None:
+                    continue
+                drop[k] = True
+                i = good[k]
+                rejects.append(self._reject(int(rows[i]), ids[i], e))
+                self.seen.pop(ids[i], None)
+            keep = np.flatnonzero(~drop)
+            X, scored, good = X[keep], scored.iloc[keep].reset_index(drop=True), good[keep]
+        contrib = self.lm.model.contributions(X)
+        out = explain_scored(self.lm, ids[good], contrib, assessable_matrix(scored), self.top_n)
+        rejects.sort(key=lambda r: r["row"])
+        return out, rejects
+
+
+def score_file(
+    input_path: str | Path,
+    output: str | Path,
+    lm: LoadedModel,
+    rejects: str | Path | None = None,
+    chunk_size: int = 10_000,
+    top_n: int = 3,
+    progress: Callable[[int, int | None, int], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> BatchSummary:
+    """Score a flat scoring-record file or a data folder, chunk by chunk.
+
+    progress(done, total, rows): done/total in rows (Parquet) or bytes (CSV).
+    Raises InputError for a missing, unreadable or header-broken input; the output is then not
+    created (it is written to ``<output>.partial`` and renamed at the end).
+    """
+    import time
+
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    t0 = time.perf_counter()
+    source = open_source(input_path)
+    cols = check_columns(source)
+    if cols.unknown and warn:
+        warn(
+            f"{len(cols.unknown)} column(s) not in the data contract are ignored: "
+            + ", ".join(cols.unknown[:10])
+            + (" ..." if len(cols.unknown) > 10 else "")
+        )
+    output = Path(output)
+    rejects_path = Path(rejects) if rejects else default_rejects_path(output)
+    total = source.total_rows if source.fmt == ".parquet" else source.data_file.stat().st_size
+    summary = BatchSummary(
+        unknown_columns=cols.unknown, output=output, rejects=rejects_path, model_version=lm.version
+    )
+    scorer = ChunkScorer(lm, top_n, source.kind)
+    out_w = TableWriter(output, output_columns(top_n), schema=output_schema(top_n))
+    rej_w = TableWriter(rejects_path, REJECT_COLUMNS)
+    rejected_rows: set[int] = set()
+    try:
+        for chunk, done in iter_chunks(source, chunk_size, cols.used):
+            if source.kind == "dir":
+                chunk = scoring_frame(chunk, source.counsellors)
+            scored, rej = scorer.run(chunk, summary.rows + 1)
+            summary.rows += len(chunk)
+            summary.scored += len(scored)
+            out_w.write(scored)
+            if rej:
+                rej_w.write(pd.DataFrame(rej, columns=REJECT_COLUMNS))
+                for r in rej:
+                    rejected_rows.add(r["row"])
+                    key = f"{r['table']}.{r['field']}"
+                    summary.rejected_by_field[key] = summary.rejected_by_field.get(key, 0) + 1
+                summary.reject_records += len(rej)
+            if progress:
+                progress(done, total, summary.rows)
+    except BaseException:
+        out_w.abort()
+        rej_w.abort()
+        raise
+    out_w.close()
+    rej_w.close()
+    summary.rejected_rows = len(rejected_rows)
+    summary.seconds = time.perf_counter() - t0
+    return summary

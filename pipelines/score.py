@@ -1,0 +1,201 @@
+"""Batch scoring: risk, band and top drivers for every admission in a file or a data folder.
+
+    python -m pipelines.score --input FILE|DIR --output FILE [--model-version N]
+                              [--rejects FILE] [--chunk-size 10000] [--top-drivers 3]
+                              [--engine pandas|spark] [--master local[*]]
+
+Input: a flat scoring-record file (.csv or .parquet: intake fields, optional counsellor_sex /
+counsellor_ex_user / counsellor_years_experience, optional questionnaire items), or a data folder
+holding intake (and counsellors) tables, which are joined as in training.
+
+Output (.csv, or .parquet by suffix), one row per scored admission: admission_id, risk (calibrated
+probability of a low early alliance), band, model_version, and for k = 1..N driver_k (driver
+group), driver_k_points (its signed contribution in PROBABILITY POINTS on the 0-1 risk scale:
+0.05 = five percentage points; all groups add up to risk - base risk) and driver_k_effect
+(raises/lowers the risk). Drivers absent from the record or below 0.05 points are not listed.
+
+Rejected rows (a rule of data contract v1 broken, items contradicting a scale score, a repeated
+admission_id) go to the rejects file (default <output>.rejects.csv) with row (1-based data row;
+CSV line = row + 1), admission_id, table, field, value and reason; all other rows are scored.
+
+The model is the registry's champion of alliance-risk (or --model-version), from the tracking
+store in MLFLOW_TRACKING_URI (default sqlite:///mlruns/mlflow.db).
+
+Exit codes: 0 done (even with rejected rows), 2 input missing/unreadable or a required column
+absent, 3 no champion / no such model version, 4 the spark engine is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+EXIT_OK, EXIT_INPUT, EXIT_MODEL, EXIT_ENGINE = 0, 2, 3, 4
+SPARK_HINT = (
+    "the spark engine needs PySpark, an optional extra: pip install -e '.[spark]' "
+    "(or pip install 'pyspark>=3.5'); it also needs Java 17+"
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.score",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--input", required=True, type=Path, help="scoring-record file (.csv/.parquet) or folder"
+    )
+    p.add_argument("--output", required=True, type=Path, help="output file (.csv or .parquet)")
+    p.add_argument(
+        "--model-version", help="registered model version to use (default: the champion alias)"
+    )
+    p.add_argument(
+        "--rejects", type=Path, help="rejects file (default: <output>.rejects.csv), always CSV"
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=10_000,
+        help="rows read, validated and scored at a time (default %(default)s)",
+    )
+    p.add_argument(
+        "--top-drivers",
+        type=int,
+        default=3,
+        help="drivers listed per admission (default %(default)s; 0 for none)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["pandas", "spark"],
+        default="pandas",
+        help="pandas: chunked, in this process (default); spark: mlflow.pyfunc.spark_udf",
+    )
+    p.add_argument(
+        "--master", default="local[*]", help="Spark master for --engine spark (default %(default)s)"
+    )
+    p.add_argument("--config", type=Path, help="TOML settings file (tracking store, model name)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from rich.console import Console
+
+    console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
+
+    def fail(msg: str, code: int) -> int:
+        console.print(f"error: {msg}", style="bold red", markup=False, highlight=False)
+        return code
+
+    if args.chunk_size < 1:
+        return fail("--chunk-size must be at least 1", EXIT_INPUT)
+    if args.top_drivers < 0:
+        return fail("--top-drivers must be 0 or more", EXIT_INPUT)
+    if not args.input.exists():
+        return fail(f"input {args.input} does not exist", EXIT_INPUT)
+    if args.engine == "spark":
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            return fail(SPARK_HINT, EXIT_ENGINE)
+
+    from features.settings import load_settings
+    from models.batch import InputError, ModelNotFound, load_model
+
+    try:
+        settings = load_settings(args.config)
+    except (FileNotFoundError, ValueError) as exc:
+        return fail(f"configuration: {exc}", EXIT_INPUT)
+    name = settings.train.registered_model
+    try:
+        lm = load_model(settings.tracking_uri, name, args.model_version)
+    except ModelNotFound as exc:
+        return fail(str(exc), EXIT_MODEL)
+    console.print(f"model: {name} version {lm.version} ({lm.model.kind})", highlight=False)
+
+    try:
+        if args.engine == "spark":
+            from models.spark_batch import score_spark
+
+            summary = score_spark(
+                args.input,
+                args.output,
+                lm,
+                rejects=args.rejects,
+                top_n=args.top_drivers,
+                master=args.master,
+                tracking_uri=settings.tracking_uri,
+                warn=lambda m: console.print(f"warning: {m}", style="yellow", markup=False),
+            )
+        else:
+            summary = _run_pandas(args, lm, console)
+    except InputError as exc:
+        return fail(str(exc), EXIT_INPUT)
+
+    console.print(
+        f"scored {summary.scored} of {summary.rows} row(s) in {summary.seconds:.1f} s "
+        f"with model version {summary.model_version} -> {summary.output}",
+        highlight=False,
+    )
+    if summary.rejected_rows:
+        top = sorted(summary.rejected_by_field.items(), key=lambda kv: -kv[1])[:5]
+        console.print(
+            f"rejected {summary.rejected_rows} row(s) ({summary.reject_records} problem(s); "
+            f"most: {', '.join(f'{k} {v}' for k, v in top)}) -> {summary.rejects}",
+            style="yellow",
+            highlight=False,
+        )
+    else:
+        console.print(f"no row rejected (empty rejects file {summary.rejects})", highlight=False)
+    return EXIT_OK
+
+
+def _run_pandas(args, lm, console):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from models.batch import score_file
+
+    with Progress(
+        TextColumn("scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]} rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=args.quiet,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("score", total=None, rows=0)
+
+        def tick(done: int, total: int | None, rows: int) -> None:
+            progress.update(task, completed=done, total=total, rows=rows)
+
+        return score_file(
+            args.input,
+            args.output,
+            lm,
+            rejects=args.rejects,
+            chunk_size=args.chunk_size,
+            top_n=args.top_drivers,
+            progress=tick,
+            warn=lambda m: progress.console.print(f"warning: {m}", style="yellow", markup=False),
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

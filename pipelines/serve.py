@@ -1,0 +1,156 @@
+"""Serve the champion: scoring API, intake page and API docs on 127.0.0.1 (BentoML).
+
+    python -m pipelines.serve [--host 127.0.0.1] [--port 3000]
+
+Runs ``bentoml serve serving.service:AllianceRisk`` as a child process, waits until it is ready,
+and prints where to open the intake page and the API docs. Stop it with Ctrl+C.
+
+API keys come from settings (``ALLIANCE_RISK_SERVING__API_KEY_HASHES``: SHA-256 hex digests, or
+``ALLIANCE_RISK_SERVING__API_KEY``: a plain key). With neither, for local use this command makes a
+random key, shows it once on the terminal (not in any log) and hands it to the server through its
+environment; the intake page asks for it once per browser tab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from features.settings import ROOT, load_settings
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _show_key_once(key: str) -> None:
+    """Write the generated key to the controlling terminal only (never to stdout logs)."""
+    text = (
+        "\n  API key for this session (generated because none is configured; not logged):\n"
+        f"    {key}\n"
+        "  Enter it on the intake page, or send 'Authorization: Bearer <key>' to the API.\n\n"
+    )
+    try:
+        with open("/dev/tty", "w") as tty:
+            tty.write(text)
+        return
+    except OSError:
+        pass
+    # No terminal (CI, a service manager): stderr is the closest thing; say so.
+    sys.stderr.write(text.replace("not logged", "no terminal: shown on stderr"))
+    sys.stderr.flush()
+
+
+def _wait_ready(base: str, proc: subprocess.Popen, timeout: float) -> tuple[bool, str]:
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False, f"the server exited with code {proc.returncode}"
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return True, "ready"
+        except urllib.error.HTTPError as exc:
+            last = exc.read().decode("utf-8", "replace").strip() or f"HTTP {exc.code}"
+            if exc.code == 503 and last.startswith("not ready:"):
+                return False, last  # started, but refuses to score: no point in waiting
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    return False, f"not ready after {timeout:.0f} s ({last})"
+
+
+def build_command(host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:AllianceRisk",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--working-dir",
+        str(ROOT),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = load_settings()
+    ap = argparse.ArgumentParser(
+        prog="python -m pipelines.serve",
+        description="Serve the champion model: scoring API, intake page and API docs.",
+    )
+    ap.add_argument(
+        "--host", default=settings.serving.host, help="address to bind (default %(default)s)"
+    )
+    ap.add_argument(
+        "--port", type=int, default=settings.serving.port, help="port (default %(default)s)"
+    )
+    ap.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for the service to be ready (default %(default)s)",
+    )
+    args = ap.parse_args(argv)
+    if args.host not in LOOPBACK:
+        print(
+            f"warning: binding {args.host}, not loopback: the service is reachable from other "
+            "machines; put it behind TLS",
+            file=sys.stderr,
+        )
+
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "ALLIANCE_RISK_SERVING__HOST": args.host,
+        "ALLIANCE_RISK_SERVING__PORT": str(args.port),
+        "BENTOML_DO_NOT_TRACK": "True",
+    }
+    if not settings.serving.api_key and not settings.serving.api_key_hashes:
+        key = secrets.token_urlsafe(24)
+        env["ALLIANCE_RISK_SERVING__API_KEY"] = key
+        _show_key_once(key)
+
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    base = f"http://{shown}:{args.port}"
+    print(f"starting the service on {args.host}:{args.port} (model store {settings.tracking_uri})")
+    proc = subprocess.Popen(build_command(args.host, args.port), env=env, cwd=str(ROOT))
+
+    def _stop(signum, _frame):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        ok, why = _wait_ready(base, proc, args.ready_timeout)
+        if ok:
+            print(
+                f"\n  intake page:   {base}/\n"
+                f"  API docs:      {base}/api-docs   (OpenAPI JSON: {base}/docs.json)\n"
+                f"  health:        {base}/livez  {base}/readyz  {base}/metrics\n"
+                "  Ctrl+C stops the service.\n",
+                flush=True,
+            )
+        else:
+            print(f"\n  the service is up but NOT READY: {why}\n", file=sys.stderr, flush=True)
+        return proc.wait()
+    except KeyboardInterrupt:
+        _stop(signal.SIGINT, None)
+        try:
+            return proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""What the service does with a record, independent of BentoML: validate, score, explain, audit.
+
+One record goes: ``check_record`` (the pydantic model generated from the catalog: types, codes,
+ranges, unknown fields) -> ``score_record`` (questionnaire items into scale scores; a scale whose
+given score contradicts its items is an error on the scale field) -> ``FeatureBuilder.
+transform_record`` (pure-Python row) -> ``ScoringModel.proba`` -> band -> ``explain_row``. Nothing
+on this path imports or calls pandas, scikit-learn, Great Expectations or MLflow.
+
+Error contract: every problem with the input is a 4xx answer whose body is
+``{"errors": [{"field": ..., "reason": ...}]}`` (plus ``admission_id`` when it could be read).
+Values are never echoed in errors, and nothing from a record is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from features.build import FeatureBuilder
+from features.catalog import (
+    DRIVER_GROUPS,
+    MODIFIABLE_GROUPS,
+    PREDICTORS,
+    SCORING_RECORD,
+    SECTIONS,
+    fields_of_driver,
+)
+from features.instruments import SCALES_BY_FIELD
+from features.scoring import ITEMS_USED, score_record
+from models.explain import explain_row, monitoring_actions
+from serving.audit import AuditLog
+from serving.loader import LoadedChampion
+from validation.record import check_record
+from validation.rules import range_words
+
+logger = logging.getLogger("alliance_risk.serving")
+
+DISCLAIMER = (
+    "Decision support, not a diagnosis: this score estimates the risk of a low early therapeutic "
+    "alliance to help plan care. It must never be used to refuse, delay or ration treatment."
+)
+BODY = "body"  # the field name used for problems with the request body as a whole
+# JSON integers this large cannot be a valid value of any field and overflow float conversion.
+_HUGE = 10**15
+
+DRIVER_LABELS = {
+    "motivation": "Motivation",
+    "coping": "Coping",
+    "social_support": "Social support",
+    "distress": "Psychological distress",
+    "attachment": "Attachment style",
+    "substance_use": "Substance use",
+    "history": "Treatment history and referral",
+    "demographics": "Demographics",
+    "counsellor": "Counsellor",
+}
+
+
+def error(field: str, reason: str) -> dict[str, str]:
+    return {"field": field, "reason": reason}
+
+
+def errors_body(errors: list[dict[str, str]], admission_id: Any = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"errors": errors}
+    if isinstance(admission_id, str):
+        out = {"admission_id": admission_id, **out}
+    return out
+
+
+def catalog_entry(f) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "table": f.table,
+        "kind": f.kind,
+        "required": f.required,
+        "codes": list(f.codes) if f.codes else None,
+        "min": f.minimum,
+        "max": f.maximum,
+        "pattern": f.pattern,
+        "unit": f.unit,
+        "instrument": f.instrument,
+        "description": f.description,
+        "allowed": range_words(f),
+        "driver": f.driver,
+        "modifiable": f.modifiable,
+        "direction": f.direction,
+        "section": f.section,
+        "is_item": f.is_item,
+        "scale": f.scale,
+    }
+
+
+def field_catalog() -> list[dict[str, Any]]:
+    """Every field of the scoring record, in catalog order (what a client needs for a form)."""
+    return [catalog_entry(f) for f in SCORING_RECORD]
+
+
+def _label_words(label: Mapping[str, Any]) -> str:
+    if not label:
+        return "low early alliance (definition not recorded with the model)"
+    rater = label.get("rater", "client")
+    who = "either rater's" if rater == "either" else f"the {rater}'s"
+    return (
+        f"low_alliance = {who} mean WAI-S item mean over valid weeks 1-3 (at least "
+        f"{label.get('min_valid_weeks', 1)}) is below {label.get('threshold')}"
+    )
+
+
+class Engine:
+    """The loaded champion and everything a request needs, built once at start."""
+
+    def __init__(self, champion: LoadedChampion, audit: AuditLog | None, max_batch: int):
+        self.champion = champion
+        self.model = champion.model
+        self.bands = champion.bands
+        self.audit = audit
+        self.max_batch = max_batch
+        self.model_ref = {"name": champion.name, "version": champion.version}
+        self._optional_predictors = tuple(f.name for f in PREDICTORS if not f.required)
+        self._info = self._model_info()
+        # Warm every code path once (first calls pay for caches and lazy imports).
+        self._warm()
+
+    # ---- /model ----------------------------------------------------------------------------
+    def _model_info(self) -> dict[str, Any]:
+        c = self.champion
+        return {
+            "name": c.name,
+            "version": c.version,
+            "run_id": c.run_id,
+            "trained_at": c.trained_at,
+            "registered_at": c.registered_at,
+            "promotion": c.tags,
+            "kind": self.model.kind,
+            "label": {**c.label, "definition": _label_words(c.label)},
+            "metrics": c.metrics,
+            "metrics_note": "held-out test split of the training run; _lo/_hi are 95% bootstrap "
+            "bounds",
+            "bands": {
+                **self.bands.model_dump(),
+                "rule": f"low < {self.bands.moderate_from:g} <= moderate < "
+                f"{self.bands.high_from:g} <= high",
+            },
+            "monitoring": monitoring_actions(),
+            "drivers": [
+                {
+                    "driver": g,
+                    "label": DRIVER_LABELS.get(g, g),
+                    "modifiable": g in MODIFIABLE_GROUPS,
+                    "fields": [f.name for f in fields_of_driver(g)],
+                }
+                for g in DRIVER_GROUPS
+            ],
+            "sections": [{"id": s, "title": t} for s, t in SECTIONS],
+            "catalog": field_catalog(),
+            "max_batch": self.max_batch,
+            "disclaimer": DISCLAIMER,
+        }
+
+    def model_info(self) -> dict[str, Any]:
+        return self._info
+
+    def _warm(self) -> None:
+        rec = {
+            "admission_id": "warmup",
+            "service_id": "warmup",
+            "admission_date": "2024-01-01",
+            "age": 30,
+            "sex": "female",
+            "primary_substance": "alcohol",
+            "mot_desire_for_help": 10,
+            "social_support": 10,
+            "psych_distress": 30,
+            "coping_avoidant": 4,
+        }
+        self._score(rec)
+
+    # ---- one record ------------------------------------------------------------------------
+    def _validate(self, body: dict) -> tuple[Any, list[dict[str, str]]]:
+        huge = [
+            error(k, "out of range (number far outside any allowed range)")
+            for k, v in body.items()
+            if type(v) is int and abs(v) > _HUGE
+        ]
+        if huge:
+            return None, huge
+        try:
+            validated, errs = check_record(body)
+        except Exception as exc:  # a value no validator anticipated; never a 500
+            logger.warning(
+                "record check raised %s; answered as an invalid record", type(exc).__name__
+            )
+            return None, [error("*", "invalid record (a value could not be read)")]
+        if errs:
+            # One error per field, in the order pydantic found them.
+            seen: dict[str, str] = {}
+            for e in errs:
+                seen.setdefault(e.field, e.reason)
+            return None, [error(f, r) for f, r in seen.items()]
+        return validated, []
+
+    def _score(self, body: dict) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
+        validated, errs = self._validate(body)
+        if errs:
+            return None, errs
+        record = validated.model_dump(exclude_none=True)
+        scored, conflicts = score_record(record)
+        if conflicts:
+            seen: dict[str, str] = {}
+            for e in conflicts:
+                seen.setdefault(e.field, e.reason)
+            return None, [error(f, r) for f, r in seen.items()]
+        items_used = scored.pop(ITEMS_USED, {})
+        row = FeatureBuilder.transform_record(scored)
+        p = float(self.model.proba(row)[0])
+        if not math.isfinite(p):  # cannot happen with a valid model; never answer NaN
+            return None, [error("*", "the record could not be scored")]
+        band = self.bands.band(p)
+        exp = explain_row(self.model, scored, row, band)
+        return self._response(record, scored, items_used, p, band, exp), []
+
+    def _response(self, record, scored, items_used, p, band, exp) -> dict[str, Any]:
+        warnings: list[str] = []
+        missing = [n for n in self._optional_predictors if scored.get(n) is None]
+        if missing:
+            warnings.append(
+                f"{len(missing)} optional field(s) not given, scored as missing: "
+                + ", ".join(missing)
+            )
+        for g in exp["not_assessed"]:
+            warnings.append(
+                f"driver '{g}' could not be assessed: none of its fields were given "
+                "(its effect, if any, is not shown)"
+            )
+        for scale, codes in items_used.items():
+            n = len(SCALES_BY_FIELD[scale].items) if scale in SCALES_BY_FIELD else len(codes)
+            note = "" if len(codes) == n else f" (prorated: {len(codes)} of {n} items answered)"
+            warnings.append(f"{scale} scored from item responses {', '.join(codes)}{note}")
+        drivers = []
+        for d in exp["drivers"]:
+            d["label"] = DRIVER_LABELS.get(d["driver"], d["driver"])
+            d["percentage_points"] = round(100 * d["points"], 2)
+            drivers.append(d)
+        return {
+            "admission_id": record.get("admission_id"),
+            "risk": p,
+            "risk_percent": round(100 * p, 1),
+            "band": band,
+            "bands": {"moderate_from": self.bands.moderate_from, "high_from": self.bands.high_from},
+            "base_risk": exp["base_risk"],
+            "model": self.model_ref,
+            "drivers": drivers,
+            "not_assessed": exp["not_assessed"],
+            "items_used": items_used,
+            "scale_scores": {
+                k: scored[k] for k in items_used if isinstance(scored.get(k), (int, float))
+            },
+            "warnings": warnings,
+            "monitoring": exp["monitoring"],
+            "points_note": "Driver points are percentage-point shares of (risk - base risk), "
+            "computed from exact SHAP values in calibrated log-odds; they add up to risk - base.",
+            "disclaimer": DISCLAIMER,
+        }
+
+    def score(self, body: Any, audit: bool = True) -> tuple[int, dict[str, Any]]:
+        """POST /score: (status, JSON body)."""
+        if not isinstance(body, dict):
+            return 400, errors_body([error(BODY, "the body must be a JSON object (one record)")])
+        result, errs = self._score(body)
+        if errs:
+            return 422, errors_body(errs, body.get("admission_id"))
+        if audit and self.audit is not None:
+            self.audit.record(
+                [(result["admission_id"], self.champion.version, result["risk"], result["band"])],
+                "/score",
+            )
+        return 200, result
+
+    # ---- a batch ---------------------------------------------------------------------------
+    def check_batch_shape(self, body: Any) -> list[dict[str, str]]:
+        """Problems with the batch envelope itself (the whole request is refused)."""
+        if not isinstance(body, dict):
+            return [error(BODY, 'the body must be a JSON object: {"records": [...]}')]
+        errs = [
+            error(k, "unknown field (the batch body holds only 'records')")
+            for k in body
+            if k != "records"
+        ]
+        records = body.get("records")
+        if "records" not in body:
+            errs.append(error("records", "required field is missing"))
+        elif not isinstance(records, list):
+            errs.append(error("records", "must be a JSON array of scoring records"))
+        elif len(records) > self.max_batch:
+            errs.append(
+                error(
+                    "records",
+                    f"too many records: {len(records)} > max_batch {self.max_batch} "
+                    "(split the batch)",
+                )
+            )
+        elif not records:
+            errs.append(error("records", "must hold at least one record"))
+        return errs
+
+    def score_batch(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """POST /score_batch: one result per record, in order; bad records carry their errors."""
+        errs = self.check_batch_shape(body)
+        if errs:
+            return 400, errors_body(errs)
+        results: list[dict[str, Any]] = []
+        audit_rows = []
+        n_err = 0
+        for i, rec in enumerate(body["records"]):
+            if not isinstance(rec, dict):
+                n_err += 1
+                results.append(
+                    {
+                        "index": i,
+                        "admission_id": None,
+                        "errors": [error(BODY, "each record must be a JSON object")],
+                    }
+                )
+                continue
+            result, rerrs = self._score(rec)
+            aid = rec.get("admission_id")
+            if rerrs:
+                n_err += 1
+                results.append(
+                    {
+                        "index": i,
+                        "admission_id": aid if isinstance(aid, str) else None,
+                        "errors": rerrs,
+                    }
+                )
+                continue
+            audit_rows.append(
+                (result["admission_id"], self.champion.version, result["risk"], result["band"])
+            )
+            results.append({"index": i, **result})
+        if self.audit is not None:
+            self.audit.record(audit_rows, "/score_batch")
+        return 200, {
+            "model": self.model_ref,
+            "n_records": len(results),
+            "n_scored": len(results) - n_err,
+            "n_errors": n_err,
+            "results": results,
+            "disclaimer": DISCLAIMER,
+        }

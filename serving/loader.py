@@ -1,0 +1,148 @@
+"""Load the registry's champion for serving: the numpy ScoringModel plus what /model reports.
+
+Why not ``mlflow.pyfunc.load_model``: the pyfunc scores through a one-row DataFrame (milliseconds
+per request); the service needs the ``ScoringModel`` inside it (microseconds). So the loader
+downloads the champion version's artifacts once, at start, builds ``ScoringModel`` from the
+pyfunc's ``artifacts/scorer`` folder, and reads the version, the training run's headline metrics
+and the label definition recorded with the model. MLflow is imported here only, never on the
+request path.
+
+Every way this can fail (no tracking store, a store without a champion, a corrupt store or
+artifact) raises ``ModelUnavailable`` with a message that says what to run; the service then
+starts but is not ready, and its scoring routes answer 503 with that message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from features.settings import BandConfig
+from models.scorer import ScoringModel
+
+CHAMPION = "champion"
+TRAIN_HINT = "train one with `make train` or `python -m pipelines.train --data DIR`"
+# Run metrics shown as the model's headline figures (point estimates and 95% CI bounds).
+HEADLINE = ("auroc", "auprc", "log_loss", "brier", "cal_slope", "cal_intercept", "ece")
+
+
+class ModelUnavailable(RuntimeError):
+    """No usable champion; the message says why and what to run."""
+
+
+@dataclass
+class LoadedChampion:
+    model: ScoringModel
+    bands: BandConfig
+    name: str
+    version: str
+    run_id: str
+    trained_at: str | None
+    registered_at: str | None
+    label: dict[str, Any]
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _iso(ms: int | None) -> str | None:
+    if not ms:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+def _headline(metrics: dict[str, float]) -> dict[str, float]:
+    out = {}
+    for name in HEADLINE:
+        for suffix in ("", "_lo", "_hi"):
+            key = f"test_{name}{suffix}"
+            if key in metrics:
+                out[key] = float(metrics[key])
+    for key in ("label_labelled", "label_positive", "driver_rank_spearman"):
+        if key in metrics:
+            out[key] = float(metrics[key])
+    return out
+
+
+def _find_scorer(local: Path) -> Path:
+    scorer = local / "artifacts" / "scorer"
+    if (scorer / "model.json").is_file():
+        return scorer
+    found = sorted(local.rglob("model.json"))
+    if not found:
+        raise ModelUnavailable(
+            "the champion's artifacts carry no scorer (artifacts/scorer/model.json); "
+            f"retrain: {TRAIN_HINT}"
+        )
+    return found[0].parent
+
+
+def load_champion(tracking_uri: str, name: str = "alliance-risk") -> LoadedChampion:
+    """The champion of ``name`` in the store at ``tracking_uri``. Raises ModelUnavailable."""
+    if tracking_uri.startswith("sqlite:///"):
+        # Check first: MLflow would silently create an empty database at a wrong path.
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not db.is_file():
+            raise ModelUnavailable(
+                f"no tracking store at {db}: no model has been trained there ({TRAIN_HINT}, "
+                "or set MLFLOW_TRACKING_URI to the store that holds the champion)"
+            )
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        import mlflow
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+    except ImportError as exc:  # pragma: no cover - mlflow is a dependency
+        raise ModelUnavailable(f"mlflow cannot be imported: {exc}") from exc
+
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        try:
+            mv = client.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException as exc:
+            raise ModelUnavailable(
+                f"registered model {name!r} has no '{CHAMPION}' version in the tracking store "
+                f"{tracking_uri}: {TRAIN_HINT} (or promote one with `python -m pipelines.promote`)"
+            ) from exc
+        run_metrics: dict[str, float] = {}
+        trained_at = None
+        if mv.run_id:
+            run = client.get_run(mv.run_id)
+            run_metrics = dict(run.data.metrics)
+            trained_at = _iso(run.info.end_time or run.info.start_time)
+        with tempfile.TemporaryDirectory(prefix="alliance-risk-serve-") as tmp:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{name}@{CHAMPION}", dst_path=tmp
+                )
+            )
+            try:
+                model = ScoringModel.load(_find_scorer(local))
+            except ValueError as exc:
+                raise ModelUnavailable(f"the champion's scorer cannot be loaded: {exc}") from exc
+    except ModelUnavailable:
+        raise
+    except Exception as exc:  # a corrupt or unreachable store raises many error types
+        raise ModelUnavailable(
+            f"the tracking store {tracking_uri} cannot be read ({type(exc).__name__}): "
+            f"check MLFLOW_TRACKING_URI, or {TRAIN_HINT}"
+        ) from exc
+
+    bands = BandConfig(**model.reference.get("bands", {}))
+    return LoadedChampion(
+        model=model,
+        bands=bands,
+        name=name,
+        version=str(mv.version),
+        run_id=str(mv.run_id or ""),
+        trained_at=trained_at,
+        registered_at=_iso(mv.creation_timestamp),
+        label=dict(model.reference.get("label", {})),
+        metrics=_headline(run_metrics),
+        tags={k: v for k, v in (mv.tags or {}).items() if k in ("promotion_reason", "promoted_at")},
+    )

@@ -1,0 +1,463 @@
+// alliance-risk intake page: builds the form from GET /model's catalog, checks values against
+// the catalog's codes and ranges, scores with POST /score and shows risk, band and drivers.
+// Plain JavaScript, no build step, nothing loaded from outside this server.
+"use strict";
+
+const KEY_STORE = "alliance-risk-api-key";
+// Identifiers and dates sit at the top of "About the client"; counsellor_id with the counsellor.
+const EXTRA_SECTION = {
+  admission_id: "client",
+  service_id: "client",
+  admission_date: "client",
+  counsellor_id: "counsellor",
+};
+const LABELS = {
+  admission_id: "Admission ID",
+  service_id: "Service ID",
+  counsellor_id: "Counsellor ID",
+  admission_date: "Admission date",
+  crack_days_28: "Days crack used (last 28)",
+  opiate_days_28: "Days opiates used (last 28)",
+  age_first_use: "Age at first use",
+  mot_problem_recognition: "Problem recognition",
+  mot_desire_for_help: "Desire for help",
+  mot_treatment_readiness: "Treatment readiness",
+  mot_external_pressure: "External pressure",
+  psych_distress: "Psychological distress (GHQ-12)",
+  coping_adaptive: "Adaptive coping",
+  coping_avoidant: "Avoidant coping",
+  attach_secure: "Secure",
+  attach_fearful: "Fearful",
+  attach_preoccupied: "Preoccupied",
+  attach_dismissing: "Dismissing",
+  counsellor_sex: "Counsellor's sex",
+  counsellor_ex_user: "Counsellor in recovery",
+  counsellor_years_experience: "Counsellor's years of experience",
+};
+
+const state = { key: sessionStorage.getItem(KEY_STORE), model: null, fields: [] };
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) {
+    if (c === null || c === undefined) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function label(name) {
+  if (LABELS[name]) return LABELS[name];
+  const s = name.replace(/_/g, " ");
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function pct(p, digits = 1) {
+  return (100 * p).toFixed(digits) + "%";
+}
+
+function setStatus(text, isError) {
+  const s = $("status");
+  s.textContent = text || "";
+  s.classList.toggle("error", !!isError);
+}
+
+async function api(path, options = {}) {
+  const headers = Object.assign({}, options.headers || {}, {
+    Authorization: "Bearer " + state.key,
+  });
+  if (options.body) headers["Content-Type"] = "application/json";
+  const resp = await fetch(path, Object.assign({}, options, { headers }));
+  let body = null;
+  try {
+    body = await resp.json();
+  } catch (e) {
+    body = null;
+  }
+  return { status: resp.status, body };
+}
+
+// ---- authentication --------------------------------------------------------------------------
+function showAuth(message) {
+  $("auth").hidden = false;
+  $("app").hidden = true;
+  $("sign-out").hidden = true;
+  $("auth-error").textContent = message || "";
+  $("api-key").value = "";
+  $("api-key").focus();
+}
+
+function forgetKey(message) {
+  sessionStorage.removeItem(KEY_STORE);
+  state.key = null;
+  showAuth(message);
+}
+
+$("auth-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const key = $("api-key").value.trim();
+  if (!key) {
+    $("auth-error").textContent = "Enter the key.";
+    return;
+  }
+  state.key = key;
+  sessionStorage.setItem(KEY_STORE, key);
+  loadModel();
+});
+
+$("sign-out").addEventListener("click", () => forgetKey(""));
+
+// ---- the form --------------------------------------------------------------------------------
+async function loadModel() {
+  setStatus("Loading the model…");
+  let r;
+  try {
+    r = await api("/model");
+  } catch (e) {
+    setStatus("The service cannot be reached.", true);
+    return;
+  }
+  if (r.status === 401) {
+    setStatus("");
+    forgetKey("That key was not accepted. Check it and try again.");
+    return;
+  }
+  if (r.status !== 200) {
+    setStatus((r.body && r.body.error) || "The service is not ready (HTTP " + r.status + ").", true);
+    return;
+  }
+  setStatus("");
+  state.model = r.body;
+  $("auth").hidden = true;
+  $("sign-out").hidden = false;
+  const mv = $("model-version");
+  mv.textContent = "Model " + r.body.name + " v" + r.body.version;
+  mv.hidden = false;
+  buildForm(r.body);
+  $("app").hidden = false;
+}
+
+function formFields(model) {
+  return model.catalog.filter(
+    (f) => f.table === "intake" && !f.is_item && (f.section || EXTRA_SECTION[f.name])
+  );
+}
+
+function hint(f) {
+  const parts = [];
+  if (f.kind === "integer" || f.kind === "number") {
+    if (f.min !== null && f.max !== null) parts.push(`${f.min}–${f.max}`);
+    if (f.unit) parts.push(f.unit);
+  }
+  if (f.instrument && f.kind !== "integer") parts.push(f.instrument);
+  return parts.join(" · ");
+}
+
+function inputFor(f) {
+  const id = "f-" + f.name;
+  const common = { id, name: f.name, "aria-describedby": "err-" + f.name };
+  if (f.codes) {
+    const sel = el("select", common);
+    sel.append(el("option", { value: "", text: f.required ? "— choose —" : "— not recorded —" }));
+    for (const c of f.codes) sel.append(el("option", { value: c, text: c.replace(/_/g, " ") }));
+    return sel;
+  }
+  if (f.kind === "boolean") {
+    const sel = el("select", common);
+    sel.append(el("option", { value: "", text: "— not recorded —" }));
+    sel.append(el("option", { value: "true", text: "yes" }));
+    sel.append(el("option", { value: "false", text: "no" }));
+    return sel;
+  }
+  if (f.kind === "integer" || f.kind === "number") {
+    return el("input", Object.assign({}, common, {
+      type: "number",
+      inputmode: f.kind === "integer" ? "numeric" : "decimal",
+      step: f.kind === "integer" ? "1" : "any",
+      min: f.min,
+      max: f.max,
+    }));
+  }
+  if (f.kind === "date") {
+    return el("input", Object.assign({}, common, {
+      type: "date",
+      min: "2000-01-01",
+      max: new Date().toISOString().slice(0, 10),
+    }));
+  }
+  return el("input", Object.assign({}, common, {
+    type: "text",
+    maxlength: "64",
+    autocomplete: "off",
+    spellcheck: "false",
+  }));
+}
+
+function buildForm(model) {
+  const fields = formFields(model);
+  state.fields = fields;
+  const box = $("sections");
+  box.replaceChildren();
+  for (const sec of model.sections) {
+    const inSec = fields.filter((f) => (EXTRA_SECTION[f.name] || f.section) === sec.id);
+    if (!inSec.length) continue;
+    // identifiers first within "About the client"
+    inSec.sort((a, b) => (EXTRA_SECTION[b.name] ? 1 : 0) - (EXTRA_SECTION[a.name] ? 1 : 0));
+    const fs = el("fieldset", { class: "section", id: "section-" + sec.id });
+    fs.append(el("legend", { text: sec.title }));
+    const grid = el("div", { class: "grid" });
+    for (const f of inSec) {
+      const wrap = el("div", { class: "field" + (f.required ? " required" : ""), id: "wrap-" + f.name });
+      const lab = el("label", { for: "f-" + f.name, title: f.description }, label(f.name));
+      if (f.required) lab.append(el("span", { class: "req", "aria-hidden": "true", text: " *" }));
+      wrap.append(lab, inputFor(f));
+      const h = hint(f);
+      if (h) wrap.append(el("span", { class: "hint", text: h }));
+      wrap.append(el("span", { class: "field-error", id: "err-" + f.name, role: "alert" }));
+      grid.append(wrap);
+    }
+    fs.append(grid);
+    box.append(fs);
+  }
+}
+
+// ---- checking and collecting values ----------------------------------------------------------
+const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+function readValue(f) {
+  const raw = $("f-" + f.name).value.trim();
+  if (raw === "") return { missing: true };
+  if (f.codes) {
+    return f.codes.includes(raw) ? { value: raw } : { error: "choose one of the listed values" };
+  }
+  if (f.kind === "boolean") return { value: raw === "true" };
+  if (f.kind === "integer" || f.kind === "number") {
+    const x = Number(raw);
+    if (!Number.isFinite(x)) return { error: "enter a number" };
+    if (f.kind === "integer" && !Number.isInteger(x)) return { error: "enter a whole number" };
+    if ((f.min !== null && x < f.min) || (f.max !== null && x > f.max)) {
+      return { error: `must be between ${f.min} and ${f.max}` };
+    }
+    return { value: x };
+  }
+  if (f.kind === "date") {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(raw)) return { error: "enter a date (YYYY-MM-DD)" };
+    const today = new Date().toISOString().slice(0, 10);
+    if (raw < "2000-01-01" || raw > today) return { error: "must be between 2000-01-01 and today" };
+    return { value: raw };
+  }
+  if (f.pattern && !ID_RE.test(raw)) return { error: "use 1–64 letters, digits, _ or -" };
+  return { value: raw };
+}
+
+function clearErrors() {
+  for (const f of state.fields) {
+    $("err-" + f.name).textContent = "";
+    $("wrap-" + f.name).classList.remove("invalid");
+  }
+  const fe = $("form-errors");
+  fe.replaceChildren();
+  fe.hidden = true;
+}
+
+function showFieldError(name, reason) {
+  const slot = $("err-" + name);
+  if (slot) {
+    slot.textContent = reason;
+    $("wrap-" + name).classList.add("invalid");
+    return true;
+  }
+  return false;
+}
+
+function showFormErrors(errors) {
+  const fe = $("form-errors");
+  const list = el("ul");
+  for (const e of errors) list.append(el("li", { text: `${e.field}: ${e.reason}` }));
+  fe.replaceChildren(el("strong", { text: "The server could not score this record:" }), list);
+  fe.hidden = false;
+}
+
+function collect() {
+  const record = {};
+  const errors = [];
+  for (const f of state.fields) {
+    const r = readValue(f);
+    if (r.error) errors.push({ field: f.name, reason: r.error });
+    else if (r.missing) {
+      if (f.required) errors.push({ field: f.name, reason: "required" });
+    } else record[f.name] = r.value;
+  }
+  if (
+    record.age_first_use !== undefined && record.age !== undefined &&
+    record.age_first_use > record.age
+  ) {
+    errors.push({ field: "age_first_use", reason: "must not be above age" });
+  }
+  return { record, errors };
+}
+
+$("intake-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  clearErrors();
+  const { record, errors } = collect();
+  if (errors.length) {
+    for (const e of errors) showFieldError(e.field, e.reason);
+    const first = $("f-" + errors[0].field);
+    if (first) first.focus();
+    return;
+  }
+  await score(record);
+});
+
+$("intake-form").addEventListener("reset", () => {
+  clearErrors();
+  $("result").hidden = true;
+});
+
+async function score(record) {
+  const btn = $("score-btn");
+  btn.disabled = true;
+  setStatus("Scoring…");
+  let r;
+  try {
+    r = await api("/score", { method: "POST", body: JSON.stringify(record) });
+  } catch (e) {
+    setStatus("The service cannot be reached.", true);
+    btn.disabled = false;
+    return;
+  }
+  btn.disabled = false;
+  setStatus("");
+  if (r.status === 401) {
+    forgetKey("The key is no longer accepted. Enter it again.");
+    return;
+  }
+  if (r.status === 200) {
+    renderResult(r.body);
+    return;
+  }
+  const errs = (r.body && r.body.errors) || [];
+  if (errs.length) {
+    // Map the server's field-named errors to the fields; anything else goes in the list below.
+    const other = errs.filter((e) => !showFieldError(e.field, e.reason));
+    if (other.length) showFormErrors(other);
+    const firstField = errs.find((e) => $("f-" + e.field));
+    if (firstField) $("f-" + firstField.field).focus();
+  } else {
+    setStatus((r.body && r.body.error) || "Scoring failed (HTTP " + r.status + ").", true);
+  }
+}
+
+// ---- the result ------------------------------------------------------------------------------
+const BAND_WORDS = { low: "Low risk", moderate: "Moderate risk", high: "High risk" };
+
+function renderResult(r) {
+  const res = $("result");
+  res.dataset.risk = String(r.risk);
+  res.dataset.band = r.band;
+  $("risk-percent").textContent = pct(r.risk);
+  const band = $("band");
+  band.textContent = BAND_WORDS[r.band] || r.band;
+  band.className = "band band-" + r.band;
+
+  const b = r.bands;
+  const scale = res.querySelector(".scale");
+  scale.style.setProperty("--pos-mod", 100 * b.moderate_from + "%");
+  scale.style.setProperty("--pos-high", 100 * b.high_from + "%");
+  $("scale-marker").style.left = Math.min(99.5, Math.max(0.5, 100 * r.risk)) + "%";
+  $("base-line").textContent =
+    `Average client in the training data: ${pct(r.base_risk)}. Bands: low below ` +
+    `${pct(b.moderate_from, 0)}, high from ${pct(b.high_from, 0)}.`;
+  $("monitoring").textContent = r.monitoring
+    ? "Monitoring: " + r.monitoring.action + "."
+    : "No extra alliance monitoring is suggested for this band.";
+
+  // Drivers: diverging bars, scaled to the largest driver.
+  const list = $("drivers");
+  list.replaceChildren();
+  const maxPts = Math.max(0.0001, ...r.drivers.map((d) => Math.abs(d.points)));
+  for (const d of r.drivers) {
+    const raises = d.effect === "raises";
+    const w = (50 * Math.abs(d.points)) / maxPts;
+    const bar = el("div", { class: "bar-track" });
+    const fill = el("div", { class: "bar " + (raises ? "raise" : "lower") });
+    fill.style.width = w + "%";
+    fill.style.left = raises ? "50%" : 50 - w + "%";
+    bar.append(el("div", { class: "bar-axis" }), fill);
+    const sign = raises ? "+" : "−";
+    const values = d.values
+      .map((v) => `${label(v.field)} ${fmt(v.value)}` + (v.typical !== null && v.typical !== undefined ? ` (typical ${fmt(v.typical)})` : ""))
+      .join("; ");
+    list.append(
+      el("li", { class: "driver " + (raises ? "raises" : "lowers"), "data-driver": d.driver },
+        el("div", { class: "driver-head" },
+          el("span", { class: "driver-name", text: d.label + (d.modifiable ? "" : "") }),
+          d.modifiable ? el("span", { class: "tag", text: "modifiable" }) : null,
+          el("span", { class: "driver-points", text: `${sign}${Math.abs(100 * d.points).toFixed(1)} points · ${d.effect} risk` })
+        ),
+        bar,
+        values ? el("div", { class: "driver-values", text: values }) : null
+      )
+    );
+  }
+  if (!r.drivers.length) list.append(el("li", { class: "muted", text: "No driver moves this score noticeably." }));
+
+  // Actions and what-ifs for modifiable drivers that raise the risk.
+  const acts = $("actions");
+  acts.replaceChildren();
+  const withActions = r.drivers.filter((d) => d.actions && d.actions.length);
+  for (const d of withActions) {
+    const card = el("div", { class: "action-card", "data-driver": d.driver });
+    card.append(el("h4", { text: d.label }));
+    const ul = el("ul");
+    for (const a of d.actions) {
+      ul.append(el("li", {}, a.action, el("span", { class: "evidence", text: " (" + a.evidence + ")" })));
+    }
+    card.append(ul);
+    if (d.what_if) {
+      card.append(el("p", { class: "what-if" },
+        `If ${d.label.toLowerCase()} were at a typical level, the risk would be `,
+        el("strong", { text: pct(d.what_if.risk) }),
+        ` instead of ${pct(d.what_if.instead_of)}.`));
+    }
+    acts.append(card);
+  }
+  $("actions-block").hidden = withActions.length === 0;
+
+  $("not-assessed").textContent = r.not_assessed.length
+    ? r.not_assessed.map((g) => label(g)).join(", ") +
+      " — no answers were given, so their effect is not shown."
+    : "";
+  $("not-assessed-block").hidden = r.not_assessed.length === 0;
+
+  const wl = $("warnings");
+  wl.replaceChildren(...r.warnings.map((w) => el("li", { text: w })));
+  $("warning-count").textContent = String(r.warnings.length);
+  $("warnings-block").hidden = r.warnings.length === 0;
+
+  $("result-model").textContent =
+    `Model ${r.model.name} version ${r.model.version}` +
+    (state.model && state.model.trained_at ? `, trained ${state.model.trained_at.slice(0, 10)}` : "") +
+    (r.admission_id ? ` · admission ${r.admission_id}` : "");
+  $("result-disclaimer").textContent = r.disclaimer;
+  res.hidden = false;
+  res.scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+function fmt(v) {
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(1);
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  return String(v).replace(/_/g, " ");
+}
+
+// ---- start -----------------------------------------------------------------------------------
+if (state.key) loadModel();
+else showAuth("");

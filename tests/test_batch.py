@@ -1,0 +1,360 @@
+"""Batch scoring (models.batch, python -m pipelines.score): validation per row, rejects, chunking,
+formats, agreement with the logged pyfunc, and the Spark engine when PySpark is installed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+
+SLOW = [pytest.mark.slow, pytest.mark.xdist_group("trained")]
+
+
+def _run(store, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.score", *args],
+        env=env or store.env(),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+
+
+def _flat(store) -> pd.DataFrame:
+    """The store's synthetic cohort as flat scoring records, text cells as a CSV gives them."""
+    from features.build import scoring_frame
+    from validation.io import load_tables
+
+    t = load_tables(store.data)
+    return scoring_frame(t["intake"], t["counsellors"])
+
+
+@pytest.fixture(scope="module")
+def flat_csv(trained_store, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("flat") / "records.csv"
+    _flat(trained_store).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(trained_store):
+    from models.batch import load_model
+
+    return load_model(trained_store.uri)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast: no model needed
+
+
+def test_screen_flags_exactly_the_rows_check_record_rejects(valid_tables):
+    """The column-wise screen is the record model's own field validators: on a mix of bad values
+    it flags the same rows as check_record, row by row."""
+    from features.build import scoring_frame
+    from models.batch import RowValidator
+    from validation.record import check_record
+
+    frame = scoring_frame(valid_tables["intake"], valid_tables["counsellors"]).reset_index(
+        drop=True
+    )
+    bad = {
+        1: ("age", "abc"),
+        2: ("age", "15"),
+        3: ("sex", "Male"),
+        4: ("admission_date", "2022-13-01"),
+        5: ("admission_date", "2999-01-01"),
+        6: ("legal_pressure", "yes"),
+        7: ("mot_treatment_readiness", "51"),
+        8: ("admission_id", "bad id!"),
+        9: ("age_first_use", "89"),  # above age
+        10: ("primary_substance", None),  # required
+        11: ("counsellor_years_experience", "-1"),
+        12: ("ghq_01", "4.5"),
+        13: ("crack_days_28", "3.0"),  # fine: an integer with a zero fraction
+    }
+    frame = frame.astype(object)
+    for i, (col, v) in bad.items():
+        frame.loc[i, col] = v
+    v = RowValidator()
+    flagged = v.screen(frame)
+    expected = np.array(
+        [
+            bool(check_record({k: x for k, x in r.items() if x is not None and x == x})[1])
+            for r in frame.to_dict("records")
+        ]
+    )
+    assert flagged.tolist() == expected.tolist()
+    assert set(np.flatnonzero(flagged)) == set(bad) - {13}
+    errs = v.errors(frame, np.flatnonzero(flagged))
+    assert errs[1][0].field == "age" and "whole number" in errs[1][0].reason
+    assert errs[9][0].field == "age_first_use" and "above age" in errs[9][0].reason
+
+
+def test_top_drivers_rank_by_size_skip_unassessed_and_tiny():
+    from features.catalog import DRIVER_GROUPS
+    from models.batch import top_drivers_frame
+
+    pts = np.zeros((2, len(DRIVER_GROUPS)))
+    pts[0, :4] = [0.03, -0.08, 0.0001, 0.05]
+    pts[1, 0] = 0.2
+    assess = np.ones_like(pts, dtype=bool)
+    assess[0, 3] = False  # not on the record: not listed
+    out = top_drivers_frame(pts, assess, 3)
+    g = DRIVER_GROUPS
+    assert out.loc[0, ["driver_1", "driver_2"]].tolist() == [g[1], g[0]]
+    assert out.loc[0, "driver_1_effect"] == "lowers" and out.loc[0, "driver_2_effect"] == "raises"
+    assert out.loc[0, "driver_1_points"] == pytest.approx(-0.08)
+    assert pd.isna(out.loc[0, "driver_3"])  # the 0.0001 one is below MIN_POINTS
+    assert out.loc[1, "driver_1"] == g[0] and pd.isna(out.loc[1, "driver_2"])
+
+
+def test_spark_engine_without_pyspark_says_how_to_install(tmp_path, monkeypatch, capsys):
+    from pipelines import score
+
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # import pyspark -> ImportError
+    inp = tmp_path / "x.csv"
+    inp.write_text("admission_id\nA1\n")
+    code = score.main(
+        ["--input", str(inp), "--output", str(tmp_path / "o.csv"), "--engine", "spark"]
+    )
+    assert code == score.EXIT_ENGINE
+    assert "pip install -e '.[spark]'" in capsys.readouterr().err
+
+
+def test_missing_input_exits_2(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.score",
+            "--input",
+            str(tmp_path / "none.csv"),
+            "--output",
+            str(tmp_path / "o.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr
+
+
+def test_no_champion_exits_with_a_clear_message(tmp_path, valid_dir):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty' / 'mlflow.db'}"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.score",
+            "--input",
+            str(valid_dir),
+            "--output",
+            str(tmp_path / "o.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "does not exist" in proc.stderr and "pipelines.train" in proc.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_registry_without_champion_exits_3(tmp_path, valid_dir):
+    """A tracking store that exists but has no champion alias."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()  # creates it
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.score",
+            "--input",
+            str(valid_dir),
+            "--output",
+            str(tmp_path / "o.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "champion" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# With a trained champion
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+def test_batch_risk_equals_the_pyfunc(trained_store, flat_csv, loaded, tmp_path, monkeypatch):
+    import mlflow
+
+    from features.build import typed_records
+    from models.batch import score_file
+
+    out = tmp_path / "scores.csv"
+    summary = score_file(flat_csv, out, loaded, chunk_size=500)
+    got = pd.read_csv(out, dtype={"admission_id": "str", "model_version": "str"})
+    assert summary.rejected_rows == 0 and len(got) == summary.rows > 1000
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_store.uri)
+    mlflow.set_tracking_uri(trained_store.uri)
+    pyfunc = mlflow.pyfunc.load_model("models:/alliance-risk@champion")
+    want = pyfunc.predict(typed_records(_flat(trained_store)))
+    assert got["admission_id"].tolist() == want["admission_id"].tolist()
+    np.testing.assert_allclose(got["risk"], want["risk"], rtol=0, atol=1e-12)
+    assert got["band"].tolist() == want["band"].tolist()
+    assert set(got["model_version"]) == {loaded.version}
+    # Driver points: the largest |group contribution| in log-odds is driver 1 when assessable.
+    contrib = want[[c for c in want.columns if c.startswith("contrib_")]].to_numpy()
+    top = np.abs(contrib).argmax(axis=1)
+    names = np.array([c.removeprefix("contrib_") for c in want.columns if c.startswith("contrib_")])
+    agree = (got["driver_1"].to_numpy() == names[top]).mean()
+    assert agree > 0.95  # differs only where the top group is not on the record
+    assert set(got["driver_1_effect"].dropna()) <= {"raises", "lowers"}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+def test_two_corrupted_rows_are_rejected_the_rest_scored(trained_store, flat_csv, tmp_path):
+    df = pd.read_csv(flat_csv, dtype="str", keep_default_na=False, na_values=[""])
+    df.loc[3, "age"] = "forty"
+    df.loc[10, "primary_substance"] = "tea"
+    bad_ids = [df.loc[3, "admission_id"], df.loc[10, "admission_id"]]
+    src = tmp_path / "bad.csv"
+    df.to_csv(src, index=False)
+    out = tmp_path / "out.csv"
+    proc = _run(trained_store, "--input", str(src), "--output", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    rejects = pd.read_csv(tmp_path / "out.csv.rejects.csv", dtype="str")
+    assert rejects["admission_id"].tolist() == bad_ids
+    assert rejects["row"].tolist() == ["4", "11"]
+    assert rejects["field"].tolist() == ["age", "primary_substance"]
+    assert rejects["table"].tolist() == ["intake", "intake"]
+    assert "whole number" in rejects.loc[0, "reason"]
+    assert "allowed code" in rejects.loc[1, "reason"]
+    scored = pd.read_csv(out, dtype={"admission_id": "str"})
+    assert len(scored) == len(df) - 2
+    assert not set(bad_ids) & set(scored["admission_id"])
+    assert "rejected 2 row(s)" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+def test_chunking_does_not_change_the_output(flat_csv, loaded, tmp_path):
+    from models.batch import score_file
+
+    score_file(flat_csv, tmp_path / "one.csv", loaded, chunk_size=1_000_000)
+    score_file(flat_csv, tmp_path / "many.csv", loaded, chunk_size=37)
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "many.csv").read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+def test_csv_parquet_and_data_folder_inputs_agree(trained_store, flat_csv, loaded, tmp_path):
+    from models.batch import score_file
+
+    pq = tmp_path / "records.parquet"
+    pd.read_csv(flat_csv, dtype="str", keep_default_na=False, na_values=[""]).to_parquet(pq)
+    score_file(flat_csv, tmp_path / "a.csv", loaded, chunk_size=700)
+    score_file(pq, tmp_path / "b.parquet", loaded, chunk_size=300)
+    score_file(trained_store.data, tmp_path / "c.csv", loaded)
+    a = pd.read_csv(tmp_path / "a.csv", dtype={"admission_id": "str", "model_version": "str"})
+    b = pd.read_parquet(tmp_path / "b.parquet")
+    c = pd.read_csv(tmp_path / "c.csv", dtype={"admission_id": "str", "model_version": "str"})
+    for other in (b, c):
+        assert other["admission_id"].tolist() == a["admission_id"].tolist()
+        np.testing.assert_allclose(other["risk"], a["risk"], rtol=0, atol=1e-12)
+        assert other["driver_1"].fillna("").tolist() == a["driver_1"].fillna("").tolist()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+def test_model_version_option_and_unknown_version(trained_store, flat_csv, tmp_path):
+    out = tmp_path / "v.csv"
+    proc = _run(
+        trained_store,
+        "--input",
+        str(flat_csv),
+        "--output",
+        str(out),
+        "--model-version",
+        "1",
+        "--top-drivers",
+        "1",
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = pd.read_csv(out, dtype="str")
+    assert set(got["model_version"]) == {"1"} and "driver_2" not in got.columns
+    proc = _run(
+        trained_store, "--input", str(flat_csv), "--output", str(out), "--model-version", "999"
+    )
+    assert proc.returncode == 3 and "version 999" in proc.stderr
+
+
+def _spark_ready() -> str | None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (optional extra: pip install -e '.[spark]')"
+    import shutil
+
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        return "PySpark needs Java 17+, and no java is on PATH"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+@pytest.mark.skipif(_spark_ready() is not None, reason=str(_spark_ready()))
+def test_spark_engine_gives_the_same_scores(trained_store, flat_csv, tmp_path):
+    df = pd.read_csv(flat_csv, dtype="str", keep_default_na=False, na_values=[""]).head(300)
+    df.loc[5, "sex"] = "martian"
+    small = tmp_path / "small.csv"
+    df.to_csv(small, index=False)
+    a, b = tmp_path / "pandas.csv", tmp_path / "spark.csv"
+    assert _run(trained_store, "--input", str(small), "--output", str(a), "--quiet").returncode == 0
+    proc = _run(
+        trained_store,
+        "--input",
+        str(small),
+        "--output",
+        str(b),
+        "--engine",
+        "spark",
+        "--master",
+        "local[2]",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pa_, sp = (
+        pd.read_csv(p, dtype={"admission_id": "str", "model_version": "str"}) for p in (a, b)
+    )
+    assert sp["admission_id"].tolist() == pa_["admission_id"].tolist() and len(sp) == 299
+    np.testing.assert_allclose(sp["risk"], pa_["risk"], rtol=0, atol=1e-12)
+    assert sp["band"].tolist() == pa_["band"].tolist()
+    assert sp["driver_1"].fillna("").tolist() == pa_["driver_1"].fillna("").tolist()
+    np.testing.assert_allclose(sp["driver_1_points"], pa_["driver_1_points"], atol=1e-9)
+    rej = pd.read_csv(tmp_path / "spark.csv.rejects.csv", dtype="str")
+    assert rej["field"].tolist() == ["sex"] and rej["admission_id"].tolist() == [
+        df.loc[5, "admission_id"]
+    ]

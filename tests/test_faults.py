@@ -1,0 +1,162 @@
+"""Faults and security at the edges: a corrupt tracking store, a corrupted model artifact, API-key
+comparison in constant time, and request body limits on a live server.
+
+Training killed mid-run is in test_training; an unwritable audit store is in test_serving.
+"""
+
+from __future__ import annotations
+
+import hmac
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serving.auth import KeyRing, key_digest
+from serving.loader import ModelUnavailable, load_champion
+from tests.conftest import SERVE_KEY, launch_service
+
+NAME = "alliance-risk"
+
+
+# ---- keys: constant-time comparison --------------------------------------------------------
+
+
+def test_every_key_digest_is_compared_whatever_the_key(monkeypatch):
+    """No early exit: a key matching the first digest, the last one, or none costs the same
+    number of constant-time comparisons, each on equal-length digests."""
+    calls: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def counting(a, b):
+        calls.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", counting)
+    ring = KeyRing([key_digest("first"), key_digest("second")], plain="third")
+    for key, ok in [("first", True), ("third", True), ("nope", False), ("x" * 500, False)]:
+        calls.clear()
+        assert ring.check_key(key) is ok
+        assert len(calls) == 3, (key, calls)
+        assert all(a == b == 32 for a, b in calls)
+
+
+def test_malformed_key_configuration_is_ignored_not_accepted():
+    ring = KeyRing(["not-a-digest", key_digest("good").upper()])
+    assert ring.invalid == 1 and len(ring) == 1
+    assert ring.check_header("Bearer good") and ring.check_header(b"bearer good")
+    assert not ring.check_header("Basic good") and not ring.check_header("Bearer ")
+    assert not ring.check_header("not-a-digest")
+
+
+# ---- the tracking store and the model artifact ---------------------------------------------
+
+
+def test_corrupt_tracking_store_is_a_clear_refusal(tmp_path):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"this is not a sqlite database" * 100)
+    with pytest.raises(ModelUnavailable, match="cannot be read") as info:
+        load_champion(f"sqlite:///{db}", NAME)
+    assert "MLFLOW_TRACKING_URI" in str(info.value)
+
+
+def test_missing_tracking_store_says_what_to_run(tmp_path):
+    with pytest.raises(ModelUnavailable, match="no tracking store") as info:
+        load_champion(f"sqlite:///{tmp_path / 'nowhere' / 'mlflow.db'}", NAME)
+    assert "pipelines.train" in str(info.value)
+    assert not (tmp_path / "nowhere").exists(), "no empty store is created by looking"
+
+
+@pytest.mark.slow
+def test_service_on_a_corrupt_store_is_live_but_not_ready(tmp_path):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"garbage" * 1000)
+    svc = launch_service(tmp_path / "srv", f"sqlite:///{db}", wait_ready=False)
+    try:
+        assert httpx.get(svc.base + "/livez", timeout=10).status_code == 200
+        ready = httpx.get(svc.base + "/readyz", timeout=10)
+        assert ready.status_code == 503 and "cannot be read" in ready.text
+        r = httpx.post(
+            svc.base + "/score", json={}, headers={"Authorization": f"Bearer {SERVE_KEY}"}
+        )
+        assert r.status_code == 503 and "cannot be read" in r.json()["error"]
+    finally:
+        svc.stop()
+
+
+def _scorer_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("scorer/model.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("served")
+def test_corrupted_model_artifact_is_refused(trained_store, tmp_path):
+    """One changed byte in the champion's stored model: the loader refuses it by checksum
+    (restored afterwards so the other tests in this worker see the real model)."""
+    files = _scorer_files(trained_store.root)
+    assert files, "the trained store holds scorer artifacts"
+    backup = tmp_path / "backup"
+    saved = []
+    for i, f in enumerate(files):
+        shutil.copy2(f, backup.with_name(f"backup{i}"))
+        saved.append((f, backup.with_name(f"backup{i}")))
+    try:
+        assert load_champion(trained_store.uri, NAME).version  # loads before the damage
+        for f in files:
+            text = f.read_text()
+            pos = text.index('"platt_a"') + len('"platt_a": ') + 2
+            digit = text[pos]
+            new = "7" if digit != "7" else "3"
+            f.write_text(text[:pos] + new + text[pos + 1 :])  # still valid JSON, wrong value
+        with pytest.raises(ModelUnavailable, match="SHA-256"):
+            load_champion(trained_store.uri, NAME)
+    finally:
+        for f, b in saved:
+            shutil.copy2(b, f)
+    assert load_champion(trained_store.uri, NAME).version
+
+
+# ---- body limits on a live server ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_body_service(trained_store, tmp_path_factory):
+    svc = launch_service(
+        tmp_path_factory.mktemp("limits"),
+        trained_store.uri,
+        max_batch=3,
+        extra_env={"ALLIANCE_RISK_SERVING__MAX_BODY_BYTES": "65536"},
+    )
+    yield svc
+    svc.stop()
+
+
+def _body_error(r: httpx.Response) -> str:
+    errs = r.json()["errors"]
+    assert errs[0]["field"] == "body", errs
+    return errs[0]["reason"]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("served")
+def test_oversized_bodies_are_413_before_parsing(small_body_service):
+    svc = small_body_service
+    big = b'{"admission_id": "' + b"A" * 70_000 + b'"}'
+    with httpx.Client(base_url=svc.base, headers=svc.headers(), timeout=30) as c:
+        r = c.post("/score", content=big, headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "65536 bytes" in _body_error(r)
+
+        def chunks():  # no Content-Length: the limit holds while reading
+            for _ in range(20):
+                yield b" " * 8192
+
+        r = c.post("/score_batch", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "65536 bytes" in _body_error(r)
+
+        r = c.post("/score_batch", json={"records": [{"admission_id": str(i)} for i in range(4)]})
+        assert r.status_code in (400, 413, 422)
+        assert "records" in r.text and "3" in r.text
+
+        assert c.get("/readyz").status_code == 200  # the server is unharmed
+    assert "A" * 100 not in svc.log_text()

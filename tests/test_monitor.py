@@ -1,0 +1,193 @@
+"""Drift monitoring (models.drift, python -m pipelines.monitor): PSI by hand, exit codes on a
+stable and a shifted cohort, the audit-store source, and an offline HTML report."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sqlite3
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.drift import (
+    MonitorConfig,
+    categorical_counts,
+    numeric_histogram,
+    psi_categorical,
+    psi_from_counts,
+    psi_numeric,
+    quantile_edges,
+)
+from tests.conftest import REPO
+
+
+def test_psi_by_hand():
+    # (0.9 - 0.5) ln(0.9 / 0.5) + (0.1 - 0.5) ln(0.1 / 0.5)
+    want = 0.4 * math.log(1.8) + (-0.4) * math.log(0.2)
+    assert psi_from_counts([50, 50], [90, 10]) == pytest.approx(want)
+    assert psi_from_counts([50, 50], [50, 50]) == 0.0
+    # An empty bin is floored, not infinite.
+    assert math.isfinite(psi_from_counts([100, 0], [50, 50]))
+
+
+def test_psi_numeric_identical_is_zero_and_shift_is_large():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(30, 5, 5000)
+    assert psi_numeric(ref, ref.copy()) == pytest.approx(0.0, abs=1e-12)
+    assert psi_numeric(ref, rng.normal(30, 5, 5000)) < 0.02  # same distribution, new sample
+    assert psi_numeric(ref, ref - 10) > 1.0  # two standard deviations down
+
+
+def test_missing_values_are_their_own_bin():
+    ref = np.array([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    edges = quantile_edges(ref, 5)
+    h = numeric_histogram(np.array([1.0, np.nan, np.nan, 10]), edges)
+    assert h[-1] == 2 and h.sum() == 4
+    assert psi_numeric(ref, np.where(np.arange(10) < 5, np.nan, ref)) > 0.5
+    cats, rc, cc = categorical_counts(
+        pd.Series(["a", "b", None]), pd.Series(["a", None, None]), ("a", "b", "c")
+    )
+    assert cats == ["a", "b", "c", "(missing)"]
+    assert rc.tolist() == [1, 1, 0, 1] and cc.tolist() == [1, 0, 0, 2]
+    assert psi_categorical(pd.Series(["a", "b"] * 50), pd.Series(["a", "b"] * 50)) == 0.0
+
+
+def test_monitor_config_rejects_nonsense():
+    with pytest.raises(ValueError):
+        MonitorConfig(psi_threshold=0)
+    assert MonitorConfig().psi_threshold == 0.2 and MonitorConfig().score_shift_threshold == 0.1
+
+
+# ---------------------------------------------------------------------------------------------
+# With a trained champion
+
+
+def _monitor(store, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.monitor", "--reference", str(store.data), *args],
+        env=store.env(),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+
+
+def external_refs(html: str) -> list[str]:
+    """Every src/href that is not an inline data URI or a fragment, and any http(s) URL."""
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]*)""", html, re.I)
+    bad = [r for r in refs if not r.startswith(("data:", "#"))]
+    return bad + re.findall(r"https?://\S+|url\(|@import", html, re.I)
+
+
+@pytest.fixture(scope="module")
+def shifted_dir(tmp_path_factory):
+    """Another SYNTHETIC cohort (other seed) with treatment readiness 10 points lower."""
+    from features.synthetic import generate, write
+
+    c = generate(1500, seed=12345, ground_truth=False)
+    v = pd.to_numeric(c.intake["mot_treatment_readiness"], errors="coerce") - 10
+    c.intake["mot_treatment_readiness"] = v.clip(lower=10)
+    # Items would re-score the scale: drop the readiness items so the shifted score stands.
+    for col in [k for k in c.intake.columns if k.startswith("tcu_tr_")]:
+        c.intake[col] = pd.NA
+    d = tmp_path_factory.mktemp("shifted") / "data"
+    write(c, d)
+    return d
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+def test_reference_against_itself_is_stable(trained_store, tmp_path):
+    out = tmp_path / "report"
+    proc = _monitor(trained_store, "--current", str(trained_store.data), "--out", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "monitoring.json").read_text())
+    assert summary["status"] == "ok" and summary["alarms"] == []
+    assert summary["scores"]["mean_risk_diff"] == 0.0 and summary["scores"]["risk_psi"] == 0.0
+    assert max(f["psi"] for f in summary["features"]) == pytest.approx(0.0, abs=1e-9)
+    assert summary["validation"]["blocking"] is False
+    html = (out / "monitoring_report.html").read_text()
+    assert external_refs(html) == []
+    assert html.count("data:image/png;base64,") >= 3
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+def test_shifted_cohort_exits_1_and_names_the_feature(trained_store, shifted_dir, tmp_path):
+    out = tmp_path / "report"
+    proc = _monitor(trained_store, "--current", str(shifted_dir), "--out", str(out))
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "mot_treatment_readiness" in proc.stdout
+    summary = json.loads((out / "monitoring.json").read_text())
+    assert "mot_treatment_readiness" in summary["drifting_features"]
+    top = summary["features"][0]
+    assert top["feature"] == "mot_treatment_readiness" and top["psi"] > 0.5
+    assert top["cur_mean"] < top["ref_mean"] - 5
+    assert summary["scores"]["mean_risk_diff"] > 0  # less readiness, more risk
+    html = (out / "monitoring_report.html").read_text()
+    assert "mot_treatment_readiness" in html and external_refs(html) == []
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+def test_audit_store_as_the_current_scores(trained_store, tmp_path):
+    """serving/audit.py's table: the reference's own scores give no drift; high ones do."""
+    from models.batch import load_model, score_file
+
+    lm = load_model(trained_store.uri)
+    scores = tmp_path / "ref.csv"
+    score_file(trained_store.data, scores, lm)
+    ref = pd.read_csv(scores)
+    db = tmp_path / "audit.sqlite"
+    con = sqlite3.connect(db)
+    con.execute(
+        "create table scores (id integer primary key, scored_at text, model_version text, "
+        "admission_hash text, probability real, band text, route text)"
+    )
+    rows = [("t", lm.version, "h", p, b, "/score") for p, b in zip(ref.risk, ref.band, strict=True)]
+    con.executemany(
+        "insert into scores (scored_at, model_version, admission_hash, probability, band, route)"
+        " values (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    con.commit()
+    con.close()
+    proc = _monitor(trained_store, "--audit-db", str(db), "--out", str(tmp_path / "r1"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "r1" / "monitoring.json").read_text())
+    assert summary["features"] == [] and any("skipped" in n for n in summary["notes"])
+
+    con = sqlite3.connect(db)
+    con.execute("update scores set probability = min(probability + 0.3, 0.99), band = 'high'")
+    con.commit()
+    con.close()
+    proc = _monitor(trained_store, "--audit-db", str(db), "--out", str(tmp_path / "r2"))
+    assert proc.returncode == 1
+    assert "mean risk moved" in proc.stdout
+
+
+def test_missing_reference_exits_2(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.monitor",
+            "--reference",
+            str(tmp_path / "none"),
+            "--current",
+            str(tmp_path / "none"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**__import__("os").environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'x.db'}"},
+    )
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stdout
