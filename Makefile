@@ -50,6 +50,8 @@ bench: install
 	$(BIN)/python bench/train_scaling.py
 	$(BIN)/python bench/explain_speed.py
 	$(BIN)/python bench/serve_latency.py
+	$(BIN)/python bench/load.py
+	$(BIN)/python bench/batch_throughput.py
 
 clean:
-	rm -rf $(VENV) data/synthetic mlruns/mlflow.db mlruns/[0-9]* mlruns/models
+	rm -rf $(VENV) data/synthetic mlruns/mlflow.db mlruns/artifacts mlruns/[0-9]* mlruns/models mlruns/audit.sqlite*

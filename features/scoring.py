@@ -34,13 +34,16 @@ Rules chosen here (the contract leaves them open):
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from features.errors import DataError, FieldError
 from features.instruments import (
@@ -120,7 +123,8 @@ def _to_float(v: Any) -> float | None:
             return None
     if isinstance(v, Real):
         return float(v)
-    if v is pd.NA or v is pd.NaT:
+    pd = sys.modules.get("pandas")  # not imported on the service's path: then no NA exists
+    if pd is not None and (v is pd.NA or v is pd.NaT):
         return math.nan
     return None
 
@@ -155,7 +159,8 @@ def _plain(v: Any) -> Any:
 
 
 def _admission_id(v: Any) -> str | None:
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+    pd = sys.modules.get("pandas")
+    if v is None or (isinstance(v, float) and math.isnan(v)) or (pd is not None and v is pd.NA):
         return None
     return str(v)
 
@@ -199,6 +204,7 @@ def score_record(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldE
     None), plus ``items_used``: {scale field: [item codes used]} for the scales scored from items.
     Callers that pass the dict on to a strict schema should pop ``items_used`` first.
     """
+
     out = dict(record)
     errors: list[FieldError] = []
     used: dict[str, list[str]] = {}
@@ -285,6 +291,8 @@ class ScoringResult:
 
 def _column_values(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(floats with NaN for missing, mask of values that are not numbers) for one column."""
+    import pandas as pd
+
     dtype = col.dtype
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         return col.to_numpy(dtype=float, na_value=np.nan), np.zeros(len(col), dtype=bool)
@@ -307,6 +315,7 @@ def score_intake(df: pd.DataFrame) -> ScoringResult:
     Item columns a table does not have count as missing items (a table may carry items for some
     scales only); a scale none of whose item columns is present is left untouched.
     """
+
     out = df.copy()
     n = len(df)
     ids = (
@@ -416,6 +425,8 @@ def _items_used_series(
     patterns: list[np.ndarray], specs: list[_Spec], index: pd.Index
 ) -> pd.Series:
     """Render items_used once per distinct combination of patterns (real tables have few)."""
+    import pandas as pd
+
     n = len(index)
     if not patterns or n == 0:
         return pd.Series(pd.array([""] * n, dtype="str"), index=index, name=ITEMS_USED)
@@ -493,6 +504,8 @@ def score_attachment(df: pd.DataFrame) -> pd.DataFrame:
 
     Same rules as the scalar functions; a missing prototype column counts as missing for every row.
     """
+    import pandas as pd
+
     n = len(df)
     cols = []
     for name in RQ_PROTOTYPES:
@@ -534,6 +547,8 @@ def score_wai(alliance_df: pd.DataFrame) -> pd.Series:
     item columns absent from the table count as missing. Item values that are not whole numbers
     within 1-7 raise DataError (the label must never be built from impossible responses).
     """
+    import pandas as pd
+
     n = len(alliance_df)
     codes = WAI_S.item_codes()
     flip = WAI_S.low + WAI_S.high

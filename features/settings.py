@@ -63,6 +63,10 @@ class TrainConfig(BaseModel):
     calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
     n_bootstrap: int = Field(200, ge=20, le=5000)
     tune_iterations: int = Field(6, ge=1, le=50)
+    # Model families compared by cross-validation; one entry forces that family.
+    candidates: tuple[Literal["logistic", "lightgbm"], ...] = Field(
+        ("logistic", "lightgbm"), min_length=1
+    )
     # Promotion floors and the noise margin for "not worse than the champion".
     min_auroc: float = Field(0.60, ge=0.5, le=1.0)
     slope_range: tuple[float, float] = (0.7, 1.3)

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from features.build import COLUMN_DRIVERS, FEATURE_NAMES
 from features.catalog import DRIVER_GROUPS
+from features.rows import COLUMN_DRIVERS, FEATURE_NAMES
 
 DRIVER_INDEX = {
     g: np.array([i for i, d in enumerate(COLUMN_DRIVERS) if d == g], dtype=int)

@@ -125,7 +125,10 @@ def choose_champion(cv: pd.DataFrame, margin: float) -> tuple[str, str, pd.DataF
         )
         .reset_index()
     )
-    simple, complex_ = CANDIDATES
+    present = [c for c in CANDIDATES if c in set(cv.candidate)]
+    if len(present) == 1:
+        return present[0], f"{present[0]} is the only candidate configured", summary
+    simple, complex_ = present
     a = cv[cv.candidate == simple].log_loss.to_numpy()
     b = cv[cv.candidate == complex_].log_loss.to_numpy()
     diff = a - b  # > 0: the complex model is better
@@ -169,7 +172,7 @@ def train_models(
 
     t = time.perf_counter()
     rows = []
-    for kind in CANDIDATES:
+    for kind in (c for c in CANDIDATES if c in cfg.candidates):
         rows += _fold_scores(kind, X[tr], y[tr], groups[tr], cfg, log)
     cv = pd.DataFrame(rows)
     champion, reason, summary = choose_champion(cv, cfg.log_loss_margin)

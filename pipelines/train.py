@@ -58,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--experiment", help="MLflow experiment name (default alliance-risk)")
     p.add_argument("--seed", type=int, help="seed for splits and tuning (default 7)")
     p.add_argument(
+        "--candidates",
+        nargs="+",
+        choices=["logistic", "lightgbm"],
+        help="model families to compare (default both; one name forces that family)",
+    )
+    p.add_argument(
         "--no-promote",
         action="store_true",
         help="register the version but never move the champion alias",
@@ -92,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             label__min_valid_weeks=args.min_valid_weeks,
             train__experiment=args.experiment,
             train__seed=args.seed,
+            train__candidates=tuple(args.candidates) if args.candidates else None,
             **({"data_dir": args.data} if args.data else {}),
         )
     except (FileNotFoundError, ValueError) as exc:

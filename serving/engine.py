@@ -2,7 +2,7 @@
 
 One record goes: ``check_record`` (the pydantic model generated from the catalog: types, codes,
 ranges, unknown fields) -> ``score_record`` (questionnaire items into scale scores; a scale whose
-given score contradicts its items is an error on the scale field) -> ``FeatureBuilder.
+given score contradicts its items is an error on the scale field) -> ``features.rows.
 transform_record`` (pure-Python row) -> ``ScoringModel.proba`` -> band -> ``explain_row``. Nothing
 on this path imports or calls pandas, scikit-learn, Great Expectations or MLflow.
 
@@ -18,7 +18,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from features.build import FeatureBuilder
 from features.catalog import (
     DRIVER_GROUPS,
     MODIFIABLE_GROUPS,
@@ -28,6 +27,7 @@ from features.catalog import (
     fields_of_driver,
 )
 from features.instruments import SCALES_BY_FIELD
+from features.rows import record_row
 from features.scoring import ITEMS_USED, score_record
 from models.explain import explain_row, monitoring_actions
 from serving.audit import AuditLog
@@ -213,12 +213,14 @@ class Engine:
                 seen.setdefault(e.field, e.reason)
             return None, [error(f, r) for f, r in seen.items()]
         items_used = scored.pop(ITEMS_USED, {})
-        row = FeatureBuilder.transform_record(scored)
-        p = float(self.model.proba(row)[0])
+        row = record_row(scored)
+        # The risk is the sum of the contributions (one model call, not two).
+        exp = explain_row(self.model, scored, row)
+        p = exp["risk"]
         if not math.isfinite(p):  # cannot happen with a valid model; never answer NaN
             return None, [error("*", "the record could not be scored")]
         band = self.bands.band(p)
-        exp = explain_row(self.model, scored, row, band)
+        exp["monitoring"] = monitoring_actions().get(band)
         return self._response(record, scored, items_used, p, band, exp), []
 
     def _response(self, record, scored, items_used, p, band, exp) -> dict[str, Any]:

@@ -4,8 +4,8 @@ Why not ``mlflow.pyfunc.load_model``: the pyfunc scores through a one-row DataFr
 per request); the service needs the ``ScoringModel`` inside it (microseconds). So the loader
 downloads the champion version's artifacts once, at start, builds ``ScoringModel`` from the
 pyfunc's ``artifacts/scorer`` folder, and reads the version, the training run's headline metrics
-and the label definition recorded with the model. MLflow is imported here only, never on the
-request path.
+and the label definition recorded with the model. MLflow is imported only in a short-lived child
+process that reads the registry, never in a serving worker.
 
 Every way this can fail (no tracking store, a store without a champion, a corrupt store or
 artifact) raises ``ModelUnavailable`` with a message that says what to run; the service then
@@ -15,7 +15,10 @@ starts but is not ready, and its scoring routes answer 503 with that message.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,8 +83,9 @@ def _find_scorer(local: Path) -> Path:
     return found[0].parent
 
 
-def load_champion(tracking_uri: str, name: str = "alliance-risk") -> LoadedChampion:
-    """The champion of ``name`` in the store at ``tracking_uri``. Raises ModelUnavailable."""
+def _fetch(tracking_uri: str, name: str, dst: Path) -> dict[str, Any]:
+    """Download the champion's scorer into ``dst`` and return what /model reports about it.
+    Runs in a short-lived child process (see ``load_champion``). Raises ModelUnavailable."""
     if tracking_uri.startswith("sqlite:///"):
         # Check first: MLflow would silently create an empty database at a wrong path.
         db = Path(tracking_uri.removeprefix("sqlite:///"))
@@ -115,16 +119,12 @@ def load_champion(tracking_uri: str, name: str = "alliance-risk") -> LoadedChamp
             run = client.get_run(mv.run_id)
             run_metrics = dict(run.data.metrics)
             trained_at = _iso(run.info.end_time or run.info.start_time)
-        with tempfile.TemporaryDirectory(prefix="alliance-risk-serve-") as tmp:
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"models:/{name}@{CHAMPION}", dst_path=tmp
-                )
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}@{CHAMPION}", dst_path=str(dst)
             )
-            try:
-                model = ScoringModel.load(_find_scorer(local))
-            except ValueError as exc:
-                raise ModelUnavailable(f"the champion's scorer cannot be loaded: {exc}") from exc
+        )
+        scorer = _find_scorer(local)
     except ModelUnavailable:
         raise
     except Exception as exc:  # a corrupt or unreachable store raises many error types
@@ -132,17 +132,75 @@ def load_champion(tracking_uri: str, name: str = "alliance-risk") -> LoadedChamp
             f"the tracking store {tracking_uri} cannot be read ({type(exc).__name__}): "
             f"check MLFLOW_TRACKING_URI, or {TRAIN_HINT}"
         ) from exc
+    return {
+        "scorer": str(scorer),
+        "version": str(mv.version),
+        "run_id": str(mv.run_id or ""),
+        "trained_at": trained_at,
+        "registered_at": _iso(mv.creation_timestamp),
+        "metrics": _headline(run_metrics),
+        "tags": {
+            k: v for k, v in (mv.tags or {}).items() if k in ("promotion_reason", "promoted_at")
+        },
+    }
+
+
+def load_champion(tracking_uri: str, name: str = "alliance-risk") -> LoadedChampion:
+    """The champion of ``name`` in the store at ``tracking_uri``. Raises ModelUnavailable.
+
+    The registry is read by a child process (``python -m serving.loader``), so MLflow (about
+    100 MB and 2-3 s of imports) is never loaded into a serving worker; the worker only reads
+    the downloaded scorer files, whose checksums ``ScoringModel.load`` verifies.
+    """
+    with tempfile.TemporaryDirectory(prefix="alliance-risk-serve-") as tmp:
+        proc = subprocess.run(
+            [sys.executable, "-m", "serving.loader", tracking_uri, name, tmp],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "GX_ANALYTICS_ENABLED": "false"},
+        )
+        lines = proc.stdout.strip().splitlines()
+        try:
+            answer = json.loads(lines[-1]) if lines else {}
+        except json.JSONDecodeError:
+            answer = {}
+        if proc.returncode != 0 or "scorer" not in answer:
+            why = answer.get("error") or (
+                f"the registry reader exited with {proc.returncode} "
+                f"({(proc.stderr.strip().splitlines() or ['no output'])[-1][:300]})"
+            )
+            raise ModelUnavailable(why)
+        try:
+            model = ScoringModel.load(answer["scorer"])
+        except ValueError as exc:
+            raise ModelUnavailable(f"the champion's scorer cannot be loaded: {exc}") from exc
 
     bands = BandConfig(**model.reference.get("bands", {}))
     return LoadedChampion(
         model=model,
         bands=bands,
         name=name,
-        version=str(mv.version),
-        run_id=str(mv.run_id or ""),
-        trained_at=trained_at,
-        registered_at=_iso(mv.creation_timestamp),
+        version=answer["version"],
+        run_id=answer["run_id"],
+        trained_at=answer["trained_at"],
+        registered_at=answer["registered_at"],
         label=dict(model.reference.get("label", {})),
-        metrics=_headline(run_metrics),
-        tags={k: v for k, v in (mv.tags or {}).items() if k in ("promotion_reason", "promoted_at")},
+        metrics=answer["metrics"],
+        tags=answer["tags"],
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Child-process entry: fetch into DIR, print one JSON line (the answer or the error)."""
+    uri, name, dst = (argv or sys.argv[1:])[:3]
+    try:
+        print(json.dumps(_fetch(uri, name, Path(dst))))
+        return 0
+    except ModelUnavailable as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,6 +18,13 @@ import pytest
 
 from features.catalog import TABLES, Field
 
+# Great Expectations imports pyspark.sql.connect when PySpark is installed (the spark extra), and
+# that module calls sys.exit(0) when __main__ has neither __spec__ nor __file__, which is the case
+# in a pytest-xdist worker. Give the worker's __main__ a file name so the import proceeds.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "<pytest-xdist worker>"
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 N_ADMISSIONS = 30

@@ -38,6 +38,23 @@ def _check(case, response) -> None:
         assert all(e.get("field") and e.get("reason") for e in body["errors"]), body
 
 
+def _fuzz(op, mode: GenerationMode, live, seen: dict[str, int]) -> None:
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+    @given(case=op.as_strategy(generation_mode=mode))
+    def run(case):
+        response = case.call(headers=live.headers(), timeout=30)
+        seen[op.path] = seen.get(op.path, 0) + 1
+        _check(case, response)
+
+    run()
+
+
 # Driven by hand with Hypothesis rather than schemathesis.pytest.from_fixture, which does not
 # run under pytest 9 (AttributeError: 'Function' object has no attribute '_nodeid').
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -48,22 +65,8 @@ def test_no_input_makes_a_server_error(live, mode):
     assert {"/score", "/score_batch", "/model"} <= paths, paths
     seen: dict[str, int] = {}
     for op in operations:
-
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        @given(case=op.as_strategy(generation_mode=mode))
-        def run(case, path=op.path):
-            response = case.call(headers=live.headers(), timeout=30)
-            seen[path] = seen.get(path, 0) + 1
-            _check(case, response)
-
         try:
-            run()
+            _fuzz(op, mode, live, seen)
         except Unsatisfiable:
             # An operation with no parameters or body has nothing to make invalid.
             assert mode is GenerationMode.NEGATIVE and op.path not in BODY_PATHS, op.path

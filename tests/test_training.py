@@ -247,3 +247,22 @@ def test_fresh_store_without_champion_trains_with_if_no_champion_and_then_skips(
     )
     second = store.train("--if-no-champion")
     assert second.returncode == 0 and "already exists" in second.stdout
+
+
+def test_one_configured_candidate_is_the_champion_candidate():
+    from models.training import choose_champion
+
+    cv = pd.DataFrame(
+        {
+            "candidate": ["lightgbm"] * 3,
+            "log_loss": [0.5, 0.51, 0.49],
+            "auroc": [0.7] * 3,
+            "brier": [0.2] * 3,
+            "cal_slope": [1.0] * 3,
+        }
+    )
+    kind, reason, summary = choose_champion(cv, 0.005)
+    assert kind == "lightgbm" and "only candidate" in reason
+    assert load_settings(train__candidates=("lightgbm",)).train.candidates == ("lightgbm",)
+    with pytest.raises(ValueError):
+        load_settings(train__candidates=("forest",))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,12 @@ from validation.rules import (
 )
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+# Great Expectations imports PySpark when the spark extra is installed; PySpark then warns about
+# pandas 3 although GX uses only pandas here. Keep that noise out of validation and training output.
+warnings.filterwarnings(
+    "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+)
 
 ROW_ID = {"intake": "admission_id", "counsellors": "counsellor_id"}  # default: admission_id
 # Parent of each id field that must exist in another table (data contract: "must exist in ...").
