@@ -145,37 +145,54 @@ def _fetch(tracking_uri: str, name: str, dst: Path) -> dict[str, Any]:
     }
 
 
-def load_champion(tracking_uri: str, name: str = "alliance-risk") -> LoadedChampion:
+def load_champion(
+    tracking_uri: str, name: str = "alliance-risk", prefetched: Path | None = None
+) -> LoadedChampion:
     """The champion of ``name`` in the store at ``tracking_uri``. Raises ModelUnavailable.
 
     The registry is read by a child process (``python -m serving.loader``), so MLflow (about
     100 MB and 2-3 s of imports) is never loaded into a serving worker; the worker only reads
-    the downloaded scorer files, whose checksums ``ScoringModel.load`` verifies.
+    the downloaded scorer files, whose checksums ``ScoringModel.load`` verifies. ``prefetched``:
+    a folder where that child already ran (serving.prefetch starts it early to cut cold start).
     """
+    if prefetched is not None:
+        return _from_answer(_read_answer(prefetched), name)
     with tempfile.TemporaryDirectory(prefix="alliance-risk-serve-") as tmp:
         proc = subprocess.run(
-            [sys.executable, "-m", "serving.loader", tracking_uri, name, tmp],
+            fetch_command(tracking_uri, name, Path(tmp)),
             capture_output=True,
             text=True,
             timeout=300,
             env={**os.environ, "GX_ANALYTICS_ENABLED": "false"},
         )
-        lines = proc.stdout.strip().splitlines()
-        try:
-            answer = json.loads(lines[-1]) if lines else {}
-        except json.JSONDecodeError:
-            answer = {}
-        if proc.returncode != 0 or "scorer" not in answer:
-            why = answer.get("error") or (
-                f"the registry reader exited with {proc.returncode} "
-                f"({(proc.stderr.strip().splitlines() or ['no output'])[-1][:300]})"
-            )
-            raise ModelUnavailable(why)
-        try:
-            model = ScoringModel.load(answer["scorer"])
-        except ValueError as exc:
-            raise ModelUnavailable(f"the champion's scorer cannot be loaded: {exc}") from exc
+        answer = _read_answer(Path(tmp))
+        if "error" not in answer and "scorer" not in answer:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+            answer = {"error": f"the registry reader exited with {proc.returncode} ({last})"}
+        return _from_answer(answer, name)
 
+
+def fetch_command(tracking_uri: str, name: str, dst: Path) -> list[str]:
+    return [sys.executable, "-m", "serving.loader", tracking_uri, name, str(dst)]
+
+
+ANSWER = "answer.json"
+
+
+def _read_answer(d: Path) -> dict[str, Any]:
+    try:
+        return json.loads((d / ANSWER).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _from_answer(answer: dict[str, Any], name: str) -> LoadedChampion:
+    if "scorer" not in answer:
+        raise ModelUnavailable(answer.get("error") or "the registry reader gave no answer")
+    try:
+        model = ScoringModel.load(answer["scorer"])
+    except ValueError as exc:
+        raise ModelUnavailable(f"the champion's scorer cannot be loaded: {exc}") from exc
     bands = BandConfig(**model.reference.get("bands", {}))
     return LoadedChampion(
         model=model,
@@ -192,14 +209,20 @@ def load_champion(tracking_uri: str, name: str = "alliance-risk") -> LoadedChamp
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Child-process entry: fetch into DIR, print one JSON line (the answer or the error)."""
+    """Child-process entry: fetch into DIR and write DIR/answer.json (the answer or the error),
+    atomically, so a reader polling for the file never sees half of it."""
     uri, name, dst = (argv or sys.argv[1:])[:3]
+    d = Path(dst)
     try:
-        print(json.dumps(_fetch(uri, name, Path(dst))))
-        return 0
+        answer, code = _fetch(uri, name, d), 0
     except ModelUnavailable as exc:
-        print(json.dumps({"error": str(exc)}))
-        return 3
+        answer, code = {"error": str(exc)}, 3
+    except Exception as exc:  # never leave a reader waiting for an answer
+        answer, code = {"error": f"the registry reader failed ({type(exc).__name__})"}, 4
+    part = d / (ANSWER + ".part")
+    part.write_text(json.dumps(answer))
+    part.replace(d / ANSWER)
+    return code
 
 
 if __name__ == "__main__":

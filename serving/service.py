@@ -25,6 +25,13 @@ concurrent clients at ~250 req/s, two workers at ~380 req/s, both with no 503.
 
 from __future__ import annotations
 
+# First, before the heavier imports below: start reading the registry (serving.prefetch).
+from features.settings import load_settings
+from serving import prefetch
+
+SETTINGS = load_settings()
+prefetch.start(SETTINGS.tracking_uri, SETTINGS.train.registered_model)
+
 import copy
 import json
 import logging
@@ -38,7 +45,6 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
 from starlette.responses import Response
 
-from features.settings import load_settings
 from serving.auth import KeyRing
 from serving.guard import Guard
 from serving.page import make_app
@@ -67,7 +73,6 @@ class ServingState:
 
 
 STATE = ServingState()
-SETTINGS = load_settings()
 
 
 # ---- OpenAPI: the record schema generated from the catalog ------------------------------------
@@ -250,7 +255,9 @@ class AllianceRisk:
         if not STATE.keyring.configured:
             problems.append(NO_KEY)
         try:
-            champion = load_champion(settings.tracking_uri, settings.train.registered_model)
+            champion = load_champion(
+                settings.tracking_uri, settings.train.registered_model, prefetch.ready()
+            )
         except ModelUnavailable as exc:
             champion = None
             problems.append(str(exc))

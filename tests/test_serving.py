@@ -8,8 +8,10 @@ second server with no champion and no key (starts, is not ready, says what to ru
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
 
 import httpx
 import pytest
@@ -428,3 +430,49 @@ def test_an_unwritable_audit_store_never_stops_scoring(tmp_path, caplog):
     msgs = [r.getMessage() for r in caplog.records if r.name == "alliance_risk.audit"]
     assert len(msgs) == 1 and "not writable" in msgs[0]
     assert "PRIV_AID_X" not in msgs[0]
+
+
+def _tree(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:  # exited meanwhile
+            continue
+        out.append(p)
+        for task in tasks:
+            try:
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_server_processes_load_no_pandas_sklearn_or_mlflow(service, client):
+    """What keeps the service at ~300 MB and a ~5 s start: the request path and the processes
+    serving it never import pandas, scikit-learn or MLflow (the registry is read by a child that
+    exits). Checked on the live processes' mapped files."""
+    assert client.post("/score", json=record("PRIV_AID_MAPS")).status_code == 200
+    SCORED_IDS.append("PRIV_AID_MAPS")
+
+    def cmd(pid: int) -> str:
+        try:
+            with open(f"/proc/{pid}/cmdline") as fh:
+                return fh.read()
+        except OSError:  # exited meanwhile
+            return ""
+
+    deadline = time.monotonic() + 60  # the registry reader has answered; it must also exit
+    while any("serving.loader" in cmd(p) for p in _tree(service.proc.pid)):
+        assert time.monotonic() < deadline, "the registry reader process did not exit"
+        time.sleep(0.2)
+    pids = _tree(service.proc.pid)
+    assert len(pids) >= 3, pids  # the parent and two workers
+    for pid in pids:
+        with open(f"/proc/{pid}/maps") as fh:
+            maps = fh.read()
+        for lib in ("/pandas/", "/sklearn/", "/mlflow/"):
+            assert lib not in maps, (pid, lib)
