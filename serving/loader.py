@@ -22,10 +22,11 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from features.settings import BandConfig
-from models.scorer import ScoringModel
+if TYPE_CHECKING:  # imported where used: the registry-reader child needs neither (cold start)
+    from features.settings import BandConfig
+    from models.scorer import ScoringModel
 
 CHAMPION = "champion"
 TRAIN_HINT = "train one with `make train` or `python -m pipelines.train --data DIR`"
@@ -187,6 +188,9 @@ def _read_answer(d: Path) -> dict[str, Any]:
 
 
 def _from_answer(answer: dict[str, Any], name: str) -> LoadedChampion:
+    from features.settings import BandConfig
+    from models.scorer import ScoringModel
+
     if "scorer" not in answer:
         raise ModelUnavailable(answer.get("error") or "the registry reader gave no answer")
     try:
