@@ -160,3 +160,25 @@ def test_oversized_bodies_are_413_before_parsing(small_body_service):
 
         assert c.get("/readyz").status_code == 200  # the server is unharmed
     assert "A" * 100 not in svc.log_text()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("served")
+def test_scoring_answers_while_the_audit_store_is_unwritable(trained_store, tmp_path, caplog):
+    """The real engine with the real champion: an audit folder that cannot exist (a file is in
+    the way) costs the audit rows, not the answers, and is logged once without the id."""
+    from serving.audit import AuditLog
+    from serving.engine import Engine
+    from tests.test_serving import record
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the audit folder should be")
+    champion = load_champion(trained_store.uri, NAME)
+    with caplog.at_level("ERROR", logger="alliance_risk.audit"):
+        engine = Engine(champion, AuditLog(blocker / "audit.sqlite", "k"), max_batch=5)
+        answers = [engine.score(record(f"PRIV_AUDIT_{i}")) for i in range(3)]
+    assert [status for status, _ in answers] == [200, 200, 200]
+    assert all(0.0 < body["risk"] < 1.0 for _, body in answers)
+    logged = [r.getMessage() for r in caplog.records if r.name == "alliance_risk.audit"]
+    assert len(logged) == 1 and "not writable" in logged[0]
+    assert "PRIV_AUDIT" not in logged[0]
