@@ -126,9 +126,16 @@ def _to_float(values: np.ndarray) -> np.ndarray:
 def _present(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f":
         return ~np.isnan(values)
+    pd = sys.modules.get("pandas")
+    if pd is not None:  # the table path: pandas' vectorised missing check (None, NaN, NA)
+        missing = np.asarray(pd.isna(values), dtype=bool)
+        empty = np.zeros(len(values), dtype=bool)
+        np.equal(values, "", out=empty, where=~missing)  # never compares NA (ambiguous truth)
+        return ~(missing | empty)
+    na = object()  # no pandas loaded: no value can be pandas' NA
     return np.array(
         [
-            not (v is None or _is_pd_na(v) or v == "" or (isinstance(v, float) and np.isnan(v)))
+            not (v is None or v is na or v == "" or (isinstance(v, float) and np.isnan(v)))
             for v in values
         ],
         dtype=bool,
