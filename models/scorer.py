@@ -105,7 +105,9 @@ class ScoringModel:
         return d
 
     @classmethod
-    def load(cls, directory: str | Path) -> ScoringModel:
+    def load(cls, directory: str | Path, lean: bool = False) -> ScoringModel:
+        """``lean``: import LightGBM without its optional integrations (see ``_lightgbm``);
+        only for a process that never uses LightGBM's pandas or scikit-learn API (the service)."""
         d = Path(directory)
         _verify_checksums(d)
         try:
@@ -116,7 +118,7 @@ class ScoringModel:
             raise ValueError("model artifact was built for a different feature set; retrain it")
         booster = None
         if meta["kind"] == "lightgbm":
-            lgb = _lightgbm()
+            lgb = _lightgbm(lean)
             try:
                 booster = lgb.Booster(model_file=str(d / "booster.txt"))
             except Exception as exc:  # LightGBM raises its own error type for a bad file
@@ -151,8 +153,8 @@ CHECKSUMS = "checksums.json"
 _LIGHTGBM_OPTIONAL = ("pandas", "sklearn", "pyarrow", "dask", "datatable", "cffi", "graphviz")
 
 
-def _lightgbm():
-    """Import LightGBM without its optional pandas / scikit-learn / pyarrow integrations when
+def _lightgbm(lean: bool = False):
+    """With ``lean``, import LightGBM without its optional pandas / scikit-learn / pyarrow integrations when
     this process has not loaded them (the scoring service): about 130 MB less per worker.
 
     Entries set to None in sys.modules make those imports fail inside LightGBM's compat module
@@ -161,8 +163,10 @@ def _lightgbm():
     """
     import sys
 
-    if "lightgbm" in sys.modules:
-        return sys.modules["lightgbm"]
+    if "lightgbm" in sys.modules or not lean:
+        import lightgbm
+
+        return lightgbm
     blocked = [m for m in _LIGHTGBM_OPTIONAL if m not in sys.modules]
     for m in blocked:
         sys.modules[m] = None  # type: ignore[assignment]

@@ -36,24 +36,42 @@ CREATE TABLE IF NOT EXISTS scores (
 """
 
 
-def installation_key(audit_path: Path) -> str:
-    """The per-installation audit key beside the audit file, made on first use (mode 0600).
-    A fixed default key would let anyone who has the audit file test guesses of an id."""
+def installation_key(audit_path: Path) -> str | None:
+    """The per-installation audit key beside the audit file, made on first use (mode 0600), or
+    None when no usable key can be had. A fixed or empty key would let anyone who has the audit
+    file test guesses of an id.
+
+    The key is written to a private temporary file and published with ``os.link``, which fails
+    if the name exists: a reader (another worker starting at the same moment) never sees a
+    half-written key, and only one key ever wins."""
     import os
     import secrets
+    import time
 
     key_file = audit_path.with_name(audit_path.name + ".key")
-    try:
-        return key_file.read_text().strip()
-    except FileNotFoundError:
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        key = secrets.token_hex(32)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key)
-        return key
-    except FileExistsError:  # another worker made it between our read and create
-        return key_file.read_text().strip()
+    for _ in range(100):
+        try:
+            key = key_file.read_text().strip()
+        except FileNotFoundError:
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = key_file.with_name(f"{key_file.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+            try:
+                os.link(tmp, key_file)
+            except FileExistsError:
+                pass  # another process published first: read theirs
+            finally:
+                tmp.unlink()
+            continue
+        if len(key) >= MIN_KEY_CHARS:
+            return key
+        time.sleep(0.02)  # not a key this code writes: give up after about two seconds
+    return None
+
+
+MIN_KEY_CHARS = 32
 
 
 def hash_id(key: bytes, admission_id: str) -> str:
@@ -63,15 +81,19 @@ def hash_id(key: bytes, admission_id: str) -> str:
 class AuditLog:
     def __init__(self, path: str | Path, hash_key: str | None = None):
         self.path = Path(path)
-        if not hash_key:
-            try:
-                hash_key = installation_key(self.path)
-            except OSError:  # unwritable folder: no audit rows anyway (see _open)
-                hash_key = ""
-        self._key = hash_key.encode("utf-8")
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._failed = False
+        if not hash_key:
+            try:
+                hash_key = installation_key(self.path)
+            except OSError as exc:  # the folder cannot hold the key: no audit rows at all
+                self._fail(exc)
+                return
+            if hash_key is None:
+                self._fail(ValueError(), "has no usable key in its .key file")
+                return
+        self._key = hash_key.encode("utf-8")
         self._open()
 
     def _open(self) -> None:
@@ -87,13 +109,13 @@ class AuditLog:
         except (OSError, sqlite3.Error) as exc:
             self._fail(exc)
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, why: str | None = None) -> None:
         if not self._failed:
             self._failed = True
             logger.error(
-                "audit store %s is not writable (%s); scoring continues without audit rows",
+                "audit store %s %s; scoring continues without audit rows",
                 self.path,
-                type(exc).__name__,
+                why or f"is not writable ({type(exc).__name__})",
             )
 
     @property

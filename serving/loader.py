@@ -159,13 +159,20 @@ def load_champion(
     if prefetched is not None:
         return _from_answer(_read_answer(prefetched), name)
     with tempfile.TemporaryDirectory(prefix="alliance-risk-serve-") as tmp:
-        proc = subprocess.run(
-            fetch_command(tracking_uri, name, Path(tmp)),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "GX_ANALYTICS_ENABLED": "false"},
-        )
+        try:
+            proc = subprocess.run(
+                fetch_command(tracking_uri, name, Path(tmp)),
+                capture_output=True,
+                text=True,
+                timeout=READ_TIMEOUT_S,
+                env={**os.environ, "GX_ANALYTICS_ENABLED": "false"},
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ModelUnavailable(
+                f"the tracking store {tracking_uri} did not answer within {READ_TIMEOUT_S} s"
+            ) from exc
+        except OSError as exc:
+            raise ModelUnavailable(f"the registry reader could not start: {exc}") from exc
         answer = _read_answer(Path(tmp))
         if "error" not in answer and "scorer" not in answer:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
@@ -178,6 +185,7 @@ def fetch_command(tracking_uri: str, name: str, dst: Path) -> list[str]:
 
 
 ANSWER = "answer.json"
+READ_TIMEOUT_S = 240  # a registry read that takes longer is reported as unavailable
 
 
 def _read_answer(d: Path) -> dict[str, Any]:
@@ -194,7 +202,7 @@ def _from_answer(answer: dict[str, Any], name: str) -> LoadedChampion:
     if "scorer" not in answer:
         raise ModelUnavailable(answer.get("error") or "the registry reader gave no answer")
     try:
-        model = ScoringModel.load(answer["scorer"])
+        model = ScoringModel.load(answer["scorer"], lean=True)
     except ValueError as exc:
         raise ModelUnavailable(f"the champion's scorer cannot be loaded: {exc}") from exc
     bands = BandConfig(**model.reference.get("bands", {}))

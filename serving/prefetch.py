@@ -9,18 +9,22 @@ starting their own read. Both workers then serve the same version.
 
 Only under BentoML (the parent ``bentoml serve`` or its workers); a plain import (tests, tools)
 starts nothing. The folder is 0700, must belong to this user, and is removed when the parent
-exits; the scorer's checksums are verified on load as always.
+exits; a folder left by a killed process with the same PID is removed first. A watcher thread in
+the parent writes an error answer if the reader dies or times out, so workers never wait for
+nothing (they then answer 503 with the reason). The scorer's checksums are verified on load.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -47,26 +51,59 @@ def _ours(d: Path) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and (st.st_mode & 0o077) == 0
 
 
+_STARTED = False
+
+
+def _write_error(d: Path, reason: str) -> None:
+    """Leave an answer whatever happened to the reader, so no worker waits for nothing."""
+    if (d / ANSWER).exists():
+        return
+    part = d / (ANSWER + ".watch")
+    try:
+        part.write_text(json.dumps({"error": reason}))
+        part.replace(d / ANSWER)
+    except OSError:
+        pass
+
+
 def start(tracking_uri: str, name: str) -> None:
     """In the first BentoML process that imports the service, launch the registry reader."""
-    if not _under_bentoml() or _ours(_folder(os.getppid())):
+    global _STARTED
+    if _STARTED or not _under_bentoml() or _ours(_folder(os.getppid())):
         return
+    _STARTED = True
     d = _folder(os.getpid())
+    if _ours(d):  # left by an earlier process with this PID that was killed: stale
+        shutil.rmtree(d, ignore_errors=True)
     try:
         d.mkdir(mode=0o700)
-    except FileExistsError:
-        return  # already started in this process
     except OSError:
-        return  # no temp folder: the worker reads the registry itself
-    from serving.loader import fetch_command
+        return  # someone else's folder, or no temp folder: each worker reads the registry itself
+    from serving.loader import READ_TIMEOUT_S, fetch_command
 
-    proc = subprocess.Popen(
-        fetch_command(tracking_uri, name, d),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "GX_ANALYTICS_ENABLED": "false"},
-    )
+    try:
+        proc = subprocess.Popen(
+            fetch_command(tracking_uri, name, d),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "GX_ANALYTICS_ENABLED": "false"},
+        )
+    except OSError as exc:
+        _write_error(d, f"the registry reader could not start: {exc}")
+        return
+
+    def _watch() -> None:
+        try:
+            code = proc.wait(timeout=READ_TIMEOUT_S)
+            _write_error(d, f"the registry reader exited with {code} without an answer")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _write_error(
+                d, f"the tracking store {tracking_uri} did not answer within {READ_TIMEOUT_S} s"
+            )
+
+    threading.Thread(target=_watch, name="registry-reader-watch", daemon=True).start()
 
     def _cleanup() -> None:
         if proc.poll() is None:
@@ -78,12 +115,14 @@ def start(tracking_uri: str, name: str) -> None:
 
 def ready(timeout: float = 300.0) -> Path | None:
     """The folder holding the prefetched answer (waiting for it), or None if nothing was
-    prefetched for this process."""
+    prefetched for this process (then the caller reads the registry itself)."""
+    if not _under_bentoml():
+        return None
     for pid in (os.getppid(), os.getpid()):
         d = _folder(pid)
         if _ours(d):
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and _ours(d):
                 if (d / ANSWER).is_file():
                     return d
                 time.sleep(0.02)

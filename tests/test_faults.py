@@ -182,3 +182,53 @@ def test_scoring_answers_while_the_audit_store_is_unwritable(trained_store, tmp_
     logged = [r.getMessage() for r in caplog.records if r.name == "alliance_risk.audit"]
     assert len(logged) == 1 and "not writable" in logged[0]
     assert "PRIV_AUDIT" not in logged[0]
+
+
+# ---- the audit key and the registry prefetch ------------------------------------------------
+
+
+def test_workers_starting_together_share_one_private_audit_key(tmp_path):
+    import os
+    import stat
+    from concurrent.futures import ProcessPoolExecutor
+
+    from serving.audit import installation_key
+
+    audit = tmp_path / "audit" / "audit.sqlite"
+    with ProcessPoolExecutor(6) as pool:
+        keys = list(pool.map(installation_key, [audit] * 24))
+    assert len(set(keys)) == 1 and keys[0] and len(keys[0]) >= 32
+    key_file = audit.with_name("audit.sqlite.key")
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert sorted(p.name for p in key_file.parent.iterdir()) == ["audit.sqlite.key"]
+
+
+def test_an_unusable_audit_key_disables_the_audit_not_the_hashing(tmp_path, caplog):
+    from serving.audit import AuditLog
+
+    audit = tmp_path / "audit.sqlite"
+    audit.with_name("audit.sqlite.key").write_text("")  # empty: hashing with it would be public
+    with caplog.at_level("ERROR", logger="alliance_risk.audit"):
+        log = AuditLog(audit)
+        log.record([("PRIV_AID_K", "1", 0.3, "moderate")], "/score")
+    assert not log.healthy and not audit.exists()
+    assert any("no usable key" in r.getMessage() for r in caplog.records)
+
+
+def test_prefetch_replaces_a_stale_folder_left_by_a_killed_process(tmp_path, monkeypatch):
+    import json
+    import os
+
+    from serving import prefetch
+
+    monkeypatch.setattr(prefetch, "_under_bentoml", lambda: True)
+    monkeypatch.setattr(prefetch, "_STARTED", False)
+    monkeypatch.setattr(prefetch.tempfile, "gettempdir", lambda: str(tmp_path))
+    stale = prefetch._folder(os.getpid())
+    stale.mkdir(mode=0o700)
+    (stale / prefetch.ANSWER).write_text(json.dumps({"error": "STALE ANSWER"}))
+    prefetch.start(f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}", NAME)
+    d = prefetch.ready(timeout=120)
+    assert d is not None
+    answer = json.loads((d / prefetch.ANSWER).read_text())
+    assert "STALE" not in answer["error"] and "no tracking store" in answer["error"]
