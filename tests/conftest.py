@@ -146,22 +146,33 @@ class Store:
         return {**os.environ, "MLFLOW_TRACKING_URI": self.uri, "GX_ANALYTICS_ENABLED": "false"}
 
     def train(self, *args: str, data: Path | None = None) -> subprocess.CompletedProcess:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pipelines.train",
+        return run_pipeline(
+            "train",
             "--data",
             str(data or self.data),
             "--config",
             str(self.config),
             *args,
-        ]
-        return subprocess.run(
-            cmd, env=self.env(), capture_output=True, text=True, cwd=REPO, timeout=900
+            env=self.env(),
+            timeout=900,
         )
 
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def run_pipeline(
+    name: str, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """``python -m pipelines.<name> ARGS`` from the repository, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", f"pipelines.{name}", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+    )
 
 
 def make_store(root: Path, n: int = 2000, seed: int = 11) -> Store:

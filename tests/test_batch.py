@@ -12,20 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import run_pipeline
 
 SLOW = [pytest.mark.slow, pytest.mark.xdist_group("trained")]
 
 
-def _run(store, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.score", *args],
-        env=env or store.env(),
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-    )
+def _run(store, *args: str) -> subprocess.CompletedProcess:
+    return run_pipeline("score", *args, env=store.env())
 
 
 def _flat(store) -> pd.DataFrame:
@@ -130,19 +123,12 @@ def test_spark_engine_without_pyspark_says_how_to_install(tmp_path, monkeypatch,
 
 
 def test_missing_input_exits_2(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.score",
-            "--input",
-            str(tmp_path / "none.csv"),
-            "--output",
-            str(tmp_path / "o.csv"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
+    proc = run_pipeline(
+        "score",
+        "--input",
+        str(tmp_path / "none.csv"),
+        "--output",
+        str(tmp_path / "o.csv"),
         timeout=120,
     )
     assert proc.returncode == 2
@@ -151,19 +137,12 @@ def test_missing_input_exits_2(tmp_path):
 
 def test_no_champion_exits_with_a_clear_message(tmp_path, valid_dir):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty' / 'mlflow.db'}"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.score",
-            "--input",
-            str(valid_dir),
-            "--output",
-            str(tmp_path / "o.csv"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
+    proc = run_pipeline(
+        "score",
+        "--input",
+        str(valid_dir),
+        "--output",
+        str(tmp_path / "o.csv"),
         env=env,
         timeout=120,
     )
@@ -179,19 +158,12 @@ def test_registry_without_champion_exits_3(tmp_path, valid_dir):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()  # creates it
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.score",
-            "--input",
-            str(valid_dir),
-            "--output",
-            str(tmp_path / "o.csv"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
+    proc = run_pipeline(
+        "score",
+        "--input",
+        str(valid_dir),
+        "--output",
+        str(tmp_path / "o.csv"),
         env=env,
         timeout=120,
     )

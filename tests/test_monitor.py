@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sqlite3
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ from models.drift import (
     psi_numeric,
     quantile_edges,
 )
-from tests.conftest import REPO
+from tests.conftest import run_pipeline
 
 
 def test_psi_by_hand():
@@ -68,14 +68,7 @@ def test_monitor_config_rejects_nonsense():
 
 
 def _monitor(store, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines.monitor", "--reference", str(store.data), *args],
-        env=store.env(),
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-    )
+    return run_pipeline("monitor", "--reference", str(store.data), *args, env=store.env())
 
 
 def external_refs(html: str) -> list[str]:
@@ -173,21 +166,14 @@ def test_audit_store_as_the_current_scores(trained_store, tmp_path):
 
 
 def test_missing_reference_exits_2(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.monitor",
-            "--reference",
-            str(tmp_path / "none"),
-            "--current",
-            str(tmp_path / "none"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
+    proc = run_pipeline(
+        "monitor",
+        "--reference",
+        str(tmp_path / "none"),
+        "--current",
+        str(tmp_path / "none"),
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'x.db'}"},
         timeout=120,
-        env={**__import__("os").environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'x.db'}"},
     )
     assert proc.returncode == 2
     assert "does not exist" in proc.stdout
