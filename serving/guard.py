@@ -39,14 +39,13 @@ def parse_json(raw: bytes) -> tuple[Any, str | None]:
         return None, "the body is not valid JSON"
 
 
-async def _send_json(send, status: int, body: dict, headers: list | None = None) -> None:
-    data = json.dumps(body).encode("utf-8")
+async def _send(send, status: int, data: bytes, ctype: bytes, headers: list | None = None) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", ctype),
                 (b"content-length", str(len(data)).encode()),
                 *(headers or []),
             ],
@@ -55,19 +54,12 @@ async def _send_json(send, status: int, body: dict, headers: list | None = None)
     await send({"type": "http.response.body", "body": data})
 
 
+async def _send_json(send, status: int, body: dict, headers: list | None = None) -> None:
+    await _send(send, status, json.dumps(body).encode("utf-8"), b"application/json", headers)
+
+
 async def _send_text(send, status: int, text: str) -> None:
-    data = text.encode("utf-8")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(data)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})
+    await _send(send, status, text.encode("utf-8"), b"text/plain; charset=utf-8")
 
 
 class Guard:
