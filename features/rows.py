@@ -132,14 +132,7 @@ def _present(values: np.ndarray) -> np.ndarray:
         empty = np.zeros(len(values), dtype=bool)
         np.equal(values, "", out=empty, where=~missing)  # never compares NA (ambiguous truth)
         return ~(missing | empty)
-    na = object()  # no pandas loaded: no value can be pandas' NA
-    return np.array(
-        [
-            not (v is None or v is na or v == "" or (isinstance(v, float) and np.isnan(v)))
-            for v in values
-        ],
-        dtype=bool,
-    )
+    return np.array([_given(v) for v in values], dtype=bool)  # the record path's predicate
 
 
 def build_matrix(cols: Mapping[str, Any], n: int) -> np.ndarray:

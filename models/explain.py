@@ -90,11 +90,6 @@ def what_ifs(model: ScoringModel, record: Mapping[str, Any], groups: list[str]) 
     return [float(p) for p in model.proba(rows)]
 
 
-def what_if(model: ScoringModel, record: Mapping[str, Any], group: str) -> float:
-    """Risk if this driver's scales were at the reference cohort's median (items replaced too)."""
-    return what_ifs(model, record, [group])[0]
-
-
 def explain_row(
     model: ScoringModel, record: Mapping[str, Any], row: np.ndarray, band: str | None = None
 ) -> dict[str, Any]:

@@ -15,12 +15,11 @@ The champion is loaded once in ``__init__`` (serving.loader) and scored through 
 ``ScoringModel`` (serving.engine): no pandas, scikit-learn, GX or MLflow per request.
 
 Concurrency: two worker processes (this machine has two cores), each with the event loop doing
-the work. ``/score`` is an ``async`` API that scores inline (about a millisecond of CPU with the
-explanation for the logistic champion; more for LightGBM), which avoids a thread hop per request
+the work. ``/score`` is an ``async`` API that scores inline (0.5-1.0 ms of CPU in process with the
+explanation, docs/benchmarks.md), which avoids a thread hop per request
 and the GIL contention of a thread pool; ``/score_batch`` is a sync API on BentoML's thread pool
 (2 threads) so a large batch does not stall the loop. No ``max_concurrency`` is set, so load
-queues rather than being shed with 503. Measured here (README "Serving"): one worker served 16
-concurrent clients at ~250 req/s, two workers at ~380 req/s, both with no 503.
+queues rather than being shed with 503 (figures: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -242,7 +241,7 @@ class AllianceRisk:
         from serving.engine import Engine
         from serving.loader import ModelUnavailable, load_champion
 
-        settings = load_settings()
+        settings = SETTINGS  # read once, at import, in this process
         cfg = settings.serving
         STATE.keyring = KeyRing(cfg.api_key_hashes, cfg.api_key)
         STATE.max_body_bytes = cfg.max_body_bytes
