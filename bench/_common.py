@@ -2,7 +2,7 @@
 
 - a throw-away tracking store with a champion, trained by the real CLI (``pipelines.train``) on a
   SYNTHETIC cohort with the fast settings the tests use;
-- scoring records taken from a SYNTHETIC intake (``features.synthetic``), as the flat JSON record
+- scoring records taken from a SYNTHETIC intake (``simulator.generator``), as the flat JSON record
   the API takes, plus malformed variants that must be answered 4xx;
 - starting and stopping ``bentoml serve`` (as tests/conftest.py ``launch_service`` does) and
   ``mlflow models serve``, each in its own process group, and timing the first good answer;
@@ -97,7 +97,7 @@ def build_store(root: Path, n: int = 2000, seed: int = 11, kind: str = "any") ->
     if champion_version(uri):
         log(f"reusing the champion already in {uri}")
         return Store(uri, root)
-    from features.synthetic import generate, write
+    from simulator.generator import generate, write
 
     root.mkdir(parents=True, exist_ok=True)
     data = root / "data"
@@ -166,7 +166,7 @@ def scoring_records(n: int = 500, seed: int = 23) -> tuple[list[dict[str, Any]],
     from features.build import scoring_frame, typed_records
     from features.catalog import SCORING_RECORD
     from features.scoring import score_record
-    from features.synthetic import generate
+    from simulator.generator import generate
     from validation.record import check_record
 
     kinds = {f.name: f.kind for f in SCORING_RECORD}

@@ -3,7 +3,7 @@
     .venv/bin/python bench/batch_throughput.py [--n 50000] [--chunk-size 10000] [--repeat 3]
 
 On a SYNTHETIC cohort of --n admissions written as a flat CSV, for each model:
-- end to end: ``models.batch.score_file`` (read CSV chunks, validate every row, score items,
+- end to end: ``batch.scoring.score_file`` (read CSV chunks, validate every row, score items,
   build the matrix, contributions, top drivers, write CSV + rejects) in a fresh child process,
   whose peak RSS (/proc/self/status VmHWM; getrusage ru_maxrss elsewhere) is the batch's memory,
   imports included;
@@ -34,8 +34,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _child(model_dir: str, bands: dict, csv: str, out: str, chunk: int, q) -> None:
+    from batch.scoring import LoadedModel, score_file
     from features.settings import BandConfig
-    from models.batch import LoadedModel, score_file
     from models.scorer import ScoringModel
 
     m = ScoringModel.load(model_dir)
@@ -84,9 +84,7 @@ def stages(model, csv: Path, chunk: int) -> dict[str, float]:
     """Seconds per stage of one in-process pass (same code as ChunkScorer.run)."""
     import pandas as pd
 
-    from features.build import typed_records
-    from features.settings import BandConfig
-    from models.batch import (
+    from batch.scoring import (
         LoadedModel,
         RowValidator,
         assessable_matrix,
@@ -94,6 +92,8 @@ def stages(model, csv: Path, chunk: int) -> dict[str, float]:
         iter_chunks,
         open_source,
     )
+    from features.build import typed_records
+    from features.settings import BandConfig
     from models.predict import frame_to_matrix
 
     lm = LoadedModel(model, BandConfig(**model.reference.get("bands", {})), "b", "0", "")
@@ -145,16 +145,16 @@ def main() -> None:
     from features.build import MONOTONE, scoring_frame, typed_records
     from features.labels import build_labels
     from features.settings import load_settings
-    from features.synthetic import generate
     from models.estimators import fit_candidate
     from models.predict import frame_to_matrix
     from models.scorer import ScoringModel
     from models.training import reference_cohort, split_groups
+    from simulator.generator import generate
 
     settings = load_settings()
     models: list[tuple[str, ScoringModel]] = []
     try:
-        from models.batch import load_model
+        from batch.scoring import load_model
 
         lm = load_model(settings.tracking_uri)
         models.append((f"registry champion v{lm.version} ({lm.model.kind})", lm.model))

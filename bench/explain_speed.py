@@ -45,12 +45,12 @@ def main() -> None:
     from features.build import MONOTONE, scoring_frame, typed_records
     from features.labels import build_labels
     from features.settings import load_settings
-    from features.synthetic import generate
     from models.estimators import fit_candidate
     from models.explain import explain_row
     from models.predict import frame_to_matrix
     from models.scorer import ScoringModel
     from models.training import holdout_split, reference_cohort, split_groups
+    from simulator.generator import generate
 
     settings = load_settings()
     c = generate(args.n, seed=7)

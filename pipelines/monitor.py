@@ -91,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from pydantic import ValidationError
 
+    from batch.scoring import ModelNotFound, load_model
     from features.settings import load_settings
-    from models.batch import ModelNotFound, load_model
-    from models.drift import (
+    from monitoring.drift import (
         MonitorConfig,
         MonitorResult,
         feature_drift,

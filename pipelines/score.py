@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             return fail(SPARK_HINT, EXIT_ENGINE)
 
+    from batch.scoring import InputError, ModelNotFound, load_model
     from features.settings import load_settings
-    from models.batch import InputError, ModelNotFound, load_model
 
     try:
         settings = load_settings(args.config)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.engine == "spark":
-            from models.spark_batch import score_spark
+            from batch.spark import score_spark
 
             summary = score_spark(
                 args.input,
@@ -167,7 +167,7 @@ def _run_pandas(args, lm, console):
         TimeRemainingColumn,
     )
 
-    from models.batch import score_file
+    from batch.scoring import score_file
 
     with Progress(
         TextColumn("scoring"),

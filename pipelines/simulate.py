@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from features import effects as fx
 from features.settings import ROOT
+from simulator import effects as fx
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m pipelines.simulate",
         description=(
             "Generate a SYNTHETIC cohort (not real data) following data contract v1, with a ground-truth "
-            "file of true low-alliance probabilities. All effect sizes and their sources: features/effects.py."
+            "file of true low-alliance probabilities. All effect sizes and their sources: simulator/effects.py."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from features.synthetic import generate, write  # numpy/pandas only when actually generating
+    from simulator.generator import generate, write  # numpy/pandas only when actually generating
 
     t0 = time.perf_counter()
     try:

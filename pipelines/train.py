@@ -134,7 +134,7 @@ def _ensure_data(settings, console, synthetic_n: int, data_given: bool) -> Path:
         return data_dir
     if data_given:
         raise StepFailed(f"{data_dir} holds no intake table (intake.csv or intake.parquet)")
-    from features.synthetic import generate, write
+    from simulator.generator import generate, write
 
     console.print(
         f"No data in {data_dir}: generating a SYNTHETIC cohort of {synthetic_n} clients (seed 7)."

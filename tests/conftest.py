@@ -176,7 +176,7 @@ def run_pipeline(
 
 
 def make_store(root: Path, n: int = 2000, seed: int = 11) -> Store:
-    from features.synthetic import generate, write
+    from simulator.generator import generate, write
 
     data = root / "data"
     write(generate(n, seed=seed), data)

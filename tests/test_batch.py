@@ -1,4 +1,4 @@
-"""Batch scoring (models.batch, python -m pipelines.score): validation per row, rejects, chunking,
+"""Batch scoring (batch.scoring, python -m pipelines.score): validation per row, rejects, chunking,
 formats, agreement with the logged pyfunc, and the Spark engine when PySpark is installed."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def flat_csv(trained_store, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(trained_store):
-    from models.batch import load_model
+    from batch.scoring import load_model
 
     return load_model(trained_store.uri)
 
@@ -51,8 +51,8 @@ def loaded(trained_store):
 def test_screen_flags_exactly_the_rows_check_record_rejects(valid_tables):
     """The column-wise screen is the record model's own field validators: on a mix of bad values
     it flags the same rows as check_record, row by row."""
+    from batch.scoring import RowValidator
     from features.build import scoring_frame
-    from models.batch import RowValidator
     from validation.record import check_record
 
     frame = scoring_frame(valid_tables["intake"], valid_tables["counsellors"]).reset_index(
@@ -92,8 +92,8 @@ def test_screen_flags_exactly_the_rows_check_record_rejects(valid_tables):
 
 
 def test_top_drivers_rank_by_size_skip_unassessed_and_tiny():
+    from batch.scoring import top_drivers_frame
     from features.catalog import DRIVER_GROUPS
-    from models.batch import top_drivers_frame
 
     pts = np.zeros((2, len(DRIVER_GROUPS)))
     pts[0, :4] = [0.03, -0.08, 0.0001, 0.05]
@@ -180,8 +180,8 @@ def test_registry_without_champion_exits_3(tmp_path, valid_dir):
 def test_batch_risk_equals_the_pyfunc(trained_store, flat_csv, loaded, tmp_path, monkeypatch):
     import mlflow
 
+    from batch.scoring import score_file
     from features.build import typed_records
-    from models.batch import score_file
 
     out = tmp_path / "scores.csv"
     summary = score_file(flat_csv, out, loaded, chunk_size=500)
@@ -233,7 +233,7 @@ def test_two_corrupted_rows_are_rejected_the_rest_scored(trained_store, flat_csv
 @pytest.mark.slow
 @pytest.mark.xdist_group("trained")
 def test_chunking_does_not_change_the_output(flat_csv, loaded, tmp_path):
-    from models.batch import score_file
+    from batch.scoring import score_file
 
     score_file(flat_csv, tmp_path / "one.csv", loaded, chunk_size=1_000_000)
     score_file(flat_csv, tmp_path / "many.csv", loaded, chunk_size=37)
@@ -243,7 +243,7 @@ def test_chunking_does_not_change_the_output(flat_csv, loaded, tmp_path):
 @pytest.mark.slow
 @pytest.mark.xdist_group("trained")
 def test_csv_parquet_and_data_folder_inputs_agree(trained_store, flat_csv, loaded, tmp_path):
-    from models.batch import score_file
+    from batch.scoring import score_file
 
     pq = tmp_path / "records.parquet"
     pd.read_csv(flat_csv, dtype="str", keep_default_na=False, na_values=[""]).to_parquet(pq)

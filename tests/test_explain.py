@@ -10,12 +10,12 @@ from features.build import FEATURE_NAMES, FeatureBuilder, scoring_frame, typed_r
 from features.catalog import MODIFIABLE_GROUPS, fields_of_driver
 from features.labels import build_labels
 from features.settings import LabelConfig
-from features.synthetic import generate
 from models.estimators import fit_candidate
 from models.explain import actions, explain_row, to_points
 from models.predict import frame_to_matrix
 from models.scorer import sigmoid
 from models.training import reference_cohort, split_groups
+from simulator.generator import generate
 
 MOTIVATION = [f.name for f in fields_of_driver("motivation")]
 

@@ -1,4 +1,4 @@
-"""Drift monitoring (models.drift, python -m pipelines.monitor): PSI by hand, exit codes on a
+"""Drift monitoring (monitoring.drift, python -m pipelines.monitor): PSI by hand, exit codes on a
 stable and a shifted cohort, the audit-store source, and an offline HTML report."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.drift import (
+from monitoring.drift import (
     MonitorConfig,
     categorical_counts,
     numeric_histogram,
@@ -81,7 +81,7 @@ def external_refs(html: str) -> list[str]:
 @pytest.fixture(scope="module")
 def shifted_dir(tmp_path_factory):
     """Another SYNTHETIC cohort (other seed) with treatment readiness 10 points lower."""
-    from features.synthetic import generate, write
+    from simulator.generator import generate, write
 
     c = generate(1500, seed=12345, ground_truth=False)
     v = pd.to_numeric(c.intake["mot_treatment_readiness"], errors="coerce") - 10
@@ -131,7 +131,7 @@ def test_shifted_cohort_exits_1_and_names_the_feature(trained_store, shifted_dir
 @pytest.mark.xdist_group("trained")
 def test_audit_store_as_the_current_scores(trained_store, tmp_path):
     """serving/audit.py's table: the reference's own scores give no drift; high ones do."""
-    from models.batch import load_model, score_file
+    from batch.scoring import load_model, score_file
 
     lm = load_model(trained_store.uri)
     scores = tmp_path / "ref.csv"

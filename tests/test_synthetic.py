@@ -13,7 +13,7 @@ import pytest
 
 from features.catalog import DRIVER_GROUPS, ID_RE, TABLES
 from features.instruments import SCALES_BY_FIELD, WAI_S
-from features.synthetic import generate, write
+from simulator.generator import generate, write
 
 ROOT = Path(__file__).resolve().parent.parent
 WAI = WAI_S.item_codes()

@@ -17,11 +17,11 @@ from mlflow.tracking import MlflowClient
 from features.build import scoring_frame, typed_records
 from features.labels import build_labels
 from features.settings import TrainConfig, load_settings
-from features.synthetic import generate
 from models.card import SECTIONS
 from models.predict import frame_to_matrix
 from models.registry import gate
 from models.training import holdout_split, split_groups, train_models
+from simulator.generator import generate
 from tests.conftest import REPO, make_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trained")]

@@ -3,11 +3,11 @@
 PySpark is an optional extra (``pip install -e '.[spark]'``); nothing here is imported unless
 ``python -m pipelines.score --engine spark`` is asked for.
 
-Steps (the same rules as models.batch, so both engines agree):
+Steps (the same rules as batch.scoring, so both engines agree):
 1. Spark reads the input (CSV as text, as validation.io does; Parquet as typed); a data folder's
    intake is joined with its counsellors (left join, counsellor_* names, as
    features.build.scoring_frame).
-2. ``mapInPandas`` runs models.batch's row validation on each partition (column-wise screen, then
+2. ``mapInPandas`` runs batch.scoring's row validation on each partition (column-wise screen, then
    validation.record.check_record on flagged rows; items contradicting a scale score) and returns
    the typed record, its errors (JSON) and which driver groups are assessable.
 3. Repeated admission_ids: the first occurrence in input order is kept, later ones rejected.
@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.catalog import COUNSELLOR_PREFIX, COUNSELLORS, DRIVER_GROUPS, SCORING_BY_NAME
-from models.batch import (
+from batch.scoring import (
     REJECT_COLUMNS,
     BatchSummary,
     LoadedModel,
@@ -49,6 +48,7 @@ from models.batch import (
     reject_record,
     top_drivers_frame,
 )
+from features.catalog import COUNSELLOR_PREFIX, COUNSELLORS, DRIVER_GROUPS, SCORING_BY_NAME
 from models.scorer import logit, sigmoid
 
 _SPARK_TYPES = {

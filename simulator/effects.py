@@ -1,6 +1,6 @@
 """Every number the synthetic cohort generator uses, in one readable table, each with its source.
 
-Why one table: the generator (features/synthetic.py) is only as credible as its assumptions, and a
+Why one table: the generator (simulator/generator.py) is only as credible as its assumptions, and a
 reviewer should be able to read all of them, with where each comes from, without reading code.
 Sources refer to the domain brief (shared/docs/domain.md). The brief gives *directions* for most
 effects and very few magnitudes; where a value is marked "magnitude assumed" the sign is the
@@ -533,7 +533,7 @@ def as_markdown() -> str:
     for key, e in EFFECTS.items():
         v = e.value
         if isinstance(v, dict) and v and isinstance(next(iter(v)), tuple):
-            v = f"{len(v)} pairs (see features/effects.py)"
+            v = f"{len(v)} pairs (see simulator/effects.py)"
         lines.append(f"| {key} | {v} | {e.source} |")
     return "\n".join(lines)
 

@@ -9,7 +9,7 @@ Used by ``python -m pipelines.monitor``. Three views, each with a threshold (Mon
   filled in shows as drift.
 - Data contract: the table suites (validation.report.validate_tables) run on the current batch;
   blocking issues are listed.
-- Score drift: both batches scored with the champion (models.batch, same row validation): the
+- Score drift: both batches scored with the champion (batch.scoring, same row validation): the
   difference in mean risk, the PSI of risk (reference deciles) and the PSI of the band mix.
   The current scores may instead come from the service's audit store (SQLite), when no current
   intake is at hand: feature drift and the contract check are then skipped, with a note.
@@ -198,9 +198,9 @@ class Scores:
 
 
 def score_batch(frame: pd.DataFrame, lm, chunk_size: int = 20_000) -> tuple[Scores, pd.DataFrame]:
-    """Validate and score flat records in memory (models.batch); (scores, scored frame)."""
+    """Validate and score flat records in memory (batch.scoring); (scores, scored frame)."""
+    from batch.scoring import ChunkScorer
     from features.build import typed_records
-    from models.batch import ChunkScorer
     from models.predict import frame_to_matrix
 
     scorer = ChunkScorer(lm, top_n=0)

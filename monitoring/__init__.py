@@ -1,0 +1,1 @@
+"""Monitoring a live model: input drift, score shift and (with outcomes) performance."""

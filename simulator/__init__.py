@@ -1,0 +1,1 @@
+"""The synthetic-cohort simulator (SYNTHETIC data only): generator and its sourced effect table."""
