@@ -94,7 +94,9 @@ def typed_records(frame: pd.DataFrame) -> pd.DataFrame:
 
     Tables are read as text so that validation can name every bad value; once they are valid,
     numbers become floats (integers too, since a gap makes a column float anyway), booleans
-    True/False with NaN for a gap, and codes, ids and dates stay text.
+    True/False with NaN for a gap, and codes, ids and dates stay as they are. A table typed by
+    pandas itself (``pd.read_csv``: int64, float64 with NaN, bool, "true"/"false") gets the same
+    floats and booleans as its text, so every path scores alike.
     """
     out = frame.copy()
     for name in out.columns:

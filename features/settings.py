@@ -1,25 +1,53 @@
 """All configuration in one typed place.
 
-Why here: every stage (simulate, validate, train, serve) reads the same settings, and features/ is
-the bottom of the one-way data flow, so nothing has to reach up to find its configuration.
-Values come from defaults below, then an optional TOML file (``--config FILE``), then environment
-variables ``ALLIANCE_RISK_<SECTION>__<KEY>`` (and ``MLFLOW_TRACKING_URI`` for the tracking store).
+Why here: every stage (simulate, validate, train, score, monitor, serve) reads the same settings,
+and features/ is the bottom of the one-way data flow, so nothing has to reach up to find its
+configuration.
+
+Precedence, lowest first, built with pydantic-settings' own sources (``settings_customise_sources``)
+rather than by merging dicts by hand:
+
+1. the defaults below;
+2. a TOML file given with ``--config FILE`` (or named by ``ALLIANCE_RISK_CONFIG``), read by
+   pydantic-settings' ``TomlConfigSettingsSource``; sections as below: ``[label]``,
+   ``[validation]``, ``[bands]``, ``[train]``, ``[monitor]``, ``[serving]``;
+3. environment variables ``ALLIANCE_RISK_<SECTION>__<KEY>`` (``ALLIANCE_RISK_LABEL__THRESHOLD=4.5``),
+   and MLflow's own ``MLFLOW_TRACKING_URI`` for the tracking store;
+4. command-line flags (passed to ``load_settings`` as ``section__key=value`` overrides).
+
+Unknown keys are refused (``extra="forbid"``), so a misspelt or retired option in a TOML file is an
+error that names it rather than a setting silently ignored.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
+from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "ALLIANCE_RISK_"
+# The TOML file when no --config is given: how `python -m pipelines.serve --config FILE` hands its
+# file to the BentoML workers, which build their settings in another process.
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
 
 
-class LabelConfig(BaseModel):
+class _Section(BaseModel):
+    """A settings section: unknown keys are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelConfig(_Section):
     """The label definition; recorded with every model (data contract, "The label")."""
 
     rater: Literal["client", "counsellor", "either"] = "client"
@@ -29,7 +57,7 @@ class LabelConfig(BaseModel):
     min_valid_weeks: int = Field(1, ge=1, le=3)
 
 
-class ValidationConfig(BaseModel):
+class ValidationConfig(_Section):
     min_labelled: int = Field(
         100, ge=1, description="fewest labelled clients a training set may have"
     )
@@ -38,7 +66,7 @@ class ValidationConfig(BaseModel):
     max_drop_fraction: float = Field(0.0, ge=0.0, le=0.2)
 
 
-class BandConfig(BaseModel):
+class BandConfig(_Section):
     """Risk bands shown to intake workers: low < moderate_from <= moderate < high_from <= high."""
 
     moderate_from: float = Field(0.20, gt=0.0, lt=1.0)
@@ -54,13 +82,12 @@ class BandConfig(BaseModel):
         return "high" if p >= self.high_from else "moderate" if p >= self.moderate_from else "low"
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(_Section):
     seed: int = 7
     group_by: Literal["counsellor", "service"] = "counsellor"
     n_splits: int = Field(5, ge=2, le=10)
     n_repeats: int = Field(1, ge=1, le=10)
     test_fraction: float = Field(0.2, gt=0.05, lt=0.5)
-    calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
     n_bootstrap: int = Field(200, ge=20, le=5000)
     tune_iterations: int = Field(6, ge=1, le=50)
     # Model families compared by cross-validation; one entry forces that family.
@@ -75,9 +102,12 @@ class TrainConfig(BaseModel):
     experiment: str = "alliance-risk"
 
 
-class ServingConfig(BaseModel):
+class ServingConfig(_Section):
     host: str = "127.0.0.1"
     port: int = 3000
+    # BentoML worker processes. One per core: this machine has 2, and each worker scores on its
+    # event loop (docs/benchmarks.md: 452-533 req/s with 2 workers at concurrency 16).
+    workers: int = Field(2, ge=1, le=64)
     max_batch: int = Field(1000, ge=1, le=100_000)
     # Bodies above this are refused with 413 before they are parsed (a full batch of 1,000
     # records with every item code is about 3 MB).
@@ -92,43 +122,100 @@ class ServingConfig(BaseModel):
     audit_hash_key: str | None = None
 
 
+class MonitorConfig(_Section):
+    """Thresholds of ``python -m pipelines.monitor`` (monitoring/drift.py reads them)."""
+
+    # Common reading of the Population Stability Index: < 0.1 stable, 0.1-0.2 moderate, > 0.2 shift.
+    psi_threshold: float = Field(0.2, gt=0.0, description="feature / score / band-mix PSI alarm")
+    score_shift_threshold: float = Field(
+        0.1, gt=0.0, lt=1.0, description="alarm when |mean current risk - mean reference| exceeds"
+    )
+    bins: int = Field(10, ge=2, le=50, description="quantile bins of numeric predictors and risk")
+    fail_on_blocking: bool = Field(
+        True, description="a blocking data-contract problem in the current batch is an alarm"
+    )
+    min_rows: int = Field(50, ge=1, description="fewer current rows than this: a note, no PSI")
+
+
+def _default_tracking_uri() -> str:
+    return f"sqlite:///{ROOT / 'mlruns' / 'mlflow.db'}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="ALLIANCE_RISK_", env_nested_delimiter="__", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file=None,
+        validate_by_name=True,  # tracking_uri by name in TOML and flags, by alias in the environment
     )
 
     data_dir: Path = ROOT / "data" / "synthetic"
+    # MLflow's own variable is honoured as MLflow would; ours wins when both are set.
     tracking_uri: str = Field(
-        default_factory=lambda: (
-            os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'mlruns' / 'mlflow.db'}"
-        )
+        default_factory=_default_tracking_uri,
+        validation_alias=AliasChoices(ENV_PREFIX + "TRACKING_URI", "MLFLOW_TRACKING_URI"),
     )
     label: LabelConfig = LabelConfig()
     validation: ValidationConfig = ValidationConfig()
     bands: BandConfig = BandConfig()
     train: TrainConfig = TrainConfig()
+    monitor: MonitorConfig = MonitorConfig()
     serving: ServingConfig = ServingConfig()
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest priority first: CLI flags (init), environment, TOML file; then defaults."""
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, deep_merge=True),
+        )
 
-def load_settings(config_file: str | Path | None = None, **overrides) -> Settings:
-    """Defaults < TOML file < environment < explicit overrides (CLI flags)."""
-    data: dict = {}
-    if config_file:
-        path = Path(config_file)
-        if not path.exists():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    settings = Settings(**data)
+
+@cache
+def _with_toml(path: str) -> type[Settings]:
+    """Settings reading one TOML file: the file is class configuration in pydantic-settings."""
+    return type(
+        "Settings",
+        (Settings,),
+        {"model_config": {**Settings.model_config, "toml_file": path}, "__module__": __name__},
+    )
+
+
+def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``label__threshold=4.0`` -> ``{"label": {"threshold": 4.0}}``; None means "not given"."""
+    out: dict[str, Any] = {}
     for dotted, value in overrides.items():
         if value is None:
             continue
         section, _, key = dotted.partition("__")
         if key:
-            sub = getattr(settings, section).model_copy(update={key: value})
-            settings = settings.model_copy(
-                update={section: type(sub).model_validate(sub.model_dump())}
-            )
+            out.setdefault(section, {})[key] = value
         else:
-            settings = settings.model_copy(update={section: value})
-    return settings
+            out[section] = value
+    return out
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Defaults < TOML file < environment < explicit overrides (CLI flags; None = not given).
+
+    Raises FileNotFoundError for a config file that does not exist, and pydantic's
+    ValidationError (a ValueError) naming the section and key for a bad or unknown value.
+    """
+    cls = Settings
+    if config_file is None:
+        config_file = os.environ.get(CONFIG_ENV) or None
+    if config_file is not None:
+        path = Path(config_file).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {config_file} does not exist")
+        cls = _with_toml(str(path))
+    return cls(**_nest(overrides))

@@ -23,10 +23,19 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
+def registry_uri(tracking_uri: str) -> str:
+    """The model registry's URI as MLflow itself picks it: ``MLFLOW_REGISTRY_URI`` when set (a
+    team's shared registry beside a local tracking store), else the tracking store."""
+    from mlflow.environment_variables import MLFLOW_REGISTRY_URI
+
+    return MLFLOW_REGISTRY_URI.get() or tracking_uri
+
+
 def get_client(tracking_uri: str) -> MlflowClient:
+    registry = registry_uri(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    mlflow.set_registry_uri(registry)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry)
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:

@@ -168,7 +168,7 @@ def log_run(
     settings, result, labels, tables, data_dir: Path, synthetic: bool, scored: pd.DataFrame
 ) -> tuple[str, dict[str, float]]:
     """Log the run and the pyfunc model; return the model URI and the test metrics (points)."""
-    from models.signature import model_signature
+    from models.signature import model_metadata, model_signature
 
     mlflow.log_params(
         {k: str(v)[:500] for k, v in _flatten(settings.model_dump(exclude={"serving"})).items()}
@@ -231,6 +231,7 @@ def log_run(
             artifacts={"scorer": str(scorer_dir)},
             signature=model_signature(),
             input_example=_input_example(scored, result),
+            metadata=model_metadata(),
         )
     metrics = {k: v[0] for k, v in result.test_metrics.items()}
     return logged.model_uri, metrics

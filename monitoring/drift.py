@@ -1,6 +1,7 @@
 """Drift monitoring: how far a current batch of admissions is from the reference cohort.
 
-Used by ``python -m pipelines.monitor``. Three views, each with a threshold (MonitorConfig):
+Used by ``python -m pipelines.monitor``. Three views, each with a threshold (the settings' ``monitor``
+section, features.settings.MonitorConfig):
 
 - Feature drift: the Population Stability Index of every predictor, on the scored record (scales
   filled from items). Numeric predictors: bins at the reference's quantiles (deciles by default;
@@ -32,26 +33,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
 
 from features.catalog import PREDICTORS
+from features.settings import MonitorConfig  # the [monitor] settings section
 
 EPS = 1e-4
 MISSING = "(missing)"
-
-
-class MonitorConfig(BaseModel):
-    """Thresholds of `pipelines.monitor` (a candidate section for features/settings.py)."""
-
-    psi_threshold: float = Field(0.2, gt=0.0, description="feature / score / band-mix PSI alarm")
-    score_shift_threshold: float = Field(
-        0.1, gt=0.0, lt=1.0, description="alarm when |mean current risk - mean reference| exceeds"
-    )
-    bins: int = Field(10, ge=2, le=50, description="quantile bins of numeric predictors and risk")
-    fail_on_blocking: bool = Field(
-        True, description="a blocking data-contract problem in the current batch is an alarm"
-    )
-    min_rows: int = Field(50, ge=1, description="fewer current rows than this: a note, no PSI")
 
 
 # --------------------------------------------------------------------------------------------

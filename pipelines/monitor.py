@@ -1,10 +1,10 @@
 """Drift monitoring: a current batch of admissions (or the service's scores) against a reference.
 
-    python -m pipelines.monitor --reference DIR (--current DIR | --audit-db FILE)
-                                [--out reports/monitoring] [--psi-threshold 0.2]
-                                [--score-shift-threshold 0.1] [--model-version N]
+    python -m pipelines.monitor --reference DIR (--input DIR | --audit-db FILE)
+                                [--output reports/monitoring] [--psi-threshold 0.2]
+                                [--score-shift-threshold 0.1] [--model-version N] [--config FILE]
 
---reference / --current: data folders with an intake table (and counsellors; alliance is not
+--reference / --input (alias --current): data folders with an intake table (and counsellors; alliance is not
 needed). Checks: PSI per predictor (numeric: reference quantile bins; categorical: codes; missing
 is a bin of its own), the data-contract suites on the current batch, and the shift of the
 champion's scores (mean risk difference, PSI of risk, PSI of the band mix). With --audit-db (the
@@ -12,8 +12,9 @@ service's SQLite audit store: serving/audit.py's table scores, or a table audit,
 probability and band; rows of the monitored model version only) the current scores come from
 there and feature drift is skipped.
 
-Writes <out>/monitoring_report.html (self-contained: inline CSS, plots as data URIs, nothing loaded
-from outside) and <out>/monitoring.json. Exit codes: 0 no threshold crossed, 1 drift (or a
+Writes <output>/monitoring_report.html (self-contained: inline CSS, plots as data URIs, nothing
+loaded from outside) and <output>/monitoring.json (--output, alias --out). Thresholds come from the
+settings' [monitor] section (TOML, ALLIANCE_RISK_MONITOR__PSI_THRESHOLD, ...); the flags override. Exit codes: 0 no threshold crossed, 1 drift (or a
 blocking contract problem in the current batch), 2 input missing or unreadable, 3 no champion.
 """
 
@@ -26,35 +27,53 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from pipelines import cli
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 EXIT_OK, EXIT_DRIFT, EXIT_INPUT, EXIT_MODEL = 0, 1, 2, 3
+DEFAULT_OUTPUT = "reports/monitoring"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipelines.monitor",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--reference", required=True, type=Path, help="reference data folder")
-    cur = p.add_mutually_exclusive_group(required=True)
-    cur.add_argument("--current", type=Path, help="current data folder (intake, counsellors)")
-    cur.add_argument("--audit-db", type=Path, help="the service's SQLite audit store")
+    p = cli.parser("monitor", __doc__)
     p.add_argument(
-        "--out", type=Path, default=Path("reports/monitoring"), help="report folder (%(default)s)"
+        "--reference", required=True, type=cli.path_arg, metavar="DIR", help="reference data folder"
     )
-    p.add_argument("--psi-threshold", type=float, default=None, help="PSI alarm (default 0.2)")
+    cur = p.add_mutually_exclusive_group(required=True)
+    cur.add_argument(
+        "--input",
+        "--current",
+        dest="input",
+        type=cli.path_arg,
+        metavar="DIR",
+        help="current data folder (intake, counsellors)",
+    )
+    cur.add_argument(
+        "--audit-db", type=cli.path_arg, metavar="FILE", help="the service's SQLite audit store"
+    )
+    cli.add_output(
+        p,
+        f"report folder (default: {DEFAULT_OUTPUT} under the working folder)",
+        aliases=("--out",),
+        metavar="DIR",
+    )
+    p.add_argument(
+        "--psi-threshold",
+        type=float,
+        default=None,
+        help="PSI alarm (default monitor.psi_threshold, 0.2)",
+    )
     p.add_argument(
         "--score-shift-threshold",
         type=float,
         default=None,
-        help="alarm on |mean risk difference| above this (default 0.1)",
+        help="alarm on |mean risk difference| above this (default monitor.score_shift_threshold, 0.1)",
     )
     p.add_argument("--model-version", help="registered model version (default: the champion)")
-    p.add_argument("--config", type=Path, help="TOML settings file (tracking store, model name)")
     p.add_argument("--json", action="store_true", help="print the JSON summary")
+    cli.add_quiet(p)
     return p
 
 
@@ -81,20 +100,27 @@ def read_folder(path: Path):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from rich.console import Console
-
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console = cli.console()
+    err = cli.console(stderr=True)
 
     def fail(msg: str, code: int) -> int:
         console.print(f"error: {msg}", style="bold red", markup=False, highlight=False)
         return code
 
-    from pydantic import ValidationError
+    settings, code = cli.settings_or_exit(
+        console,
+        args.config,
+        EXIT_INPUT,
+        monitor__psi_threshold=args.psi_threshold,
+        monitor__score_shift_threshold=args.score_shift_threshold,
+    )
+    if settings is None:
+        return code
+    cfg = settings.monitor
+    output = args.output or cli.resolve(DEFAULT_OUTPUT)
 
     from batch.scoring import ModelNotFound, load_model
-    from features.settings import load_settings
     from monitoring.drift import (
-        MonitorConfig,
         MonitorResult,
         feature_drift,
         make_plots,
@@ -105,73 +131,79 @@ def main(argv: list[str] | None = None) -> int:
     )
     from validation.io import TableLoadError
 
-    try:
-        overrides = {
-            k: v
-            for k, v in {
-                "psi_threshold": args.psi_threshold,
-                "score_shift_threshold": args.score_shift_threshold,
-            }.items()
-            if v is not None
-        }
-        cfg = MonitorConfig(**overrides)
-        settings = load_settings(args.config)
-    except (ValidationError, FileNotFoundError, ValueError) as exc:
-        return fail(f"configuration: {exc}", EXIT_INPUT)
-    try:
-        ref_frame, _ = read_folder(args.reference)
-        if args.current is not None:
-            cur_frame, cur_tables = read_folder(args.current)
-        elif not args.audit_db.is_file():
-            raise FileNotFoundError(f"audit store {args.audit_db} does not exist")
-    except (TableLoadError, FileNotFoundError, ValueError, OSError) as exc:
-        return fail(str(exc), EXIT_INPUT)
-
-    try:
-        lm = load_model(settings.tracking_uri, settings.train.registered_model, args.model_version)
-    except ModelNotFound as exc:
-        return fail(str(exc), EXIT_MODEL)
-    if args.audit_db is not None:
+    with cli.steps(err, quiet=args.quiet or args.json) as s:
+        t = s.start("reading the reference and current batches")
         try:
-            cur_scores = read_audit(args.audit_db, lm.version)
-        except (ValueError, OSError, sqlite3.Error) as exc:
-            return fail(f"cannot read {args.audit_db}: {exc}", EXIT_INPUT)
+            ref_frame, _ = read_folder(args.reference)
+            if args.input is not None:
+                cur_frame, cur_tables = read_folder(args.input)
+            elif not args.audit_db.is_file():
+                raise FileNotFoundError(f"audit store {args.audit_db} does not exist")
+        except (TableLoadError, FileNotFoundError, ValueError, OSError) as exc:
+            s.stop()
+            return fail(str(exc), EXIT_INPUT)
+        s.done(t, f"read the reference ({len(ref_frame)} rows) and the current batch")
 
-    result = MonitorResult(
-        cfg,
-        lm.version,
-        str(args.reference),
-        str(args.current if args.current is not None else args.audit_db),
-    )
-    ref_scores, ref_scored = score_batch(ref_frame, lm)
-    if ref_scores.rejected:
-        result.notes.append(f"{ref_scores.rejected} reference row(s) failed the record rules")
-    if args.current is not None:
-        from validation.report import validate_tables
+        t = s.start("loading the model from the registry")
+        try:
+            lm = load_model(
+                settings.tracking_uri, settings.train.registered_model, args.model_version
+            )
+        except ModelNotFound as exc:
+            s.stop()
+            return fail(str(exc), EXIT_MODEL)
+        if args.audit_db is not None:
+            try:
+                cur_scores = read_audit(args.audit_db, lm.version)
+            except (ValueError, OSError, sqlite3.Error) as exc:
+                s.stop()
+                return fail(f"cannot read {args.audit_db}: {exc}", EXIT_INPUT)
+        s.done(t, f"model version {lm.version}")
 
-        report = validate_tables(cur_tables, settings.validation)
-        result.validation = validation_summary(report)
-        cur_scores, cur_scored = score_batch(cur_frame, lm)
-        if cur_scores.rejected:
-            result.notes.append(
-                f"{cur_scores.rejected} current row(s) failed the record rules and were not scored"
-            )
-        if len(cur_scored) < cfg.min_rows:
-            result.notes.append(
-                f"only {len(cur_scored)} current row(s) (< {cfg.min_rows}): PSI is unreliable"
-            )
-        result.features = feature_drift(ref_scored, cur_scored, cfg.bins)
-    else:
-        result.notes.append(
-            f"current scores from {cur_scores.source}: feature drift and the data-contract "
-            "check are skipped (the audit store holds no intake fields)"
+        result = MonitorResult(
+            cfg,
+            lm.version,
+            str(args.reference),
+            str(args.input if args.input is not None else args.audit_db),
         )
-        if len(cur_scores.risk) == 0:
-            return fail(f"{args.audit_db} holds no scores", EXIT_INPUT)
-    result.scores = score_shift(ref_scores, cur_scores, lm.bands, cfg.bins)
-    result.evaluate()
-    make_plots(result, ref_scores.risk, cur_scores.risk)
-    html_path, json_path = result.write(args.out)
+        t = s.start("scoring the reference")
+        ref_scores, ref_scored = score_batch(ref_frame, lm)
+        if ref_scores.rejected:
+            result.notes.append(f"{ref_scores.rejected} reference row(s) failed the record rules")
+        s.done(t, f"scored the reference ({len(ref_scored)} rows)")
+        if args.input is not None:
+            from validation.report import validate_tables
+
+            t = s.start("checking the current batch against the contract (Great Expectations)")
+            report = validate_tables(cur_tables, settings.validation)
+            result.validation = validation_summary(report)
+            s.done(t, f"contract check: {len(report.errors)} problem(s)")
+            t = s.start("scoring the current batch and computing feature drift")
+            cur_scores, cur_scored = score_batch(cur_frame, lm)
+            if cur_scores.rejected:
+                result.notes.append(
+                    f"{cur_scores.rejected} current row(s) failed the record rules and were not scored"
+                )
+            if len(cur_scored) < cfg.min_rows:
+                result.notes.append(
+                    f"only {len(cur_scored)} current row(s) (< {cfg.min_rows}): PSI is unreliable"
+                )
+            result.features = feature_drift(ref_scored, cur_scored, cfg.bins)
+            s.done(t, f"scored the current batch ({len(cur_scored)} rows); feature drift")
+        else:
+            result.notes.append(
+                f"current scores from {cur_scores.source}: feature drift and the data-contract "
+                "check are skipped (the audit store holds no intake fields)"
+            )
+            if len(cur_scores.risk) == 0:
+                s.stop()
+                return fail(f"{args.audit_db} holds no scores", EXIT_INPUT)
+        t = s.start(f"writing the report to {output}")
+        result.scores = score_shift(ref_scores, cur_scores, lm.bands, cfg.bins)
+        result.evaluate()
+        make_plots(result, ref_scores.risk, cur_scores.risk)
+        html_path, json_path = result.write(output)
+        s.done(t, f"report written to {output}")
 
     if args.json:
         print(json.dumps(result.to_dict(), indent=1, default=str))

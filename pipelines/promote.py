@@ -10,16 +10,13 @@ the champion; this command is for the cases where a person decides otherwise.
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from pipelines import cli
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m pipelines.promote",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = cli.parser("promote", __doc__)
     p.add_argument("version", nargs="?", help="registered version to make champion")
     p.add_argument("--reason", default="promoted by hand", help="recorded on the version")
     p.add_argument("--rollback", action="store_true", help="restore the previous champion")
@@ -31,10 +28,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlflow.exceptions import MlflowException
 
-    from features.settings import load_settings
     from models import registry
 
-    settings = load_settings()
+    settings, code = cli.settings_or_exit(cli.console(stderr=True), args.config)
+    if settings is None:
+        return code
     name = args.model or settings.train.registered_model
     client = registry.get_client(settings.tracking_uri)
     try:

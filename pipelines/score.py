@@ -2,7 +2,7 @@
 
     python -m pipelines.score --input FILE|DIR --output FILE [--model-version N]
                               [--rejects FILE] [--chunk-size 10000] [--top-drivers 3]
-                              [--engine pandas|spark] [--master local[*]]
+                              [--engine pandas|spark] [--master local[*]] [--config FILE]
 
 Input: a flat scoring-record file (.csv or .parquet: intake fields, optional counsellor_sex /
 counsellor_ex_user / counsellor_years_experience, optional questionnaire items), or a data folder
@@ -30,7 +30,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
+
+from pipelines import cli
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -43,20 +44,19 @@ SPARK_HINT = (
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipelines.score",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = cli.parser("score", __doc__)
+    cli.add_input(
+        p, "scoring-record file (.csv/.parquet) or data folder", required=True, metavar="FILE|DIR"
     )
-    p.add_argument(
-        "--input", required=True, type=Path, help="scoring-record file (.csv/.parquet) or folder"
-    )
-    p.add_argument("--output", required=True, type=Path, help="output file (.csv or .parquet)")
+    cli.add_output(p, "output file (.csv or .parquet)", required=True, metavar="FILE")
     p.add_argument(
         "--model-version", help="registered model version to use (default: the champion alias)"
     )
     p.add_argument(
-        "--rejects", type=Path, help="rejects file (default: <output>.rejects.csv), always CSV"
+        "--rejects",
+        type=cli.path_arg,
+        metavar="FILE",
+        help="rejects file (default: <output>.rejects.csv), always CSV",
     )
     p.add_argument(
         "--chunk-size",
@@ -79,16 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--master", default="local[*]", help="Spark master for --engine spark (default %(default)s)"
     )
-    p.add_argument("--config", type=Path, help="TOML settings file (tracking store, model name)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli.add_quiet(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from rich.console import Console
-
-    console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
+    console = cli.console(stderr=True)
 
     def fail(msg: str, code: int) -> int:
         console.print(f"error: {msg}", style="bold red", markup=False, highlight=False)
@@ -106,13 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             return fail(SPARK_HINT, EXIT_ENGINE)
 
+    settings, code = cli.settings_or_exit(console, args.config, EXIT_INPUT)
+    if settings is None:
+        return code
     from batch.scoring import InputError, ModelNotFound, load_model
-    from features.settings import load_settings
 
-    try:
-        settings = load_settings(args.config)
-    except (FileNotFoundError, ValueError) as exc:
-        return fail(f"configuration: {exc}", EXIT_INPUT)
     name = settings.train.registered_model
     try:
         lm = load_model(settings.tracking_uri, name, args.model_version)

@@ -1,6 +1,6 @@
 """Serve the champion: scoring API, intake page and API docs on 127.0.0.1 (BentoML).
 
-    python -m pipelines.serve [--host 127.0.0.1] [--port 3000]
+    python -m pipelines.serve [--host 127.0.0.1] [--port 3000] [--config FILE]
 
 Runs ``bentoml serve serving.service:AllianceRisk`` as a child process, waits until it is ready,
 and prints where to open the intake page and the API docs. Stop it with Ctrl+C.
@@ -13,7 +13,6 @@ environment; the intake page asks for it once per browser tab.
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import signal
@@ -23,7 +22,8 @@ import time
 import urllib.error
 import urllib.request
 
-from features.settings import ROOT, load_settings
+from features.settings import CONFIG_ENV, ROOT
+from pipelines import cli
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -83,17 +83,9 @@ def build_command(host: str, port: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = load_settings()
-    ap = argparse.ArgumentParser(
-        prog="python -m pipelines.serve",
-        description="Serve the champion model: scoring API, intake page and API docs.",
-    )
-    ap.add_argument(
-        "--host", default=settings.serving.host, help="address to bind (default %(default)s)"
-    )
-    ap.add_argument(
-        "--port", type=int, default=settings.serving.port, help="port (default %(default)s)"
-    )
+    ap = cli.parser("serve", "Serve the champion model: scoring API, intake page and API docs.")
+    ap.add_argument("--host", help="address to bind (default serving.host, 127.0.0.1)")
+    ap.add_argument("--port", type=int, help="port (default serving.port, 3000)")
     ap.add_argument(
         "--ready-timeout",
         type=float,
@@ -101,6 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds to wait for the service to be ready (default %(default)s)",
     )
     args = ap.parse_args(argv)
+    settings, code = cli.settings_or_exit(
+        cli.console(stderr=True),
+        args.config,
+        2,
+        serving__host=args.host,
+        serving__port=args.port,
+    )
+    if settings is None:
+        return code
+    args.host, args.port = settings.serving.host, settings.serving.port
     if args.host not in LOOPBACK:
         print(
             f"warning: binding {args.host}, not loopback: the service is reachable from other "
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         "ALLIANCE_RISK_SERVING__PORT": str(args.port),
         "BENTOML_DO_NOT_TRACK": "True",
     }
+    if args.config is not None:  # the workers build their settings from the same file
+        env[CONFIG_ENV] = str(args.config)
     if not settings.serving.api_key and not settings.serving.api_key_hashes:
         key = secrets.token_urlsafe(24)
         env["ALLIANCE_RISK_SERVING__API_KEY"] = key

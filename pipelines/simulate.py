@@ -1,4 +1,4 @@
-"""Build a SYNTHETIC cohort: `python -m pipelines.simulate --n 5000 --seed 7 --out data/synthetic`.
+"""Build a SYNTHETIC cohort: `python -m pipelines.simulate --n 5000 --seed 7 --output data/synthetic`.
 
 Writes the four contract tables (intake, counsellors, alliance, episodes), ground_truth (true
 probabilities and realised labels), ground_truth.json and a README.md that say the data are
@@ -10,73 +10,109 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-from features.settings import ROOT
+from pipelines import cli
 from simulator import effects as fx
+
+DEFAULT_OUTPUT = "data/synthetic"  # in the checkout: where pipelines.train looks by default
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipelines.simulate",
-        description=(
-            "Generate a SYNTHETIC cohort (not real data) following data contract v1, with a ground-truth "
-            "file of true low-alliance probabilities. All effect sizes and their sources: simulator/effects.py."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = cli.parser(
+        "simulate",
+        "Generate a SYNTHETIC cohort (not real data) following data contract v1, with a ground-truth "
+        "file of true low-alliance probabilities. All effect sizes and their sources: "
+        "simulator/effects.py.",
+        raw=False,
     )
-    p.add_argument("--n", type=int, default=5000, help="number of admissions")
+    p.add_argument("--n", type=int, default=5000, help="number of admissions (default %(default)s)")
     p.add_argument(
-        "--seed", type=int, default=7, help="random seed (same seed -> byte-identical files)"
+        "--seed",
+        type=int,
+        default=7,
+        help="random seed; same seed, byte-identical files (default %(default)s)",
     )
-    p.add_argument("--out", type=Path, default=ROOT / "data" / "synthetic", help="output folder")
-    p.add_argument("--services", type=int, default=6, help="number of services (at least 3)")
+    cli.add_output(
+        p,
+        f"output folder (default: {DEFAULT_OUTPUT} in the checkout, where pipelines.train looks; "
+        "a relative path is taken from the working folder)",
+        aliases=("--out",),
+        metavar="DIR",
+    )
     p.add_argument(
-        "--counsellors-per-service", type=int, default=12, help="counsellors in each service"
+        "--services",
+        type=int,
+        default=6,
+        help="number of services, at least 3 (default %(default)s)",
+    )
+    p.add_argument(
+        "--counsellors-per-service",
+        type=int,
+        default=12,
+        help="counsellors in each service (default %(default)s)",
     )
     p.add_argument(
         "--item-fraction",
         type=float,
         default=fx.value("missing.p_item_level_client"),
-        help="share of clients whose record carries item responses instead of scale scores",
+        help="share of clients whose record carries item responses instead of scale scores "
+        "(default %(default)s)",
     )
     p.add_argument(
         "--mc-draws",
         type=int,
         default=fx.value("ground_truth.mc_draws"),
-        help="Monte-Carlo draws per admission for the ground-truth probabilities",
+        help="Monte-Carlo draws per admission for the ground-truth probabilities "
+        "(default %(default)s)",
     )
     p.add_argument(
         "--no-ground-truth", action="store_true", help="skip the Monte-Carlo probabilities (faster)"
     )
     p.add_argument(
-        "--format", choices=("csv", "parquet"), default="csv", help="file format of the tables"
+        "--format",
+        choices=("csv", "parquet"),
+        default="csv",
+        help="file format of the tables (default %(default)s)",
     )
+    cli.add_quiet(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    err = cli.console(stderr=True)
+    if args.config is not None:  # no settings are read here, but a bad file is still an error
+        settings, code = cli.settings_or_exit(err, args.config)
+        if settings is None:
+            return code
+    from features.settings import ROOT
     from simulator.generator import generate, write  # numpy/pandas only when actually generating
 
+    out = args.output or ROOT / DEFAULT_OUTPUT
     t0 = time.perf_counter()
-    try:
-        cohort = generate(
-            args.n,
-            args.seed,
-            n_services=args.services,
-            counsellors_per_service=args.counsellors_per_service,
-            item_fraction=args.item_fraction,
-            mc_draws=args.mc_draws,
-            ground_truth=not args.no_ground_truth,
-        )
-    except ValueError as e:
-        print(f"simulate: {e}", file=sys.stderr)
-        return 2
-    paths = write(cohort, args.out, args.format)
+    with cli.steps(err, quiet=args.quiet) as s:
+        t = s.start(f"generating a SYNTHETIC cohort of {args.n} admissions (seed {args.seed})")
+        try:
+            cohort = generate(
+                args.n,
+                args.seed,
+                n_services=args.services,
+                counsellors_per_service=args.counsellors_per_service,
+                item_fraction=args.item_fraction,
+                mc_draws=args.mc_draws,
+                ground_truth=not args.no_ground_truth,
+            )
+        except ValueError as e:
+            s.stop()
+            print(f"simulate: {e}", file=sys.stderr)
+            return 2
+        s.done(t, f"generated {args.n} admissions")
+        t = s.start(f"writing {args.format} tables to {out}")
+        paths = write(cohort, out, args.format)
+        s.done(t, f"wrote {len(paths)} files")
     m = cohort.meta
     total = time.perf_counter() - t0
-    print(f"SYNTHETIC cohort written to {args.out} ({args.format})")
+    print(f"SYNTHETIC cohort written to {out} ({args.format})")
     print(
         f"  admissions {m['n_admissions']}, services {m['n_services']}, counsellors "
         f"{m['n_services'] * m['counsellors_per_service']}, rating rows {len(cohort.alliance)}"

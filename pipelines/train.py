@@ -1,12 +1,12 @@
 """Train, evaluate, explain, track and register an alliance-risk model.
 
-    python -m pipelines.train [--data DIR] [--config FILE] [--rater client|counsellor|either]
+    python -m pipelines.train [--input DIR] [--config FILE] [--rater client|counsellor|either]
                               [--threshold X] [--experiment NAME] [--no-promote]
 
 Steps: validate (a blocking failure stops here and registers nothing) -> features and labels ->
 candidates (logistic regression, monotone LightGBM; tuned and calibrated inside grouped CV) ->
 held-out evaluation -> global explanation -> MLflow run -> registry version -> promotion gate.
-With no --data, the synthetic cohort in data/synthetic is used (generated first if absent).
+With no --input (alias --data), the synthetic cohort in data/synthetic is used (generated first if absent).
 """
 
 from __future__ import annotations
@@ -19,25 +19,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipelines import cli
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m pipelines.train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--data",
-        type=Path,
-        help="folder with intake, counsellors, alliance (and episodes) tables; default: the synthetic cohort",
-    )
-    p.add_argument(
-        "--config",
-        type=Path,
-        help="TOML file with settings sections (label, train, bands, validation)",
+    p = cli.parser("train", __doc__)
+    cli.add_input(
+        p,
+        "folder with intake, counsellors, alliance (and episodes) tables; default: the synthetic "
+        "cohort in data/synthetic of the checkout (settings data_dir)",
+        aliases=("--data",),
+        metavar="DIR",
     )
     p.add_argument(
         "--rater",
@@ -77,33 +72,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--synthetic-n",
         type=int,
         default=5000,
-        help="size of the synthetic cohort generated when --data is absent (default 5000)",
+        help="size of the synthetic cohort generated when --input is absent (default 5000)",
     )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from rich.console import Console
-
-    # Wide when piped (logs, CI) so messages are not broken mid-line.
-    console = Console() if sys.stdout.isatty() else Console(width=160)
-    from features.settings import load_settings
-
-    try:
-        settings = load_settings(
-            args.config,
-            label__rater=args.rater,
-            label__threshold=args.threshold,
-            label__min_valid_weeks=args.min_valid_weeks,
-            train__experiment=args.experiment,
-            train__seed=args.seed,
-            train__candidates=tuple(args.candidates) if args.candidates else None,
-            **({"data_dir": args.data} if args.data else {}),
-        )
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
-        return 2
+    console = cli.console()
+    settings, code = cli.settings_or_exit(
+        console,
+        args.config,
+        2,
+        label__rater=args.rater,
+        label__threshold=args.threshold,
+        label__min_valid_weeks=args.min_valid_weeks,
+        train__experiment=args.experiment,
+        train__seed=args.seed,
+        train__candidates=tuple(args.candidates) if args.candidates else None,
+        data_dir=args.input,
+    )
+    if settings is None:
+        return code
 
     from models.registry import champion_version, get_client
 
@@ -120,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         console,
         synthetic_n=args.synthetic_n,
         promote=not args.no_promote,
-        data_given=bool(args.data),
+        data_given=args.input is not None,
     )
 
 

@@ -14,7 +14,7 @@ Routes (all JSON; see README "Serving" and the offline docs page at /api-docs):
 The champion is loaded once in ``__init__`` (serving.loader) and scored through the numpy
 ``ScoringModel`` (serving.engine): no pandas, scikit-learn, GX or MLflow per request.
 
-Concurrency: two worker processes (this machine has two cores), each with the event loop doing
+Concurrency: ``serving.workers`` worker processes (default 2: this machine has two cores), each with the event loop doing
 the work. ``/score`` is an ``async`` API that scores inline (0.5-1.0 ms of CPU in process with the
 explanation, docs/benchmarks.md), which avoids a thread hop per request
 and the GIL contention of a thread pool; ``/score_batch`` is a sync API on BentoML's thread pool
@@ -219,7 +219,7 @@ def _call(fn, body: Any) -> Response:
 @bentoml.service(
     name="alliance_risk",
     http={"host": SETTINGS.serving.host, "port": SETTINGS.serving.port},
-    workers=2,
+    workers=SETTINGS.serving.workers,
     threads=2,
     traffic={"timeout": 120},
     logging={

@@ -498,7 +498,8 @@ def _gx_context(docs_dir: Path | None):
                 "class_name": "SiteBuilder",
                 "store_backend": {
                     "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(docs_dir),
+                    # GX's filesystem store refuses a relative base_directory (ValueError).
+                    "base_directory": str(Path(docs_dir).resolve()),
                 },
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             },
