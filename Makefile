@@ -19,11 +19,11 @@ install: $(STAMP)
 
 ## data: build the default synthetic cohort (SYNTHETIC data) if it is absent
 data: install
-	@test -f $(DATA)/intake.csv || $(BIN)/python -m pipelines.simulate --n 5000 --seed 7 --out $(DATA)
+	@test -f $(DATA)/intake.csv || $(BIN)/python -m pipelines.simulate --n 5000 --seed 7 --output $(DATA)
 
 ## train: train on the default cohort and register a champion if none exists
 train: data
-	$(BIN)/python -m pipelines.train --data $(DATA) --if-no-champion
+	$(BIN)/python -m pipelines.train --input $(DATA) --if-no-champion
 
 ## run: install, build the cohort, train a champion if needed, serve API and intake page on 127.0.0.1:3000
 run: train

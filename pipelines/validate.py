@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = cli.console()
     err = cli.console(stderr=True)
-    settings, code = cli.settings_or_exit(err, args.config, EXIT_MISSING)
+    settings, code = cli.settings_or_exit(out, args.config, EXIT_MISSING)
     if settings is None:
         return code
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps({"error": str(exc), "exit_code": EXIT_MISSING}))
         else:
-            err.print(f"error: {exc}", style="bold red", markup=False, highlight=False)
+            out.print(f"error: {exc}", style="bold red", markup=False, highlight=False)
         return EXIT_MISSING
     if args.json:
         print(json.dumps(report.to_dict(), default=str, indent=1))
