@@ -40,7 +40,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 MODEL_NAME = "alliance-risk"
-SERVICE_WORKERS = 2  # serving/service.py: @bentoml.service(workers=2)
+SERVICE_WORKERS = 2  # settings serving.workers (default 2), used by serving/service.py
 AUDIT_HASH_KEY = "bench-audit-key"
 
 # The fast training settings of tests/conftest.py (FAST_CONFIG).

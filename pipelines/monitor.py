@@ -4,18 +4,20 @@
                                 [--output reports/monitoring] [--psi-threshold 0.2]
                                 [--score-shift-threshold 0.1] [--model-version N] [--config FILE]
 
---reference / --input (alias --current): data folders with an intake table (and counsellors; alliance is not
-needed). Checks: PSI per predictor (numeric: reference quantile bins; categorical: codes; missing
-is a bin of its own), the data-contract suites on the current batch, and the shift of the
-champion's scores (mean risk difference, PSI of risk, PSI of the band mix). With --audit-db (the
-service's SQLite audit store: serving/audit.py's table scores, or a table audit, with
+--reference / --input (alias --current): data folders with an intake table (and counsellors;
+alliance is not needed). Checks: PSI per predictor (numeric: reference quantile bins; categorical:
+codes; missing is a bin of its own), the data-contract suites on the current batch, and the shift
+of the champion's scores (mean risk difference, PSI of risk, PSI of the band mix). With --audit-db
+(the service's SQLite audit store: serving/audit.py's table scores, or a table audit, with
 probability and band; rows of the monitored model version only) the current scores come from
 there and feature drift is skipped.
 
 Writes <output>/monitoring_report.html (self-contained: inline CSS, plots as data URIs, nothing
-loaded from outside) and <output>/monitoring.json (--output, alias --out). Thresholds come from the
-settings' [monitor] section (TOML, ALLIANCE_RISK_MONITOR__PSI_THRESHOLD, ...); the flags override. Exit codes: 0 no threshold crossed, 1 drift (or a
-blocking contract problem in the current batch), 2 input missing or unreadable, 3 no champion.
+loaded from outside) and <output>/monitoring.json (--output, alias --out; default
+reports/monitoring under the working folder). Thresholds come from the settings' [monitor]
+section (TOML, or ALLIANCE_RISK_MONITOR__PSI_THRESHOLD and the like); the flags override both.
+Exit codes: 0 no threshold crossed, 1 drift (or a blocking contract problem in the current
+batch), 2 input missing or unreadable, or a bad configuration, 3 no champion.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def test_readme_export_commands_run_as_written_from_any_folder(tmp_path, fmt):
 
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
     assert re.search(r"version 1 (is the new champion|registered as challenger)", train.stdout)
-    assert "900 labelled" not in train.stdout  # early leavers have no label
+    assert f"data: {tmp_path / 'path' / 'to' / 'export'}" in train.stdout  # from the cwd
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
