@@ -154,3 +154,15 @@ def test_risk_steps_measures_a_known_linear_effect():
     assert out.loc["psych_distress", "n"] == 3
     assert not out.loc["psych_distress", "meets_goal"]
     assert list(out.index) == ["psych_distress"]  # scales absent from the records are not rows
+
+
+def test_model_card_shows_the_smooth_risk_table_in_explanations():
+    from models.card import render_model_card
+
+    table = pd.DataFrame(
+        [{"scale": "social_support", "step": 1.0, "n": 10, "p99_points": 0.5, "max_points": 0.7}]
+    )
+    md, html = render_model_card({"stability": table})
+    section = md.split("## Explanations", 1)[1].split("\n## ", 1)[0]
+    assert "Smooth risk" in section and "| social_support | 1 | 10 | 0.500 | 0.700 |" in section
+    assert "social_support" in html.split("Explanations", 1)[1]
