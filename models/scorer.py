@@ -101,13 +101,6 @@ class ScoringModel:
     def proba(self, X: np.ndarray) -> np.ndarray:
         return sigmoid(self.platt_a * self.margin(X) + self.platt_b)
 
-    def shape(self, j: int, x: np.ndarray) -> np.ndarray:
-        """Additive kinds: column j's calibrated log-odds term at values x (NaN = missing),
-        relative to the typical client's value; what a dependence plot shows."""
-        X = np.repeat(typical_row(self.reference), len(x), axis=0)
-        X[:, j] = x
-        return self.contributions(X)[:, j]
-
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Exact Shapley values against the typical client, in calibrated log-odds: one column
         per feature, then the typical client's calibrated log-odds; each row sums to the record's
