@@ -90,9 +90,11 @@ class TrainConfig(_Section):
     test_fraction: float = Field(0.2, gt=0.05, lt=0.5)
     n_bootstrap: int = Field(200, ge=20, le=5000)
     tune_iterations: int = Field(6, ge=1, le=50)
-    # Model families compared by cross-validation; one entry forces that family.
-    candidates: tuple[Literal["logistic", "lightgbm"], ...] = Field(
-        ("logistic", "lightgbm"), min_length=1
+    # Model families compared by cross-validation; one entry forces that family. "ridge" is the
+    # baseline, "spline" a monotone GAM (models.estimators); "lightgbm" and the older "logistic"
+    # can be selected but are not compared by default.
+    candidates: tuple[Literal["ridge", "spline", "lightgbm", "logistic"], ...] = Field(
+        ("ridge", "spline"), min_length=1
     )
     # Promotion floors and the noise margin for "not worse than the champion".
     min_auroc: float = Field(0.60, ge=0.5, le=1.0)

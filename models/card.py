@@ -27,6 +27,7 @@ The ``info`` dict (every key optional except where noted; missing ones render as
   bands_note: str (how outputs are shown)
 - explanations: {driver group: mean |SHAP|}; explanation_method: str;
   driver_rank_spearman: float (agreement of the driver ranking with the simulator's truth)
+- stability: DataFrame (``models.stability.risk_steps``), shown beside the dependence plots
 - images: {title: path} shown under Performance, or {title: (section heading, path)}
 - limitations: list[str]
 """
@@ -279,7 +280,19 @@ def _explanations(info: Mapping) -> list[Block]:
                 f"Spearman correlation of the driver ranking with the simulator's truth: {_fmt(rho)}.",
             )
         )
+    stab = info.get("stability")
+    if stab is not None and len(stab):
+        blocks.append(("p", STABILITY_NOTE))
+        blocks.append(("table", _table(stab)))
     return blocks or [("p", NOT_RECORDED)]
+
+
+STABILITY_NOTE = (
+    "Smooth risk: change of the risk (percentage points) when one scale score moves by one step "
+    "within its measurement error (1 point on a TCU scale or the GHQ-12, 0.1 on a Brief COPE "
+    "mean, 1 on a 1-7 attachment rating), 99th percentile and maximum over clients; goal at most "
+    "2 for 99% of clients and 4 for any (models.stability)."
+)
 
 
 def _limitations(info: Mapping) -> list[Block]:

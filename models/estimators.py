@@ -1,14 +1,29 @@
-"""The two candidate models, each tuned and calibrated on inner folds only.
+"""The candidate models, each tuned (and, where it needs it, calibrated) on inner folds only.
 
-``fit_candidate`` is called once per outer fold (and once on the whole training split), and
-everything it learns — hyperparameters, imputation values, scaling, Platt calibration — comes from
-the rows it is given: that is what keeps the cross-validation nested and free of leakage.
+``fit_candidate`` is called once per outer fold and once on all the rows used for the final
+model; everything it learns (hyperparameters, imputation values, scaling, knots, Platt
+calibration) comes from the rows it is given: that is what keeps cross-validation nested.
 
-- Logistic regression: median imputation (with the feature builder's missing-block indicators),
-  standardisation, L2 penalty; C chosen by inner grouped CV.
-- LightGBM: monotone constraints from the catalog's expected directions, shallow trees and strong
-  regularisation for small data, a few random configurations tried by inner grouped CV. Compact
-  trees also keep TreeSHAP cheap at serving time.
+- ``ridge`` (the baseline every other candidate is compared to, issue 10): median imputation,
+  standardisation and the one-hot columns of the raw contract fields only (no derived or
+  missing-block columns), L2 logistic regression with C tuned over ``RIDGE_GRID`` (the 10 values of
+  ``LogisticRegressionCV``'s default grid, 1e-4 .. 1e4) by inner grouped CV log loss. Not
+  recalibrated: a penalty tuned on log loss already trades fit for calibration.
+- ``spline``: an additive model (a GAM). Every numeric column with at least 8 distinct training
+  values gets a piecewise-linear shape function with knots at up to 7 quantiles (6 segments); the
+  other columns are linear. Fitted by penalised logistic regression: a ridge penalty on the
+  per-SD slopes plus ``rho`` times the squared change of slope between neighbouring segments
+  (pulls each shape towards a straight line), with the catalog's expected direction enforced as
+  bounds on the slopes (``features.build.MONOTONE``): more readiness can never raise the risk.
+  ``lam`` and ``rho`` are tuned by inner grouped CV log loss. The fitted model is exactly a table
+  of numbers (knots, values, coefficients), see ``models.scorer``.
+- ``lightgbm``: monotone, shallow, strongly regularised boosted trees (``path_smooth``, at least
+  40 clients per leaf) with Platt calibration. Not a default candidate: its risk is still a step
+  function, and one scale point moved it by up to 12 percentage points (p99 up to 12, n = 2,000,
+  ``bench/stability.py``); ``linear_tree`` would smooth it but LightGBM computes no SHAP values
+  for linear trees, so exact contributions would be lost. Selectable with ``train.candidates``.
+- ``logistic``: the previous linear candidate (all columns, Platt-calibrated); kept so that old
+  artifacts and configurations still work.
 """
 
 from __future__ import annotations
@@ -16,43 +31,230 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 
-from features.build import MONOTONE
+from features.build import COLUMNS, MONOTONE
+from features.catalog import PREDICTORS
 from models.scorer import ScoringModel, sigmoid
 
 LOGISTIC_GRID: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0)
+RIDGE_GRID: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 4, 10))
+# Penalty strength (1/C on the sum of log losses) and smoothness multiplier for the spline GAM.
+SPLINE_LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.logspace(-1, 3, 9))
+SPLINE_RHOS: tuple[float, ...] = (3.0, 30.0)
+SPLINE_SEGMENTS = 6
+# Fewer distinct values than this -> a linear term. 8 keeps the 1-7 attachment ratings linear: a
+# shape with a knot at every rating point reads noise (one point is 0.6 SD on these ratings).
+SPLINE_MIN_DISTINCT = 8
 LGBM_SPACE: dict[str, tuple] = {
     "num_leaves": (4, 7, 11, 15),
     "max_depth": (2, 3, 4),
-    "min_data_in_leaf": (20, 40, 80),
+    "min_data_in_leaf": (40, 80, 160),
     "num_boost_round": (100, 200, 300),
     "learning_rate": (0.03, 0.05),
-    "lambda_l2": (0.0, 1.0, 5.0),
+    "lambda_l2": (1.0, 5.0, 20.0),
     "feature_fraction": (0.7, 1.0),
+    "path_smooth": (10.0, 50.0),
 }
 INNER_SPLITS = 3
+# Tuning above this many rows gains nothing but time; the final fit always uses every row.
+TUNE_MAX_ROWS = 20_000
+# Kinds whose raw margin is Platt-recalibrated on inner out-of-fold margins.
+CALIBRATED = frozenset({"logistic", "lightgbm"})
+
+_PREDICTOR_NAMES = {f.name for f in PREDICTORS}
+# Columns of the raw contract fields: a number/boolean field itself or one of a code's one-hots.
+RAW_COLUMNS: np.ndarray = np.array(
+    [
+        len(c.sources) == 1
+        and c.sources[0] in _PREDICTOR_NAMES
+        and (c.name == c.sources[0] or c.name.startswith(c.sources[0] + "="))
+        for c in COLUMNS
+    ]
+)
 
 
-def _fit_linear(X: np.ndarray, y: np.ndarray, C: float) -> dict[str, np.ndarray]:
-    median = np.nanmedian(np.where(np.isnan(X).all(axis=0), 0.0, X), axis=0)
-    median = np.where(np.isnan(median), 0.0, median)
+# ---------------------------------------------------------------- linear (ridge, logistic)
+def _impute_values(X: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        allnan = np.isnan(X).all(axis=0)
+        median = np.nanmedian(np.where(allnan, 0.0, X), axis=0)
+    return np.where(np.isnan(median), 0.0, median)
+
+
+def _fit_linear(
+    X: np.ndarray, y: np.ndarray, C: float, mask: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """L2 logistic regression after median imputation and scaling; columns outside ``mask`` get
+    a zero coefficient (they are not part of the model)."""
+    median = _impute_values(X)
     Xi = np.where(np.isnan(X), median, X)
     mean = Xi.mean(axis=0)
     scale = Xi.std(axis=0)
     scale = np.where(scale > 1e-12, scale, 1.0)
-    lr = LogisticRegression(C=C, max_iter=2000)
-    lr.fit((Xi - mean) / scale, y)
+    use = np.ones(X.shape[1], dtype=bool) if mask is None else mask
+    lr = LogisticRegression(C=C, max_iter=5000)
+    lr.fit(((Xi - mean) / scale)[:, use], y)
+    coef = np.zeros(X.shape[1])
+    coef[use] = lr.coef_[0]
     return {
         "median": median,
         "mean": mean,
         "scale": scale,
-        "coef": lr.coef_[0],
+        "coef": coef,
         "intercept": np.array(lr.intercept_[0]),
     }
 
 
+# ---------------------------------------------------------------- spline GAM
+# Columns left out of the GAM because they are step functions of scale scores: the attachment
+# style is the highest of four 1-7 ratings, so one point on one rating can flip it (the smooth
+# model of self / of others columns carry the same information).
+_STEP_COLUMNS = frozenset(j for j, c in enumerate(COLUMNS) if c.name.startswith("attach_style="))
+
+
+class _Design:
+    """The GAM's basis on given rows: standardised linear columns and per-SD ramp functions."""
+
+    def __init__(self, X: np.ndarray):
+        self.median = _impute_values(X)
+        Xi = np.where(np.isnan(X), self.median, X)
+        self.mean = Xi.mean(axis=0)
+        sd = Xi.std(axis=0)
+        self.sd = np.where(sd > 1e-12, sd, 1.0)
+        self.spline_cols: list[int] = []
+        self.knots: list[np.ndarray] = []
+        for j in range(X.shape[1]):
+            if "=" in COLUMNS[j].name:
+                continue
+            v = X[~np.isnan(X[:, j]), j]
+            if len(np.unique(v)) < SPLINE_MIN_DISTINCT:
+                continue
+            k = np.unique(np.quantile(v, np.linspace(0, 1, SPLINE_SEGMENTS + 1)))
+            if len(k) >= 3:
+                self.spline_cols.append(j)
+                self.knots.append(k)
+        self.linear_cols = np.array(
+            [j for j in range(X.shape[1]) if j not in set(self.spline_cols)], dtype=int
+        )
+        self.n_segments = [len(k) - 1 for k in self.knots]
+
+    def matrix(self, X: np.ndarray) -> np.ndarray:
+        Xi = np.where(np.isnan(X), self.median, X)
+        parts = [
+            (Xi[:, self.linear_cols] - self.mean[self.linear_cols]) / self.sd[self.linear_cols]
+        ]
+        for j, k in zip(self.spline_cols, self.knots, strict=True):
+            x = Xi[:, j][:, None]
+            parts.append(np.clip(x - k[:-1], 0.0, np.diff(k)) / self.sd[j])
+        return np.hstack(parts)
+
+    def penalty(self, rho: float) -> np.ndarray:
+        """Q of the quadratic penalty theta' Q theta (intercept excluded, it is not in theta)."""
+        sizes = [len(self.linear_cols), *self.n_segments]
+        Q = np.zeros((sum(sizes), sum(sizes)))
+        Q[: sizes[0], : sizes[0]] = np.eye(sizes[0])
+        o = sizes[0]
+        for K in self.n_segments:
+            block = np.eye(K) / K
+            D = np.diff(np.eye(K), axis=0)
+            Q[o : o + K, o : o + K] = block + rho * D.T @ D
+            o += K
+        return Q
+
+    def bounds(self) -> list[tuple[float | None, float | None]]:
+        def b(j: int) -> tuple[float | None, float | None]:
+            if j in _STEP_COLUMNS:
+                return (0.0, 0.0)
+            return {1: (0.0, None), -1: (None, 0.0)}.get(MONOTONE[j], (None, None))
+
+        out = [(None, None)]  # intercept
+        out += [b(j) for j in self.linear_cols]
+        for j, K in zip(self.spline_cols, self.n_segments, strict=True):
+            out += [b(j)] * K
+        return out
+
+
+def _fit_penalised(
+    B: np.ndarray,
+    y: np.ndarray,
+    Q: np.ndarray,
+    lam: float,
+    bounds: list,
+    start: np.ndarray | None = None,
+) -> np.ndarray:
+    """Bound-constrained penalised logistic regression: sum of log losses + lam/2 theta'Q theta."""
+    n, p = B.shape
+    B1 = np.hstack([np.ones((n, 1)), B])
+    Qf = np.zeros((p + 1, p + 1))
+    Qf[1:, 1:] = lam * Q
+
+    def f(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        eta = B1 @ theta
+        loss = float(np.sum(np.logaddexp(0.0, eta) - y * eta))
+        Qt = Qf @ theta
+        return loss + 0.5 * float(theta @ Qt), B1.T @ (sigmoid(eta) - y) + Qt
+
+    if start is None:
+        prev = np.clip(y.mean(), 1e-3, 1 - 1e-3)
+        start = np.zeros(p + 1)
+        start[0] = np.log(prev / (1 - prev))
+    res = minimize(
+        f,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": 1000, "ftol": 1e-9, "gtol": 1e-5},
+    )
+    return res.x
+
+
+def _spline_tables(design: _Design, theta: np.ndarray) -> dict[str, Any]:
+    """Fitted coefficients -> the scorer's additive tables (exactly the same function)."""
+    lin = design.linear_cols
+    n_lin = len(lin)
+    coef = np.zeros(len(design.median))
+    coef[lin] = theta[1 : 1 + n_lin] / design.sd[lin]
+    intercept = float(theta[0] - np.sum(coef[lin] * design.mean[lin]))
+    values, o = [], 1 + n_lin
+    for j, k in zip(design.spline_cols, design.knots, strict=True):
+        s = theta[o : o + len(k) - 1]
+        o += len(k) - 1
+        values.append(np.concatenate([[0.0], np.cumsum(s * np.diff(k) / design.sd[j])]))
+    return {
+        "median": design.median,
+        "coef": coef,
+        "intercept": intercept,
+        "spline_cols": list(design.spline_cols),
+        "knots": [k.tolist() for k in design.knots],
+        "values": [v.tolist() for v in values],
+    }
+
+
+class _SplinePath:
+    """Fits of one set of rows for every (rho, lam) of the grid, warm-started down the lam path."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray):
+        self.design = _Design(X)
+        self.B = self.design.matrix(X)
+        self.y = y
+        self.bounds = self.design.bounds()
+        self._last: dict[float, tuple[float, np.ndarray]] = {}
+
+    def fit(self, lam: float, rho: float) -> ScoringModel:
+        prev = self._last.get(rho)
+        start = prev[1] if prev is not None else None
+        theta = _fit_penalised(self.B, self.y, self.design.penalty(rho), lam, self.bounds, start)
+        self._last[rho] = (lam, theta)
+        return ScoringModel(
+            "spline", {"lam": lam, "rho": rho}, additive=_spline_tables(self.design, theta)
+        )
+
+
+# ---------------------------------------------------------------- LightGBM
 # Binning is shared by every configuration tried on the same rows, so datasets are built once.
 # 63 bins are plenty for scale scores and counts, and binning is most of a small fit's cost.
 DATASET_PARAMS = {"max_bin": 63, "feature_pre_filter": False, "verbose": -1}
@@ -81,21 +283,32 @@ def _fit_booster(data, params: dict[str, Any], seed: int):
     return lgb.train(p, data, num_boost_round=params["num_boost_round"])
 
 
+# ---------------------------------------------------------------- tuning
 def _raw_model(
     kind: str, X: np.ndarray, y: np.ndarray, params: dict[str, Any], seed: int, data=None
 ) -> ScoringModel:
     if kind == "logistic":
         return ScoringModel(kind, dict(params), linear=_fit_linear(X, y, params["C"]))
-    return ScoringModel(
-        kind,
-        dict(params),
-        booster=_fit_booster(data if data is not None else _dataset(X, y), params, seed),
-    )
+    if kind == "ridge":
+        return ScoringModel(kind, dict(params), linear=_fit_linear(X, y, params["C"], RAW_COLUMNS))
+    if kind == "spline":
+        return _SplinePath(X, y).fit(params["lam"], params["rho"])
+    if kind == "lightgbm":
+        return ScoringModel(
+            kind,
+            dict(params),
+            booster=_fit_booster(data if data is not None else _dataset(X, y), params, seed),
+        )
+    raise ValueError(f"unknown candidate kind {kind!r}")
 
 
 def candidate_configs(kind: str, n: int, seed: int) -> list[dict[str, Any]]:
     if kind == "logistic":
         return [{"C": c} for c in LOGISTIC_GRID]
+    if kind == "ridge":
+        return [{"C": c} for c in RIDGE_GRID]
+    if kind == "spline":  # lam descending within each rho: each fit warm-starts the next
+        return [{"lam": lam, "rho": r} for r in SPLINE_RHOS for lam in SPLINE_LAMBDAS[::-1]]
     rng = np.random.default_rng(seed)
     configs, seen = [], set()
     while len(configs) < n and len(seen) < 1000:
@@ -120,25 +333,63 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
+def _tuning_rows(y: np.ndarray, seed: int) -> np.ndarray:
+    if len(y) <= TUNE_MAX_ROWS:
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(len(y), TUNE_MAX_ROWS, replace=False))
+
+
+def _oof_margins(kind: str, configs: list[dict], X, y, folds, seed: int) -> list[np.ndarray]:
+    out = [np.empty(len(y)) for _ in configs]
+    for tr, va in folds:
+        if kind == "spline":
+            path = _SplinePath(X[tr], y[tr])
+            for i, cfg in enumerate(configs):
+                out[i][va] = path.fit(cfg["lam"], cfg["rho"]).margin(X[va])
+            continue
+        ds = _dataset(X[tr], y[tr]) if kind == "lightgbm" else None
+        for i, cfg in enumerate(configs):
+            out[i][va] = _raw_model(kind, X[tr], y[tr], cfg, seed, ds).margin(X[va])
+    return out
+
+
 def fit_candidate(
     kind: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, n_configs: int, seed: int
 ) -> ScoringModel:
-    """Tune on inner grouped folds, calibrate on the winner's out-of-fold margins, refit on all rows."""
+    """Tune on inner grouped folds (log loss of the out-of-fold predictions), calibrate the kinds
+    in ``CALIBRATED`` on the winner's out-of-fold margins, refit on all rows.
+
+    BLAS is held to one thread: these fits multiply small matrices thousands of times, and on
+    this 2-core machine under load a multi-threaded BLAS made the spline fits 10-30x slower
+    (134 s against about 6 s for one tuned spline fit at n = 1,500, measured).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_candidate(kind, X, y, groups, n_configs, seed)
+
+
+def _fit_candidate(
+    kind: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, n_configs: int, seed: int
+) -> ScoringModel:
     configs = candidate_configs(kind, n_configs, seed)
+    rows = _tuning_rows(y, seed)
+    Xt, yt, gt = X[rows], y[rows], groups[rows]
     inner = StratifiedGroupKFold(n_splits=INNER_SPLITS, shuffle=True, random_state=seed)
-    folds = list(inner.split(X, y, groups))
-    data = [_dataset(X[tr], y[tr]) if kind == "lightgbm" else None for tr, _ in folds]
+    folds = list(inner.split(Xt, yt, gt))
     best: tuple[float, dict, np.ndarray] | None = None
-    for cfg in configs:
-        oof = np.empty(len(y))
-        for (tr, va), ds in zip(folds, data, strict=True):
-            oof[va] = _raw_model(kind, X[tr], y[tr], cfg, seed, ds).margin(X[va])
-        a, b = platt(oof, y)
-        loss = _log_loss(y, sigmoid(a * oof + b))
+    for cfg, oof in zip(configs, _oof_margins(kind, configs, Xt, yt, folds, seed), strict=True):
+        if kind in CALIBRATED:
+            a, b = platt(oof, yt)
+            loss = _log_loss(yt, sigmoid(a * oof + b))
+        else:
+            loss = _log_loss(yt, sigmoid(oof))
         if best is None or loss < best[0] - 1e-12:
             best = (loss, cfg, oof)
-    _, cfg, oof = best
+    loss, cfg, oof = best
     model = _raw_model(kind, X, y, cfg, seed)
-    model.platt_a, model.platt_b = platt(oof, y)
-    model.params = {**cfg, "inner_cv_log_loss": round(best[0], 6)}
+    if kind in CALIBRATED:
+        model.platt_a, model.platt_b = platt(oof, yt)
+    model.params = {**cfg, "inner_cv_log_loss": round(loss, 6)}
     return model

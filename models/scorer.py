@@ -4,11 +4,24 @@ Why not a pickled sklearn pipeline: the service scores one record at a time, and
 one-row DataFrame costs milliseconds where numpy costs microseconds (stack notes). Storing numbers
 (JSON) and LightGBM's own text format also means loading a model never unpickles code.
 
-Calibration is Platt scaling on the model's raw log-odds: calibrated log-odds = a * margin + b.
-Because that map is linear in log-odds, the SHAP contributions of the raw model, multiplied by a,
-are exact additive contributions to the *calibrated* log-odds (the bias becomes a * bias + b).
-That is why Platt ("sigmoid") is used rather than isotonic: isotonic would break additivity and
-could flatten the ranking in small data.
+Three representations, all plain numbers:
+- ``linear`` (kinds "ridge" and the older "logistic"): median, mean, scale, coef, intercept;
+- ``additive`` (kind "spline"): per column either a coefficient or a piecewise-linear shape
+  function (knots and values, evaluated with ``np.interp``, flat outside the knots), plus an
+  intercept and the medians that stand in for a missing value;
+- ``booster`` (kind "lightgbm"): LightGBM's own text format.
+
+Calibration is Platt scaling on the model's raw log-odds: calibrated log-odds = a * margin + b
+(a = 1, b = 0 for the kinds tuned directly on log loss). Because that map is linear in log-odds,
+contributions of the raw model, multiplied by a, are exact additive contributions to the
+*calibrated* log-odds. That is why Platt ("sigmoid") is used rather than isotonic: isotonic would
+break additivity and could flatten the ranking in small data.
+
+Contributions are measured against the typical client (``models.reference``): column j gets the
+exact Shapley value of the game "switch the record's values in for the typical client's", and the
+last column is the typical client's calibrated log-odds, so every row adds up to the record's
+calibrated log-odds. For additive models this is f_j(x_j) - f_j(typical_j). For LightGBM it is
+interventional TreeSHAP with that single reference row (exact Shapley values of that game).
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ import numpy as np
 
 from features.catalog import DRIVER_GROUPS
 from features.rows import COLUMN_DRIVERS, FEATURE_NAMES
+from models.reference import typical_row
 
 DRIVER_INDEX = {
     g: np.array([i for i, d in enumerate(COLUMN_DRIVERS) if d == g], dtype=int)
@@ -41,11 +55,12 @@ def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
 @dataclass
 class ScoringModel:
-    kind: str  # "logistic" or "lightgbm"
+    kind: str  # "ridge", "spline", "lightgbm" or the older "logistic"
     params: dict[str, Any]
     platt_a: float = 1.0
     platt_b: float = 0.0
     linear: dict[str, np.ndarray] | None = None  # median, mean, scale, coef, intercept
+    additive: dict[str, Any] | None = None  # median, coef, intercept, spline_cols, knots, values
     booster: Any = None  # lightgbm.Booster
     reference: dict[str, Any] = field(default_factory=dict)
     feature_names: tuple[str, ...] = FEATURE_NAMES
@@ -56,30 +71,72 @@ class ScoringModel:
         Xi = np.where(np.isnan(X), lin["median"], X)
         return (Xi - lin["mean"]) / lin["scale"]
 
+    def _terms(self, X: np.ndarray) -> np.ndarray:
+        """Additive kinds: the raw log-odds term of every column (n x p), intercept excluded."""
+        if self.linear is not None:
+            lin = self.linear
+            Xi = np.where(np.isnan(X), lin["median"], X)
+            return Xi * (lin["coef"] / lin["scale"])
+        add = self.additive
+        Xi = np.where(np.isnan(X), add["median"], X)
+        out = Xi * add["coef"]
+        for j, k, v in zip(add["spline_cols"], add["knots"], add["values"], strict=True):
+            out[:, j] = np.interp(Xi[:, j], k, v)
+        return out
+
+    def _intercept(self) -> float:
+        if self.linear is not None:
+            lin = self.linear
+            return float(lin["intercept"]) - float(np.sum(lin["coef"] * lin["mean"] / lin["scale"]))
+        return float(self.additive["intercept"])
+
     def margin(self, X: np.ndarray) -> np.ndarray:
         """Raw (uncalibrated) log-odds of a low alliance."""
-        if self.kind == "logistic":
+        if self.linear is not None:
             return self._standardised(X) @ self.linear["coef"] + float(self.linear["intercept"])
+        if self.additive is not None:
+            return self._terms(X).sum(axis=1) + self._intercept()
         return self.booster.predict(X, raw_score=True, num_threads=1)
 
     def proba(self, X: np.ndarray) -> np.ndarray:
         return sigmoid(self.platt_a * self.margin(X) + self.platt_b)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        """Exact SHAP values in calibrated log-odds, one column per feature plus the bias last.
-
-        Logistic regression: coef * standardised value, i.e. beta_raw * (x - training mean) after
-        median imputation (exact linear SHAP under feature independence). LightGBM: the booster's
-        native TreeSHAP (``pred_contrib``), identical to ``shap.TreeExplainer`` and cheaper.
-        """
-        if self.kind == "logistic":
-            phi = self._standardised(X) * self.linear["coef"]
-            raw = np.column_stack([phi, np.full(len(X), float(self.linear["intercept"]))])
+        """Exact Shapley values against the typical client, in calibrated log-odds: one column
+        per feature, then the typical client's calibrated log-odds; each row sums to the record's
+        calibrated log-odds (a * margin + b)."""
+        ref = typical_row(self.reference)
+        if self.booster is None:
+            raw = self._terms(X) - self._terms(ref)
+            base = float(self.margin(ref)[0])
         else:
-            raw = np.asarray(self.booster.predict(X, pred_contrib=True, num_threads=1))
-        out = raw * self.platt_a
-        out[:, -1] += self.platt_b
+            raw, base = self._tree_contributions(X, ref)
+        out = np.empty((len(X), raw.shape[1] + 1))
+        out[:, :-1] = raw * self.platt_a
+        out[:, -1] = self.platt_a * base + self.platt_b
         return out
+
+    def _tree_contributions(self, X: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, float]:
+        """Interventional TreeSHAP with the typical row as the only background row: exact
+        baseline-Shapley values of the raw margin (cost measured in bench/explain_speed.py)."""
+        key, explainer = self.__dict__.get("_explainer", (None, None))
+        if key != ref.tobytes():  # built once per reference row (about 0.2 s)
+            import shap
+
+            explainer = shap.TreeExplainer(
+                self.booster, data=ref, feature_perturbation="interventional"
+            )
+            self.__dict__["_explainer"] = (ref.tobytes(), explainer)
+        phi = np.asarray(explainer.shap_values(X, check_additivity=False), dtype=float)
+        phi = phi.reshape(len(X), -1)
+        base = float(self.margin(ref)[0])
+        # shap accumulates in single precision (residuals up to ~1e-7 log-odds seen): the residual
+        # is shared out in proportion to |phi| so that rows add up to LightGBM's own margin.
+        resid = self.margin(X) - base - phi.sum(axis=1)
+        w = np.abs(phi)
+        tot = w.sum(axis=1, keepdims=True)
+        phi += np.where(tot > 0, w / np.where(tot > 0, tot, 1.0), 0.0) * resid[:, None]
+        return phi, base
 
     def group_contributions(self, contrib: np.ndarray) -> dict[str, np.ndarray]:
         return {g: contrib[:, idx].sum(axis=1) for g, idx in DRIVER_INDEX.items()}
@@ -96,6 +153,7 @@ class ScoringModel:
             "feature_names": list(self.feature_names),
             "reference": self.reference,
             "linear": {k: np.asarray(v).tolist() for k, v in (self.linear or {}).items()} or None,
+            "additive": self.additive,
         }
         (d / "model.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
         if self.booster is not None:
@@ -134,9 +192,23 @@ class ScoringModel:
             platt_a=meta["platt_a"],
             platt_b=meta["platt_b"],
             linear=linear,
+            additive=_additive(meta.get("additive")),
             booster=booster,
             reference=meta["reference"],
         )
+
+
+def _additive(meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not meta:
+        return None
+    return {
+        "median": np.asarray(meta["median"], dtype=float),
+        "coef": np.asarray(meta["coef"], dtype=float),
+        "intercept": float(meta["intercept"]),
+        "spline_cols": [int(j) for j in meta["spline_cols"]],
+        "knots": [np.asarray(k, dtype=float) for k in meta["knots"]],
+        "values": [np.asarray(v, dtype=float) for v in meta["values"]],
+    }
 
 
 def _jsonable(o: Any) -> Any:

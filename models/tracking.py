@@ -107,6 +107,14 @@ def _plots(result, out: Path, synthetic: bool) -> dict[str, Path]:
     return imgs
 
 
+def _stability(result, scored: pd.DataFrame) -> pd.DataFrame:
+    """Smooth-risk figures of the registered model on (up to 3,000 of) the scored records."""
+    from models.stability import risk_steps
+
+    recs = scored.sample(min(len(scored), 3000), random_state=0) if len(scored) else scored
+    return risk_steps(result.model, recs.reset_index(drop=True))
+
+
 def _card_info(
     settings, result, labels, tables, synthetic: bool, digest: str, images: dict
 ) -> dict[str, Any]:
@@ -130,7 +138,7 @@ def _card_info(
         "label": {**labels.definition, "prevalence": round(float(labels.labels.mean()), 4)},
         "predictors": [(f.name, f.driver, f.modifiable, f.direction) for f in PREDICTORS],
         "predictors_note": "All predictors are known at admission (intake assessment and the assigned counsellor's attributes). Scale scores may be given directly or as item responses scored with the publishers' keys.",
-        "missing": "Questionnaire blocks missing at admission are kept as missing: LightGBM routes them natively; logistic regression imputes the training median. Indicator columns mark a missing questionnaire block and an unknown counsellor, because declining a questionnaire is itself informative. Explanations list drivers that could not be assessed.",
+        "missing": "Questionnaire blocks missing at admission are kept as missing: the ridge and spline models impute the training median (the ridge baseline uses no indicators); LightGBM routes them natively. Indicator columns mark a missing questionnaire block and an unknown counsellor, because declining a questionnaire is itself informative. Explanations list drivers that could not be assessed.",
         "validation": [
             f"Held-out test split by {settings.train.group_by} ({settings.train.test_fraction:.0%} of groups), stratified by the label.",
             f"Candidates compared by {settings.train.n_repeats}x{settings.train.n_splits}-fold grouped stratified cross-validation on the training split; tuning and Platt calibration inside each training fold (nested).",
@@ -146,7 +154,7 @@ def _card_info(
         "band_config": settings.bands.model_dump(),
         "bands_note": "The intake page shows the risk, its band, the drivers (raises / lowers risk, in probability points), actions for modifiable drivers that raise risk, and what-ifs.",
         "explanations": result.importance_groups,
-        "explanation_method": "Exact SHAP in calibrated log-odds: native TreeSHAP (LightGBM pred_contrib) or linear SHAP (logistic regression), multiplied by the Platt slope; summed within driver groups.",
+        "explanation_method": "Exact Shapley values against the typical client (training medians and modes), in calibrated log-odds: for the additive models (ridge, spline) each column's term minus its term at the typical value; for LightGBM interventional TreeSHAP with the typical client as the only reference row, multiplied by the Platt slope. Summed within driver groups; the drivers add up to the record's risk minus the typical client's risk.",
         "driver_rank_spearman": result.driver_rank_spearman,
         "images": images,
         "limitations": [
@@ -200,6 +208,7 @@ def log_run(
         for v in images.values():
             mlflow.log_artifact(str(v[1] if isinstance(v, tuple) else v), "plots")
         info = _card_info(settings, result, labels, tables, synthetic, ds.digest, images)
+        info["stability"] = _stability(result, scored)
         md, html = card.render_model_card(info)
         (out / "model_card.md").write_text(md)
         (out / "model_card.html").write_text(html)

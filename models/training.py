@@ -13,21 +13,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.model_selection import StratifiedGroupKFold
 
-from features.catalog import DRIVER_GROUPS, PREDICTORS
+from features.catalog import DRIVER_GROUPS
 from features.settings import Settings
 from models import metrics as M
 from models.estimators import fit_candidate
 from models.explain import global_importance
+from models.reference import reference_cohort  # noqa: F401 - re-exported (tests, benches)
 from models.scorer import ScoringModel
 
-CANDIDATES = ("logistic", "lightgbm")  # simplest first: ties go to the earlier one
+# Simplest first: ties go to the earlier one. "ridge" is the baseline (issue 10); "logistic" is
+# the older linear candidate, kept selectable.
+CANDIDATES = ("ridge", "logistic", "spline", "lightgbm")
 SUBGROUP_COLUMNS = ("sex", "age_band", "ethnicity", "service_id", "primary_substance")
 
 
@@ -66,25 +68,6 @@ def holdout_split(
     sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     train_idx, test_idx = next(sgkf.split(np.zeros(len(y)), y, groups))
     return train_idx, test_idx
-
-
-def reference_cohort(frame: pd.DataFrame, bands: dict, label: dict) -> dict[str, Any]:
-    """Typical values (median or most common code) and scale medians for what-ifs."""
-    typical, median = {}, {}
-    for f in PREDICTORS:
-        if f.name not in frame.columns:
-            continue
-        col = frame[f.name]
-        if f.kind in ("code", "boolean"):
-            mode = col.dropna().astype(str).mode()
-            typical[f.name] = mode.iloc[0] if len(mode) else None
-        else:
-            vals = pd.to_numeric(col, errors="coerce")
-            if vals.notna().any():
-                typical[f.name] = float(vals.median())
-                if f.modifiable:
-                    median[f.name] = float(vals.median())
-    return {"typical": typical, "median": median, "bands": bands, "label": label}
 
 
 def _fold_scores(kind: str, X, y, groups, train_cfg, log: Callable[[str], None]) -> list[dict]:

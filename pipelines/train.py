@@ -55,8 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--candidates",
         nargs="+",
-        choices=["logistic", "lightgbm"],
-        help="model families to compare (default both; one name forces that family)",
+        choices=["ridge", "spline", "lightgbm", "logistic"],
+        help="model families to compare (default ridge and spline; one name forces that family)",
     )
     p.add_argument(
         "--no-promote",

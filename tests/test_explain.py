@@ -134,12 +134,15 @@ def test_moving_a_driver_to_the_median_in_its_helpful_direction_never_raises_ris
     assert np.all(m.proba(moved) <= m.proba(low) + 1e-12)
 
 
-def test_logistic_explanation_is_coefficient_times_centred_value(cohort):
-    _, X, y, groups = cohort
+def test_logistic_explanation_is_coefficient_times_difference_from_typical(cohort):
+    scored, X, y, groups = cohort
     m = fit_candidate("logistic", X, y, groups, n_configs=1, seed=1)
+    m.reference = reference_cohort(scored, {"moderate_from": 0.2, "high_from": 0.4}, {})
     lin = m.linear
     Xi = np.where(np.isnan(X[:50]), lin["median"], X[:50])
-    expected = m.platt_a * (lin["coef"] / lin["scale"]) * (Xi - lin["mean"])
+    t = np.asarray(m.reference["row"], dtype=float)
+    ti = np.where(np.isnan(t), lin["median"], t)
+    expected = m.platt_a * (lin["coef"] / lin["scale"]) * (Xi - ti)
     np.testing.assert_allclose(m.contributions(X[:50])[:, :-1], expected, atol=1e-10)
 
 
