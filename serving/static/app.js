@@ -273,7 +273,7 @@ function questionnaireBlock(q, scaleFields) {
       items.append(el("span", { class: "field-error", id: "err-items-" + sc.field, role: "alert" }));
     }
   }
-  box.append(items);
+  box.append(scales, items);
   for (const r of sw.querySelectorAll("input")) {
     r.addEventListener("change", () => setMode(q, r.value));
   }
@@ -501,7 +501,8 @@ function driverItem(d, maxPts) {
     bar,
     values ? el("div", { class: "driver-values", text: values }) : null
   );
-  if (d.suggestion) {
+  // The suggestion for a group not assessed, or for a questionnaire left out of a group.
+  if (d.suggestion && (!d.assessed || d.suggestion.startsWith("Complete"))) {
     const what = d.assessed ? "Not given: " : "Not assessed: ";
     li.append(el("div", { class: "driver-missing" }, el("strong", { text: what }), d.suggestion));
   }
@@ -562,7 +563,8 @@ function renderResult(r) {
       const ul = el("ul");
       for (const a of d.actions) {
         ul.append(el("li", {}, a.action,
-          el("span", { class: "evidence", text: ` — ${a.evidence}. Source: ${a.source}.` })));
+          el("span", { class: "evidence", text: ` — ${a.evidence}.` }),
+          el("span", { class: "source", text: ` Source: ${a.source}.` })));
       }
       card.append(ul);
     }
@@ -614,7 +616,8 @@ function renderPrintInputs(record) {
       items.get(f.scale).push(`${name.replace(/^.*_/, "")}:${value}`);
       continue;
     }
-    list.append(el("li", {}, el("span", { class: "k", text: label(name) + " " }), fmt(value)));
+    const shown = f && f.codes ? fmt(value) : typeof value === "string" ? value : fmt(value);
+    list.append(el("li", {}, el("span", { class: "k", text: label(name) + " " }), shown));
   }
   for (const [scale, answers] of items) {
     list.append(el("li", { class: "items-line" },
