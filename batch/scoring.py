@@ -24,11 +24,11 @@ Scores come from the registered model's own ``ScoringModel`` (the ``artifacts/sc
 the logged pyfunc), through ``models.predict.frame_to_matrix`` and ``ScoringModel.contributions``:
 the path the pyfunc itself takes (``models.predict.score_frame``), without its per-call overhead.
 
-Driver contributions are written in **probability points on the 0-1 risk scale** (0.05 = five
-percentage points): each driver group's calibrated log-odds contribution times the secant slope of
-the logistic curve between the base risk and the record's risk (``models.explain.to_points``), so
-the points of all groups add up to risk - base risk. As in the API's explanation, a driver none of
-whose fields is on the record is not listed, nor is one below ``models.explain.MIN_POINTS``.
+Explanations come from the project's one explanation path (``models.explain``), as in the API:
+every driver group's contribution in **probability points on the 0-1 risk scale** (0.05 = five
+percentage points), measured from the typical client, so that ``points_<group>`` over all groups
+add up to risk - typical_risk, assessed or not; ``not_assessed`` names the groups none of whose
+fields was on the record; ``driver_1..k`` repeat the k largest for a quick read.
 """
 
 from __future__ import annotations
@@ -49,10 +49,9 @@ from features.catalog import (
     DRIVER_GROUPS,
     SCORING_BY_NAME,
     TABLES,
-    fields_of_driver,
 )
 from features.settings import BandConfig
-from models.scorer import ScoringModel, sigmoid
+from models.scorer import ScoringModel
 from validation.rows import RowValidator
 
 REGISTERED_MODEL = "alliance-risk"
@@ -259,40 +258,14 @@ def check_columns(source: Source) -> Columns:
 # Scoring and explaining
 
 
-def driver_points(contrib: np.ndarray, model: ScoringModel) -> tuple[np.ndarray, np.ndarray]:
-    """(risk, points per driver group [n x groups]); see the module docstring for the units."""
-    groups = model.group_contributions(contrib)
-    G = np.column_stack([groups[g] for g in DRIVER_GROUPS])
-    bias = contrib[:, -1]
-    total = G.sum(axis=1)
-    p0, p = sigmoid(bias), sigmoid(bias + total)
-    risk = sigmoid(contrib.sum(axis=1))
-    small = np.abs(total) <= 1e-9
-    slope = np.where(small, p0 * (1 - p0), (p - p0) / np.where(small, 1.0, total))
-    return risk, G * slope[:, None]
-
-
-def assessable_matrix(scored: pd.DataFrame) -> np.ndarray:
-    """[n x groups]: True where at least one of the driver's fields is on the (scored) record."""
-    n = len(scored)
-    out = np.zeros((n, len(DRIVER_GROUPS)), dtype=bool)
-    for j, g in enumerate(DRIVER_GROUPS):
-        for f in fields_of_driver(g):
-            if f.name in scored.columns:
-                col = scored[f.name]
-                present = np.array(col.notna(), dtype=bool)
-                if col.dtype == object or pd.api.types.is_string_dtype(col):
-                    present &= np.array(col.astype(object) != "", dtype=bool)
-                out[:, j] |= present
-    return out
-
-
-def top_drivers_frame(points: np.ndarray, assessable: np.ndarray, top_n: int) -> pd.DataFrame:
-    """driver_k, driver_k_points, driver_k_effect for k = 1..top_n (blank when fewer)."""
+def top_drivers_frame(points: np.ndarray, top_n: int) -> pd.DataFrame:
+    """driver_k, driver_k_points, driver_k_effect for k = 1..top_n (blank when fewer): the
+    groups with the largest |points|, assessed or not (``not_assessed`` says which were not),
+    leaving out those that read 0.0 at the page's precision (``models.explain.MIN_POINTS``)."""
     from models.explain import MIN_POINTS
 
     n = len(points)
-    key = np.where(assessable & (np.abs(points) >= MIN_POINTS), np.abs(points), -1.0)
+    key = np.where(np.abs(points) >= MIN_POINTS, np.abs(points), -1.0)
     order = np.argsort(-key, axis=1, kind="stable")[:, :top_n]
     names = np.array(DRIVER_GROUPS, dtype=object)
     cols: dict[str, Any] = {}
@@ -309,33 +282,41 @@ def top_drivers_frame(points: np.ndarray, assessable: np.ndarray, top_n: int) ->
     return pd.DataFrame(cols)
 
 
+def not_assessed_column(assessed: np.ndarray) -> pd.array:
+    """The groups none of whose fields was on the record, '; '-separated ('' when none)."""
+    names = np.array(DRIVER_GROUPS, dtype=object)
+    return pd.array(["; ".join(names[~row]) for row in assessed], dtype="str")
+
+
 def output_columns(top_n: int) -> list[str]:
-    cols = ["admission_id", "risk", "band", "model_version"]
+    cols = ["admission_id", "risk", "band", "model_version", "typical_risk"]
     for k in range(1, top_n + 1):
         cols += [f"driver_{k}", f"driver_{k}_points", f"driver_{k}_effect"]
-    return cols
+    return cols + [f"points_{g}" for g in DRIVER_GROUPS] + ["not_assessed"]
 
 
-def explain_scored(
-    lm: LoadedModel,
-    admission_ids: np.ndarray,
-    contrib: np.ndarray,
-    assessable: np.ndarray,
-    top_n: int,
+def explanation_frame(
+    lm: LoadedModel, admission_ids: np.ndarray, ex, risk: np.ndarray | None = None, top_n: int = 3
 ) -> pd.DataFrame:
-    risk, points = driver_points(contrib, lm.model)
+    """The output rows from a ``models.explain.Explanation`` (both engines end here). ``risk``:
+    the model's own risk when it came from elsewhere (the Spark UDF); else the explanation's."""
+    risk = ex.risk if risk is None else risk
     hi, mid = lm.bands.high_from, lm.bands.moderate_from
     band = np.where(risk >= hi, "high", np.where(risk >= mid, "moderate", "low"))
     out = pd.DataFrame(
         {
-            "admission_id": pd.array(admission_ids.astype(str), dtype="str"),
+            "admission_id": pd.array(np.asarray(admission_ids).astype(str), dtype="str"),
             "risk": risk,
             "band": pd.array(band, dtype="str"),
             "model_version": pd.array([lm.version] * len(risk), dtype="str"),
+            "typical_risk": ex.typical_risk,
         }
     )
-    drivers = top_drivers_frame(points, assessable, top_n)
-    return pd.concat([out, drivers], axis=1)[output_columns(top_n)]
+    points = pd.DataFrame(ex.points, columns=[f"points_{g}" for g in DRIVER_GROUPS])
+    drivers = top_drivers_frame(ex.points, top_n)
+    out = pd.concat([out, drivers, points], axis=1)
+    out["not_assessed"] = not_assessed_column(ex.assessed)
+    return out[output_columns(top_n)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -403,12 +384,15 @@ def output_schema(top_n: int):
         pa.field("band", pa.string()),
         pa.field("model_version", pa.string()),
     ]
+    fields.append(pa.field("typical_risk", pa.float64()))
     for k in range(1, top_n + 1):
         fields += [
             pa.field(f"driver_{k}", pa.string()),
             pa.field(f"driver_{k}_points", pa.float64()),
             pa.field(f"driver_{k}_effect", pa.string()),
         ]
+    fields += [pa.field(f"points_{g}", pa.float64()) for g in DRIVER_GROUPS]
+    fields.append(pa.field("not_assessed", pa.string()))
     return pa.schema(fields)
 
 
@@ -473,6 +457,7 @@ class ChunkScorer:
         """(scored output rows, reject records). ``first_row``: 1-based number of frame's first
         data row in the input (CSV line = row + 1)."""
         from features.errors import FieldError
+        from models.explain import explain_matrix
         from models.predict import frame_to_matrix
 
         frame = frame.reset_index(drop=True)
@@ -517,8 +502,9 @@ class ChunkScorer:
                 self.seen.pop(ids[i], None)
             keep = np.flatnonzero(~drop)
             X, scored, good = X[keep], scored.iloc[keep].reset_index(drop=True), good[keep]
-        contrib = self.lm.model.contributions(X)
-        out = explain_scored(self.lm, ids[good], contrib, assessable_matrix(scored), self.top_n)
+        out = explanation_frame(
+            self.lm, ids[good], explain_matrix(self.lm.model, X), None, self.top_n
+        )
         rejects.sort(key=lambda r: r["row"])
         return out, rejects
 

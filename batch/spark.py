@@ -13,8 +13,8 @@ Steps (the same rules as batch.scoring, so both engines agree):
 3. Repeated admission_ids: the first occurrence in input order is kept, later ones rejected.
 4. Valid rows go through ``mlflow.pyfunc.spark_udf(spark, models:/alliance-risk/<version>)``; the
    UDF returns a struct (admission_id, risk, band, contrib_<group>) from which risk, band and the
-   group contributions are taken. Top drivers are computed from those contributions exactly as in
-   the pandas engine (probability points; base log-odds = logit(risk) - sum of contributions).
+   group contributions are taken. Points are computed from those contributions by the one
+   explanation path (models.explain), from the model's typical-client log-odds, as in pandas.
 5. Output rows come back to the driver in input order and are written with the pandas engine's
    writer, so both engines produce the same file. Row numbers are not known under Spark (the
    rejects file's ``row`` column is blank); admission_id identifies the row.
@@ -39,17 +39,15 @@ from batch.scoring import (
     LoadedModel,
     RowValidator,
     TableWriter,
-    assessable_matrix,
     check_columns,
     default_rejects_path,
+    explanation_frame,
     open_source,
     output_columns,
     output_schema,
     reject_record,
-    top_drivers_frame,
 )
 from features.catalog import COUNSELLOR_PREFIX, COUNSELLORS, DRIVER_GROUPS, SCORING_BY_NAME
-from models.scorer import logit, sigmoid
 
 _SPARK_TYPES = {
     "string": "string",
@@ -69,6 +67,7 @@ def _validate_partition(columns: list[str], kind: str):
 
     def run(batches):
         from features.build import typed_records
+        from models.explain import assessed_matrix
         from models.predict import frame_to_matrix
         from validation.rules import text_form
 
@@ -88,13 +87,13 @@ def _validate_partition(columns: list[str], kind: str):
             if ok.any():
                 good = np.flatnonzero(ok)
                 sub = typed.iloc[good].reset_index(drop=True)
-                _, scored, item_errors = frame_to_matrix(sub)
+                X, _, item_errors = frame_to_matrix(sub)
                 pos = {aid: good[k] for k, aid in enumerate(sub["admission_id"].to_numpy(object))}
                 for e in item_errors:
                     i = pos.get(e.admission_id)
                     if i is not None:
                         errors[i].append(reject_record(None, ids[i], e, kind))
-                bits = assessable_matrix(scored).astype("int64") << np.arange(len(DRIVER_GROUPS))
+                bits = assessed_matrix(X).astype("int64") << np.arange(len(DRIVER_GROUPS))
                 assess[good] = bits.sum(axis=1)
             out: dict = {}
             for c in columns:
@@ -288,24 +287,15 @@ def _score(spark, source, cols, output, rejects_path, lm, top_n, t0) -> BatchSum
 
 
 def _finish(rows: list, lm: LoadedModel, top_n: int) -> pd.DataFrame:
-    """Spark rows (risk, band, contrib_*) -> the pandas engine's output columns."""
+    """Spark rows (risk, band, contrib_*) -> the pandas engine's output columns, through the one
+    explanation path: the pyfunc's group contributions plus the model's typical-client log-odds
+    (the base, the same for every record)."""
+    from models.explain import explain_contributions, typical_log_odds
+
     pdf = pd.DataFrame([r.asDict() for r in rows])
     G = pdf[[f"contrib_{g}" for g in DRIVER_GROUPS]].to_numpy(dtype=float)
-    risk = pdf["risk"].to_numpy(dtype=float)
-    total = G.sum(axis=1)
-    bias = logit(risk, eps=1e-15) - total
-    p0 = sigmoid(bias)
-    small = np.abs(total) <= 1e-9
-    slope = np.where(small, p0 * (1 - p0), (risk - p0) / np.where(small, 1.0, total))
-    points = G * slope[:, None]
     mask = pdf[ASSESS].to_numpy(dtype="int64")
     assess = ((mask[:, None] >> np.arange(len(DRIVER_GROUPS))) & 1).astype(bool)
-    out = pd.DataFrame(
-        {
-            "admission_id": pd.array(pdf["admission_id"].astype(str), dtype="str"),
-            "risk": risk,
-            "band": pd.array(pdf["band"].astype(str), dtype="str"),
-            "model_version": pd.array([lm.version] * len(pdf), dtype="str"),
-        }
-    )
-    return pd.concat([out, top_drivers_frame(points, assess, top_n)], axis=1)[output_columns(top_n)]
+    ex = explain_contributions(G, typical_log_odds(lm.model), assess)
+    risk = pdf["risk"].to_numpy(dtype=float)
+    return explanation_frame(lm, pdf["admission_id"].to_numpy(dtype=object), ex, risk, top_n)

@@ -87,13 +87,13 @@ def stages(model, csv: Path, chunk: int) -> dict[str, float]:
     from batch.scoring import (
         LoadedModel,
         RowValidator,
-        assessable_matrix,
-        explain_scored,
+        explanation_frame,
         iter_chunks,
         open_source,
     )
     from features.build import typed_records
     from features.settings import BandConfig
+    from models.explain import assessed_matrix, explain_contributions, group_log_odds
     from models.predict import frame_to_matrix
 
     lm = LoadedModel(model, BandConfig(**model.reference.get("bands", {})), "b", "0", "")
@@ -117,9 +117,10 @@ def stages(model, csv: Path, chunk: int) -> dict[str, float]:
             e = time.perf_counter()
             contrib = model.contributions(X)
             f = time.perf_counter()
-            out = explain_scored(
-                lm, frame["admission_id"].to_numpy(object), contrib, assessable_matrix(scored), 3
+            ex = explain_contributions(
+                group_log_odds(model, contrib), contrib[:, -1], assessed_matrix(X)
             )
+            out = explanation_frame(lm, frame["admission_id"].to_numpy(object), ex, None, 3)
             g = time.perf_counter()
             out.to_csv(Path(d) / "o.csv", mode="a", header=False, index=False)
             h = time.perf_counter()

@@ -1,37 +1,62 @@
-"""Explanations an intake worker can act on: drivers, actions and what-ifs for one record.
+"""Explanations an intake worker can act on, for n records at once (one record is n = 1).
 
-SHAP values come from ``ScoringModel.contributions`` (exact: native TreeSHAP for LightGBM, linear
-SHAP for logistic regression) in calibrated log-odds, and are summed within the catalog's driver
-groups (SHAP is additive, so a group's value is the sum of its columns').
+The one explanation path of the project: the service (``explain_row``), pandas and Spark batch
+scoring (``explain_matrix`` / ``explain_contributions``) and the logged pyfunc's ``contrib_*``
+columns (``models.predict.score_frame``) all take their numbers from here.
+
+Definition (issue 11). ``ScoringModel.contributions(X)`` gives per-feature contributions in
+calibrated log-odds whose last column is the calibrated log-odds of the model's *typical client*
+(the reference row stored with the model: medians and modes of the training data), and every row
+adds up exactly to the record's calibrated log-odds. A driver group's contribution is the sum of
+its columns (Shapley values are additive over features). So, for every record, the groups add up
+to logit(risk) - logit(typical risk), assessed or not: every group is reported, a group none of
+whose fields was given is labelled "not assessed" with the fields to complete.
 
 Display in probability points: a group's points = its log-odds contribution x (p - p0) / (L - L0),
-where L and p are the record's calibrated log-odds and probability and L0, p0 the model's base
-value. The factor is the slope of the secant of the logistic curve between base and prediction,
-positive always, so signs and ranks are kept and the points add up exactly to p - p0. When
-L = L0 the tangent slope p0(1 - p0) is used.
+where L, p are the record's calibrated log-odds and probability and L0, p0 the typical client's.
+The factor is the slope of the secant of the logistic curve between the two, positive always, so
+signs and ranks are kept and the points of all groups add up exactly to p - p0 (to 1e-15). When
+|L - L0| <= 1e-9 the tangent slope p0 (1 - p0) is used (the sum is then off by at most 1e-18).
+
+What-ifs: for a modifiable driver that raises the risk, the risk with that driver's model columns
+set to the typical client's (one model call for all drivers of a record). It is shown only when it
+is lower than the risk at the page's precision (0.1 percentage points); otherwise it is omitted
+and the reason is given (in a model with interactions the two can differ).
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from features.catalog import DRIVER_GROUPS, MODIFIABLE_GROUPS, fields_of_driver
-from features.rows import record_row
+from features.catalog import DRIVER_GROUPS, MODIFIABLE_GROUPS, PREDICTORS, fields_of_driver
+from features.rows import COLUMNS, record_row
 from models.scorer import ScoringModel, sigmoid
 
 HERE = Path(__file__).parent
-MIN_POINTS = 0.0005  # groups smaller than 0.05 percentage points are not worth a line
+# The page shows risk and points to 0.1 percentage points: anything below half of that reads 0.0.
+DISPLAY_STEP = 0.001
+MIN_POINTS = DISPLAY_STEP / 2
+GROUP_COLUMNS: dict[str, np.ndarray] = {
+    g: np.array([j for j, c in enumerate(COLUMNS) if c.driver == g], dtype=int)
+    for g in DRIVER_GROUPS
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Suggested actions (sources a clinician can look up)
 
 
 @cache
 def actions() -> dict[str, list[dict[str, str]]]:
-    """Suggested actions per modifiable driver, from the domain brief's table (models/actions.csv)."""
+    """Suggested actions per modifiable driver, with their sources (models/actions.csv, from the
+    domain brief's table of modifiable drivers and its references)."""
     out: dict[str, list[dict[str, str]]] = {}
     with (HERE / "actions.csv").open(newline="") as fh:
         for row in csv.DictReader(fh):
@@ -40,7 +65,7 @@ def actions() -> dict[str, list[dict[str, str]]]:
                     f"actions.csv names {row['driver']!r}, which is not a modifiable driver"
                 )
             out.setdefault(row["driver"], []).append(
-                {"action": row["action"], "evidence": row["evidence"]}
+                {"action": row["action"], "evidence": row["evidence"], "source": row["source"]}
             )
     return out
 
@@ -49,45 +74,159 @@ def actions() -> dict[str, list[dict[str, str]]]:
 def monitoring_actions() -> dict[str, dict[str, str]]:
     with (HERE / "monitoring_actions.csv").open(newline="") as fh:
         return {
-            r["band"]: {"action": r["action"], "evidence": r["evidence"]}
+            r["band"]: {"action": r["action"], "evidence": r["evidence"], "source": r["source"]}
             for r in csv.DictReader(fh)
         }
 
 
-def to_points(groups: Mapping[str, float], bias: float) -> dict[str, float]:
-    """Convert group log-odds contributions to probability points summing to p - p0."""
-    total = float(sum(groups.values()))
-    p0 = float(sigmoid(np.array(bias)))
-    p = float(sigmoid(np.array(bias + total)))
-    slope = (p - p0) / total if abs(total) > 1e-9 else p0 * (1 - p0)
-    return {g: float(v) * slope for g, v in groups.items()}
+# --------------------------------------------------------------------------------------------
+# The vectorised core
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Explanations of n records; group arrays are n x len(DRIVER_GROUPS), in that order."""
+
+    risk: np.ndarray  # calibrated probability of a low early alliance
+    typical_risk: np.ndarray  # the typical client's risk (the base every group is measured from)
+    log_odds: np.ndarray  # group contributions, calibrated log-odds
+    points: np.ndarray  # group contributions, probability points; rows add up to risk - typical
+    assessed: np.ndarray  # bool: at least one of the group's fields was given
+
+
+def to_points(log_odds: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(risk, typical risk, points) from group log-odds [n x groups] and the base log-odds [n]."""
+    G = np.atleast_2d(np.asarray(log_odds, dtype=float))
+    base = np.broadcast_to(np.asarray(base, dtype=float), (len(G),))
+    total = G.sum(axis=1)
+    p0, p = sigmoid(base), sigmoid(base + total)
+    small = np.abs(total) <= 1e-9
+    slope = np.where(small, p0 * (1 - p0), (p - p0) / np.where(small, 1.0, total))
+    return p, p0, G * slope[:, None]
+
+
+def _field_columns() -> dict[str, np.ndarray]:
+    """For each predictor field, the model columns that hold its own value (one-hots for codes)."""
+    out = {}
+    for f in PREDICTORS:
+        if f.kind == "code":
+            idx = [j for j, c in enumerate(COLUMNS) if c.name.startswith(f.name + "=")]
+        else:
+            idx = [j for j, c in enumerate(COLUMNS) if c.name == f.name]
+        out[f.name] = np.array(idx, dtype=int)
+    return out
+
+
+FIELD_COLUMNS = _field_columns()
+
+
+def given_fields(X: np.ndarray) -> dict[str, np.ndarray]:
+    """field -> bool [n]: was the field given? Read from the model rows, so every path (record,
+    table, Spark partition) uses one definition: a number is given when not NaN, a code when one
+    of its one-hot columns is set (an unrecorded code is all zeros)."""
+    out = {}
+    for f in PREDICTORS:
+        cols = X[:, FIELD_COLUMNS[f.name]]
+        out[f.name] = (cols == 1).any(axis=1) if f.kind == "code" else ~np.isnan(cols[:, 0])
+    return out
+
+
+def assessed_matrix(X: np.ndarray) -> np.ndarray:
+    """[n x groups]: True where at least one of the group's fields was given."""
+    given = given_fields(X)
+    out = np.zeros((len(X), len(DRIVER_GROUPS)), dtype=bool)
+    for j, g in enumerate(DRIVER_GROUPS):
+        for f in fields_of_driver(g):
+            out[:, j] |= given[f.name]
+    return out
+
+
+def group_log_odds(model: ScoringModel, contrib: np.ndarray) -> np.ndarray:
+    groups = model.group_contributions(contrib)
+    return np.column_stack([groups[g] for g in DRIVER_GROUPS])
+
+
+def explain_contributions(
+    log_odds: np.ndarray, base: np.ndarray | float, assessed: np.ndarray
+) -> Explanation:
+    """From group contributions already computed (the Spark engine gets them from the pyfunc)."""
+    risk, typical, points = to_points(log_odds, base)
+    return Explanation(risk, typical, np.atleast_2d(log_odds), points, assessed)
+
+
+def explain_matrix(model: ScoringModel, X: np.ndarray) -> Explanation:
+    """Risk, typical risk and every group's contribution for the model rows X (n x p)."""
+    contrib = model.contributions(X)
+    return explain_contributions(group_log_odds(model, contrib), contrib[:, -1], assessed_matrix(X))
+
+
+def typical_row(model: ScoringModel) -> np.ndarray:
+    """The typical client's model row (1 x p), from the reference values stored with the model."""
+    return record_row(model.reference.get("typical", {}))
+
+
+def typical_log_odds(model: ScoringModel) -> float:
+    """The base every contribution is measured from: the last column of ``contributions``, the
+    same for every record (the typical client's calibrated log-odds)."""
+    return float(model.contributions(typical_row(model))[0, -1])
+
+
+def what_ifs(model: ScoringModel, row: np.ndarray, groups: list[str]) -> np.ndarray:
+    """Risk of the record (row, 1 x p) with each group's columns at the typical client's, one
+    model call for all groups (per-call overhead dominates for a tree ensemble)."""
+    if not groups:
+        return np.empty(0)
+    typ = typical_row(model)[0]
+    rows = np.repeat(row, len(groups), axis=0)
+    for k, g in enumerate(groups):
+        idx = GROUP_COLUMNS[g]
+        rows[k, idx] = typ[idx]
+    return model.proba(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# One record, as the page and the API show it
 
 
 def _missing(v: Any) -> bool:
     return v is None or v == "" or (isinstance(v, float) and np.isnan(v))
 
 
-def assessable(record: Mapping[str, Any], group: str) -> bool:
-    """A driver is assessable when at least one of its fields was given."""
-    return any(not _missing(record.get(f.name)) for f in fields_of_driver(group))
+def _typed(f, v: Any) -> Any:
+    """A reference value as the field's own type (booleans were stored as "True"/"False")."""
+    if v is None:
+        return None
+    if f.kind == "boolean":
+        return str(v).strip().lower() in ("true", "1", "1.0", "yes")
+    return v
 
 
-def _at_median(model: ScoringModel, record: Mapping[str, Any], group: str) -> np.ndarray:
-    medians = model.reference.get("median", {})
-    changed = dict(record)
-    for f in fields_of_driver(group):
-        if f.name in medians:
-            changed[f.name] = medians[f.name]
-    return record_row(changed)
+def shown(f, v: Any) -> str:
+    """A value as a person reads it: booleans yes/no, codes with spaces, numbers to 1 decimal."""
+    if v is None:
+        return "not given"
+    if f.kind == "boolean" or isinstance(v, bool):
+        return "yes" if _typed(f, v) else "no"
+    if isinstance(v, (int, float)):
+        return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
+    return str(v).replace("_", " ")
 
 
-def what_ifs(model: ScoringModel, record: Mapping[str, Any], groups: list[str]) -> list[float]:
-    """Risk if each driver's scales were at the reference cohort's median (items replaced too).
-    One model call for all drivers: per-call overhead dominates for a tree ensemble."""
-    if not groups:
-        return []
-    rows = np.vstack([_at_median(model, record, g) for g in groups])
-    return [float(p) for p in model.proba(rows)]
+def suggestion(group: str, missing: list[str]) -> str | None:
+    """What to do about the fields of a group that were not given."""
+    if not missing:
+        return None
+    fields = [f for f in fields_of_driver(group) if f.name in missing]
+    instruments = list(dict.fromkeys(f.instrument for f in fields if f.instrument))
+    if instruments:
+        what = " and ".join(instruments)
+        return f"Complete the {what} questionnaire{'s' if len(instruments) > 1 else ''} ({', '.join(missing)}) to assess this driver."
+    return f"Record {', '.join(missing)} to assess this driver."
+
+
+def _rounded_lower(a: float, b: float) -> bool:
+    """a < b as the page shows them (percent to one decimal)."""
+    return round(100 * a, 1) < round(100 * b, 1)
 
 
 def explain_row(
@@ -96,49 +235,73 @@ def explain_row(
     """Everything the intake page and the API show about one scored record.
 
     ``record`` is the scored record (scales filled from items); ``row`` its model row (1 x p).
+    Every driver group is listed once, largest |points| first.
     """
-    contrib = model.contributions(row)[0]
-    bias = float(contrib[-1])
-    groups = {g: float(v[0]) for g, v in model.group_contributions(contrib[None, :]).items()}
-    points = to_points(groups, bias)
-    risk = float(sigmoid(np.array(bias + sum(groups.values()))))
-    typical = model.reference.get("typical", {})
-    drivers, not_assessed, asked = [], [], []
-    for g in DRIVER_GROUPS:
-        if not assessable(record, g):
-            not_assessed.append(g)
-            continue
-        if abs(points[g]) < MIN_POINTS:
-            continue
-        raises = points[g] > 0
+    ex = explain_matrix(model, row)
+    risk, typical_risk = float(ex.risk[0]), float(ex.typical_risk[0])
+    reference = model.reference.get("typical", {})
+    drivers, asked = [], []
+    for j, g in enumerate(DRIVER_GROUPS):
+        pts, lo = float(ex.points[0, j]), float(ex.log_odds[0, j])
+        fields = fields_of_driver(g)
+        missing = [f.name for f in fields if _missing(record.get(f.name))]
+        assessed = bool(ex.assessed[0, j])
+        status = "not assessed" if not assessed else "partly assessed" if missing else "assessed"
+        effect = "raises" if pts >= MIN_POINTS else "lowers" if pts <= -MIN_POINTS else "none"
         modifiable = g in MODIFIABLE_GROUPS
+        act = modifiable and effect == "raises" and assessed
         d: dict[str, Any] = {
             "driver": g,
-            "effect": "raises" if raises else "lowers",
-            "points": round(points[g], 4),
-            "log_odds": round(groups[g], 4),
+            "status": status,
+            "assessed": assessed,
+            "effect": effect,
+            "points": round(pts, 4),
+            "log_odds": round(lo, 4),
             "modifiable": modifiable,
             "values": [
-                {"field": f.name, "value": record.get(f.name), "typical": typical.get(f.name)}
-                for f in fields_of_driver(g)
+                {
+                    "field": f.name,
+                    "value": record.get(f.name),
+                    "typical": _typed(f, reference.get(f.name)),
+                    "shown": shown(f, record.get(f.name)),
+                    "typical_shown": shown(f, _typed(f, reference.get(f.name))),
+                }
+                for f in fields
                 if not _missing(record.get(f.name))
             ],
-            "actions": actions().get(g, []) if (modifiable and raises) else [],
+            "missing_fields": missing,
+            "suggestion": suggestion(g, missing),
+            "actions": actions().get(g, []) if act else [],
             "what_if": None,
+            "what_if_omitted": None,
         }
+        if modifiable and effect == "raises":
+            if assessed:
+                asked.append(d)
+            else:
+                d["what_if_omitted"] = (
+                    "not assessed: complete the questionnaire before weighing a change"
+                )
         drivers.append(d)
-        if modifiable and raises:
-            asked.append(d)
-    for d, p in zip(asked, what_ifs(model, record, [d["driver"] for d in asked]), strict=True):
-        d["what_if"] = {
-            "risk": round(p, 4),
-            "instead_of": round(risk, 4),
-            "setting": "driver's scales at the reference cohort's median",
-        }
+    for d, p in zip(asked, what_ifs(model, row, [d["driver"] for d in asked]), strict=True):
+        p = float(p)
+        if _rounded_lower(p, risk):
+            d["what_if"] = {
+                "risk": round(p, 4),
+                "instead_of": round(risk, 4),
+                "setting": "this driver's answers at the typical client's values",
+            }
+        else:
+            d["what_if_omitted"] = (
+                f"with this driver at the typical client's values the risk would be "
+                f"{100 * p:.1f}%, not lower than {100 * risk:.1f}% at the precision shown "
+                "(the driver acts together with others in this model)"
+            )
+    not_assessed = [d["driver"] for d in drivers if not d["assessed"]]  # catalog order
     drivers.sort(key=lambda d: -abs(d["points"]))
     return {
         "risk": risk,
-        "base_risk": float(sigmoid(np.array(bias))),
+        "typical_risk": typical_risk,
         "drivers": drivers,
         "not_assessed": not_assessed,
         "monitoring": monitoring_actions().get(band) if band else None,
@@ -148,7 +311,7 @@ def explain_row(
 def global_importance(
     model: ScoringModel, X: np.ndarray
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean |SHAP| per feature and per driver group (calibrated log-odds) over rows X."""
+    """Mean |contribution| per feature and per driver group (calibrated log-odds) over rows X."""
     contrib = model.contributions(X)
     per_feature = dict(
         zip(model.feature_names, np.abs(contrib[:, :-1]).mean(axis=0).tolist(), strict=True)

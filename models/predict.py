@@ -40,7 +40,8 @@ def record_to_row(record: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, Any]
 
 
 def score_frame(model: ScoringModel, bands: BandConfig, frame: pd.DataFrame) -> pd.DataFrame:
-    """Risk, band and per-driver contributions (calibrated log-odds) for every record.
+    """Risk, band and every driver group's contribution (calibrated log-odds, measured from the
+    typical client as in ``models.explain``) for every record.
 
     Rows whose items conflict with their scale scores are scored as given but reported by
     ``frame_to_matrix``; callers that must refuse them (batch scoring, the API) check first.
@@ -55,11 +56,13 @@ def score_frame(model: ScoringModel, bands: BandConfig, frame: pd.DataFrame) -> 
 
 
 def _scores(model: ScoringModel, bands: BandConfig, X: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
-    contrib = model.contributions(X)
-    risk = 1.0 / (1.0 + np.exp(-contrib.sum(axis=1)))
+    from models.explain import explain_matrix
+
+    ex = explain_matrix(model, X)
+    risk = ex.risk
     out = pd.DataFrame({"admission_id": ids, "risk": risk, "band": [bands.band(p) for p in risk]})
-    for g, v in model.group_contributions(contrib).items():
-        out[f"contrib_{g}"] = v
+    for j, g in enumerate(DRIVER_GROUPS):
+        out[f"contrib_{g}"] = ex.log_odds[:, j]
     return out[OUTPUT_COLUMNS]
 
 

@@ -9,10 +9,12 @@ counsellor_ex_user / counsellor_years_experience, optional questionnaire items),
 holding intake (and counsellors) tables, which are joined as in training.
 
 Output (.csv, or .parquet by suffix), one row per scored admission: admission_id, risk (calibrated
-probability of a low early alliance), band, model_version, and for k = 1..N driver_k (driver
-group), driver_k_points (its signed contribution in PROBABILITY POINTS on the 0-1 risk scale:
-0.05 = five percentage points; all groups add up to risk - base risk) and driver_k_effect
-(raises/lowers the risk). Drivers absent from the record or below 0.05 points are not listed.
+probability of a low early alliance), band, model_version, typical_risk (the typical client's
+risk, the base of every contribution), for k = 1..N driver_k (driver group), driver_k_points (its
+signed contribution in PROBABILITY POINTS on the 0-1 risk scale: 0.05 = five percentage points)
+and driver_k_effect (raises/lowers the risk) for the N largest (below 0.05 points not listed),
+points_<group> for every driver group (assessed or not: they add up to risk - typical_risk), and
+not_assessed (the groups none of whose fields was on the record, "; "-separated).
 
 Rejected rows (a rule of data contract v1 broken, items contradicting a scale score, a repeated
 admission_id) go to the rejects file (default <output>.rejects.csv) with row (1-based data row;

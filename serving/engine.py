@@ -22,11 +22,12 @@ from features.catalog import (
     DRIVER_GROUPS,
     MODIFIABLE_GROUPS,
     PREDICTORS,
+    SCORING_BY_NAME,
     SCORING_RECORD,
     SECTIONS,
     fields_of_driver,
 )
-from features.instruments import SCALES_BY_FIELD
+from features.instruments import MAX_MISSING_FRACTION, SCALES, SCALES_BY_FIELD
 from features.rows import record_row
 from features.scoring import ITEMS_USED, score_record
 from models.explain import explain_row, monitoring_actions
@@ -56,6 +57,47 @@ DRIVER_LABELS = {
     "demographics": "Demographics",
     "counsellor": "Counsellor",
 }
+
+# Response-scale anchor words for the item inputs on the page (numbers and anchor words only,
+# never item wording): TCU 1-5 (IBR scoring guides), GHQ-12 Likert 0-3 with the options ordered
+# from healthy to unwell on the form (Goldberg & Williams 1988), Brief COPE 1-4 (Carver 1997).
+RESPONSE_ANCHORS: dict[str, dict[str, str]] = {
+    "TCU": {"low": "strongly disagree", "high": "strongly agree"},
+    "GHQ-12": {"low": "first (healthiest) option", "high": "last option"},
+    "Brief COPE": {"low": "not at all", "high": "a lot"},
+}
+
+
+def questionnaires() -> list[dict[str, Any]]:
+    """The questionnaires a page may take as item answers, one per (page section, instrument):
+    their scales, item codes, response range and anchors. From features.instruments (the keys)
+    and the catalog (sections)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for sc in SCALES:
+        section = SCORING_BY_NAME[sc.field].section
+        q = out.setdefault(
+            (section, sc.instrument),
+            {
+                "id": f"{section}-{sc.instrument}".lower().replace(" ", "-"),
+                "instrument": sc.instrument,
+                "section": section,
+                "low": sc.low,
+                "high": sc.high,
+                "anchors": RESPONSE_ANCHORS[sc.instrument],
+                "scales": [],
+            },
+        )
+        n = len(sc.items)
+        q["scales"].append(
+            {
+                "field": sc.field,
+                "items": sc.item_codes(),
+                "reflected": [f"{sc.prefix}_{i:02d}" for i in sc.reflected],
+                "combine": sc.combine,
+                "max_missing": math.floor(MAX_MISSING_FRACTION * n + 1e-9),
+            }
+        )
+    return list(out.values())
 
 
 def error(field: str, reason: str) -> dict[str, str]:
@@ -154,6 +196,7 @@ class Engine:
                 for g in DRIVER_GROUPS
             ],
             "sections": [{"id": s, "title": t} for s, t in SECTIONS],
+            "questionnaires": questionnaires(),
             "catalog": field_catalog(),
             "max_batch": self.max_batch,
             "disclaimer": DISCLAIMER,
@@ -234,12 +277,26 @@ class Engine:
         for g in exp["not_assessed"]:
             warnings.append(
                 f"driver '{g}' could not be assessed: none of its fields were given "
-                "(its effect, if any, is not shown)"
+                "(its contribution is shown, labelled not assessed)"
             )
+        scored_scales = []
         for scale, codes in items_used.items():
             n = len(SCALES_BY_FIELD[scale].items) if scale in SCALES_BY_FIELD else len(codes)
             note = "" if len(codes) == n else f" (prorated: {len(codes)} of {n} items answered)"
             warnings.append(f"{scale} scored from item responses {', '.join(codes)}{note}")
+            if isinstance(scored.get(scale), (int, float)):
+                scored_scales.append(
+                    {
+                        "scale": scale,
+                        "instrument": SCALES_BY_FIELD[scale].instrument
+                        if scale in SCALES_BY_FIELD
+                        else None,
+                        "score": scored[scale],
+                        "items_answered": len(codes),
+                        "items_total": n,
+                        "prorated": len(codes) < n,
+                    }
+                )
         drivers = []
         for d in exp["drivers"]:
             d["label"] = DRIVER_LABELS.get(d["driver"], d["driver"])
@@ -251,7 +308,8 @@ class Engine:
             "risk_percent": round(100 * p, 1),
             "band": band,
             "bands": {"moderate_from": self.bands.moderate_from, "high_from": self.bands.high_from},
-            "base_risk": exp["base_risk"],
+            "typical_risk": exp["typical_risk"],
+            "base_risk": exp["typical_risk"],
             "model": self.model_ref,
             "drivers": drivers,
             "not_assessed": exp["not_assessed"],
@@ -259,10 +317,13 @@ class Engine:
             "scale_scores": {
                 k: scored[k] for k in items_used if isinstance(scored.get(k), (int, float))
             },
+            "scored_scales": scored_scales,
             "warnings": warnings,
             "monitoring": exp["monitoring"],
-            "points_note": "Driver points are percentage-point shares of (risk - base risk), "
-            "computed from exact SHAP values in calibrated log-odds; they add up to risk - base.",
+            "points_note": "Every driver group is listed, assessed or not. Its points are its "
+            "share of (risk - the typical client's risk), from exact Shapley values against the "
+            "typical client (the medians and most common values of the training data) in "
+            "calibrated log-odds; the points of all groups add up to risk - typical risk.",
             "disclaimer": DISCLAIMER,
         }
 

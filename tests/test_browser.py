@@ -2,12 +2,18 @@
 
 Fills the form for a high-risk and a low-risk client, reads the band and drivers, sees field
 errors (from the page's own checks and from the server), checks the page's score equals the API's
-for the same record, and records every request the page makes: none may leave 127.0.0.1.
+for the same record, enters a client by questionnaire item answers and checks the scored scales,
+prints the result (print media emulation: one A4 page, nothing cut off, controls hidden), and
+records every request the page makes: none may leave 127.0.0.1. Screenshots of the normal and the
+print view go to $ALLIANCE_RISK_SCREENSHOTS (default: the test's temporary folder) to be looked at.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from datetime import date
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -202,3 +208,95 @@ def test_a_wrong_key_is_asked_for_again(browser, service):
     assert "not accepted" in pg.text_content("#auth-error")
     assert pg.evaluate("sessionStorage.getItem('alliance-risk-api-key')") is None
     context.close()
+
+
+# Item answers as an intake worker has them (positions within each scale, response numbers only).
+TR_ANSWERS = [2, 4, 4, 1, 2, 5, 1]  # tcu_tr_01..07; tcu_tr_08 left blank (prorated)
+GHQ_ANSWERS = [3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 3, 2]  # ghq_01..12
+BY_ITEMS = {k: v for k, v in HIGH.items() if k not in ("mot_treatment_readiness", "psych_distress")}
+BY_ITEMS["admission_id"] = "WEB_ITEMS_01"
+
+
+def _switch_to_items(pg, qid: str) -> None:
+    pg.click(f"label[for=mode-{qid}-items]")
+    pg.wait_for_selector(f"#q-{qid} .q-items:not([hidden])")
+
+
+def _shots() -> Path | None:
+    d = os.environ.get("ALLIANCE_RISK_SCREENSHOTS")
+    if d:
+        Path(d).mkdir(parents=True, exist_ok=True)
+    return Path(d) if d else None
+
+
+def test_item_answers_are_scored_and_the_result_prints_on_one_a4_page(page, service, tmp_path):
+    shots = _shots() or tmp_path
+    # Motivation's TCU scales and the GHQ-12 entered as item answers.
+    scales_in_items_mode = ("mot_problem_recognition", "mot_desire_for_help")
+    fill(page, {k: v for k, v in BY_ITEMS.items() if k not in scales_in_items_mode})
+    _switch_to_items(page, "motivation-tcu")
+    _switch_to_items(page, "distress-ghq-12")
+    # Item inputs offer the response scale: numbers, anchor words at the ends, no item wording.
+    options = page.eval_on_selector_all("#f-tcu_tr_01 option", "os => os.map(o => o.textContent)")
+    assert options == ["—", "1 strongly disagree", "2", "3", "4", "5 strongly agree"]
+    ghq_opts = page.eval_on_selector_all("#f-ghq_01 option", "os => os.map(o => o.value)")
+    assert ghq_opts == ["", "0", "1", "2", "3"]
+    assert page.is_hidden("#f-mot_treatment_readiness") and page.is_hidden("#f-psych_distress")
+    items = {f"tcu_tr_{i + 1:02d}": v for i, v in enumerate(TR_ANSWERS)}
+    items |= {f"ghq_{i + 1:02d}": v for i, v in enumerate(GHQ_ANSWERS)}
+    for code, v in items.items():
+        page.select_option(f"#f-{code}", str(v))
+    result = submit_and_read(page)
+    scored = page.eval_on_selector_all(
+        "#scored-scales li",
+        "els => els.map(e => [e.dataset.scale, Number(e.dataset.score), e.textContent])",
+    )
+    by = {name: (score, text) for name, score, text in scored}
+    # The key, computed here: TCU items 2, 3 and 6 of Treatment Readiness are reflected (6 - x);
+    # scale = item mean x 10 over the 7 answered items. GHQ-12 Likert: the sum.
+    tr = [6 - v if i + 1 in (2, 3, 6) else v for i, v in enumerate(TR_ANSWERS)]
+    assert by["mot_treatment_readiness"][0] == pytest.approx(10 * sum(tr) / 7)
+    assert "prorated from 7 of 8 items" in by["mot_treatment_readiness"][1]
+    assert by["psych_distress"][0] == pytest.approx(sum(GHQ_ANSWERS))
+    assert "all 12 items" in by["psych_distress"][1]
+    sent = {k: v for k, v in BY_ITEMS.items() if k not in scales_in_items_mode} | items
+    assert result["risk"] == pytest.approx(api_score(service, sent)["risk"], abs=1e-12)
+    page.screenshot(path=str(shots / "intake-items-result.png"), full_page=True)
+
+    # The print view: A4 width (210 mm - 2 x 12 mm margins at 96 px per inch = 703 px).
+    page.set_viewport_size({"width": 703, "height": 1000})
+    page.emulate_media(media="print")
+    for hidden in ("#intake-form", "#print-btn", "#sign-out", ".foot"):
+        assert page.is_hidden(hidden), hidden
+    meta = page.text_content("#print-meta")
+    assert "WEB_ITEMS_01" in meta and "version 1" in meta and date.today().isoformat() in meta
+    assert page.is_visible("#result-disclaimer") and "not a diagnosis" in page.text_content(
+        "#result-disclaimer"
+    )
+    record_text = page.text_content("#print-inputs-list")
+    assert "Treatment readiness items" in record_text and "WEB_ITEMS_01" in record_text
+    overflow = page.evaluate(
+        """() => {
+          const w = document.documentElement.clientWidth;
+          const out = [...document.querySelectorAll('#result *')].filter(e => {
+            const r = e.getBoundingClientRect();
+            return r.width > 0 && (r.right > w + 0.5 || r.left < -0.5);
+          });
+          return out.map(e => e.id || e.className || e.tagName);
+        }"""
+    )
+    assert overflow == [], overflow  # nothing cut off at the sides
+    page.screenshot(path=str(shots / "intake-print.png"), full_page=True)
+    pdf = page.pdf(format="A4", print_background=True, path=str(shots / "intake-print.pdf"))
+    pages = len(re.findall(rb"/Type\s*/Page(?!s)", pdf))
+    assert pages == 1, f"the printed result takes {pages} A4 pages"
+    page.emulate_media(media="screen")
+
+
+def test_the_print_button_is_on_the_result(page):
+    fill(page, LOW)
+    submit_and_read(page)
+    assert page.is_visible("#print-btn") and "PDF" in page.text_content("#print-btn")
+    shots = _shots()
+    if shots:
+        page.screenshot(path=str(shots / "intake-low-result.png"), full_page=True)

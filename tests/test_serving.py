@@ -97,23 +97,69 @@ def test_score_one_record(client):
     assert body["band"] == expected
     assert body["model"] == {"name": "alliance-risk", "version": "1"}
     drivers = body["drivers"]
-    assert drivers, "a high-risk record has drivers"
+    assert sorted(d["driver"] for d in drivers) == sorted(body_groups(client))  # every group once
     sizes = [abs(d["points"]) for d in drivers]
     assert sizes == sorted(sizes, reverse=True)
     for d in drivers:
-        assert d["effect"] in ("raises", "lowers")
-        assert (d["effect"] == "raises") == (d["points"] > 0)
+        assert d["effect"] in ("raises", "lowers", "none")
+        if d["effect"] != "none":
+            assert (d["effect"] == "raises") == (d["points"] > 0)
         if d["actions"]:
-            assert d["modifiable"] and d["effect"] == "raises", d
-            assert d["what_if"]["risk"] < d["what_if"]["instead_of"]
+            assert d["modifiable"] and d["effect"] == "raises" and d["assessed"], d
+            assert all(a["source"] for a in d["actions"])
+        if d["what_if"]:
+            assert round(100 * d["what_if"]["risk"], 1) < round(100 * body["risk"], 1)
         if not (d["modifiable"] and d["effect"] == "raises"):
             assert d["actions"] == [] and d["what_if"] is None
     assert any(d["actions"] for d in drivers)
     assert "attachment" in body["not_assessed"]
+    attachment = next(d for d in drivers if d["driver"] == "attachment")
+    assert (
+        attachment["status"] == "not assessed"
+        and "Relationship Questionnaire" in (attachment["suggestion"])
+    )
     assert any("attachment" in w for w in body["warnings"])
     assert "not a diagnosis" in body["disclaimer"]
     assert body["monitoring"] is None or "action" in body["monitoring"]
     assert "score;dur=" in r.headers.get("server-timing", "")
+
+
+def body_groups(client) -> list[str]:
+    return [d["driver"] for d in client.get("/model").json()["drivers"]]
+
+
+NO_QUESTIONNAIRES = {
+    "admission_id": "PRIV_AID_NOQ",
+    "service_id": SECRET_VALUES[0],
+    "admission_date": "2024-03-01",
+    "age": 29,
+    "sex": "female",
+    "primary_substance": "opiates",
+}
+
+
+@pytest.mark.parametrize(
+    "rec",
+    [record(), NO_QUESTIONNAIRES, record("PRIV_AID_0002", legal_pressure=True, injecting="never")],
+    ids=["high-risk", "no-questionnaires", "partial"],
+)
+def test_served_driver_points_add_up_to_risk_minus_typical_risk(client, rec):
+    """The drivers as served (not internal groups): every group once, assessed or not, and their
+    points add up to risk - the typical client's risk within the served rounding (4 decimals per
+    driver, so at most 9 x 0.00005)."""
+    r = score(client, rec)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    drivers = body["drivers"]
+    assert sorted(d["driver"] for d in drivers) == sorted(body_groups(client))
+    gap = body["risk"] - body["typical_risk"]
+    assert abs(sum(d["points"] for d in drivers) - gap) <= len(drivers) * 0.00005
+    assert abs(sum(d["percentage_points"] for d in drivers) - 100 * gap) <= len(drivers) * 0.005
+    assert body["base_risk"] == body["typical_risk"]
+    for d in drivers:
+        if d["driver"] in body["not_assessed"]:
+            assert d["status"] == "not assessed" and d["missing_fields"] and d["suggestion"]
+    assert "True" not in r.text and "False" not in r.text  # booleans read yes/no, never Python's
 
 
 def test_items_score_like_the_scale_they_make(client):
@@ -135,6 +181,21 @@ def test_items_score_like_the_scale_they_make(client):
     used = a.json()["items_used"]
     assert set(used) == {"social_support", "psych_distress"}
     assert any("scored from item responses" in w for w in a.json()["warnings"])
+    # The scored scales as the page shows them, against the key computed here: TCU Social
+    # Support = mean of 9 items (item 6 reflected, 6 - x) x 10; GHQ-12 Likert sum, prorated
+    # (mean x 12) when one item is blank.
+    vals = [2 + i % 3 for i in range(9)]
+    vals[5] = 6 - vals[5]
+    by = {s["scale"]: s for s in a.json()["scored_scales"]}
+    assert by["social_support"]["score"] == pytest.approx(10 * sum(vals) / 9)
+    assert (by["social_support"]["items_answered"], by["social_support"]["prorated"]) == (9, False)
+    blank = {k: v for k, v in with_items.items() if k != "ghq_12"} | {"admission_id": "PRIV_AID_PR"}
+    c = score(client, blank)
+    assert c.status_code == 200, c.text
+    ghq_s = next(s for s in c.json()["scored_scales"] if s["scale"] == "psych_distress")
+    ghq_vals = [i % 4 for i in range(11)]
+    assert ghq_s["score"] == pytest.approx(12 * sum(ghq_vals) / 11)
+    assert (ghq_s["items_answered"], ghq_s["items_total"], ghq_s["prorated"]) == (11, 12, True)
 
 
 def test_server_score_equals_in_process_model(client, trained_store):

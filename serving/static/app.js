@@ -35,7 +35,9 @@ const LABELS = {
   counsellor_years_experience: "Counsellor's years of experience",
 };
 
-const state = { key: sessionStorage.getItem(KEY_STORE), model: null, fields: [] };
+// fields: what the form sends now (scale scores, or the items of questionnaires switched to
+// item answers); mode: questionnaire id -> "scale" | "items".
+const state = { key: sessionStorage.getItem(KEY_STORE), model: null, fields: [], base: [], mode: {} };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs, ...children) {
@@ -200,9 +202,115 @@ function inputFor(f) {
   }));
 }
 
+function fieldWrap(f, labelText) {
+  const wrap = el("div", { class: "field" + (f.required ? " required" : ""), id: "wrap-" + f.name });
+  const lab = el("label", { for: "f-" + f.name, title: f.description }, labelText);
+  if (f.required) lab.append(el("span", { class: "req", "aria-hidden": "true", text: " *" }));
+  wrap.append(lab, inputFor(f));
+  const h = hint(f);
+  if (h) wrap.append(el("span", { class: "hint", text: h }));
+  wrap.append(el("span", { class: "field-error", id: "err-" + f.name, role: "alert" }));
+  return wrap;
+}
+
+// An item answer: the instrument's response numbers, anchor words at both ends (no item wording).
+function itemInput(f, q) {
+  const wrap = el("div", { class: "field item", id: "wrap-" + f.name });
+  wrap.append(el("label", { for: "f-" + f.name, title: f.description }, f.name));
+  const sel = el("select", { id: "f-" + f.name, name: f.name, "aria-describedby": "err-" + f.name });
+  sel.append(el("option", { value: "", text: "—" }));
+  for (let v = q.low; v <= q.high; v++) {
+    const words = v === q.low ? " " + q.anchors.low : v === q.high ? " " + q.anchors.high : "";
+    sel.append(el("option", { value: String(v), text: v + words }));
+  }
+  wrap.append(sel, el("span", { class: "field-error", id: "err-" + f.name, role: "alert" }));
+  return wrap;
+}
+
+// Items of a questionnaire in the order of the form a worker holds: by item-code prefix, then
+// number (the two Brief COPE composites share one numbering, 1-28).
+function itemGroups(q) {
+  const groups = new Map();
+  for (const sc of q.scales) {
+    const prefix = sc.items[0].replace(/_\d+$/, "");
+    if (!groups.has(prefix)) groups.set(prefix, { scales: [], items: [] });
+    const g = groups.get(prefix);
+    g.scales.push(sc);
+    g.items.push(...sc.items);
+  }
+  for (const g of groups.values()) g.items.sort();
+  return [...groups.values()];
+}
+
+function questionnaireBlock(q, scaleFields) {
+  const box = el("div", { class: "questionnaire", id: "q-" + q.id, "data-mode": "scale" });
+  const sw = el("div", { class: "switch", role: "radiogroup", "aria-label": q.instrument + " entry" });
+  for (const [value, text] of [["scale", "scale score"], ["items", "item answers"]]) {
+    const id = `mode-${q.id}-${value}`;
+    sw.append(
+      el("input", { type: "radio", id, name: "mode-" + q.id, value, checked: value === "scale" }),
+      el("label", { for: id, text })
+    );
+  }
+  box.append(el("div", { class: "q-head" }, el("span", { class: "q-name", text: q.instrument }), sw));
+  const scales = el("div", { class: "grid q-scales" });
+  for (const f of scaleFields) scales.append(fieldWrap(f, label(f.name)));
+  const items = el("div", { class: "q-items", hidden: true });
+  const byName = Object.fromEntries(state.model.catalog.map((f) => [f.name, f]));
+  for (const g of itemGroups(q)) {
+    const title = g.scales.length === 1 ? label(g.scales[0].field) : q.instrument + " items";
+    const blanks = g.scales.map((sc) => sc.max_missing).join(" / ");
+    const refl = g.scales.flatMap((sc) => sc.reflected);
+    const note =
+      `${g.items[0]} … ${g.items[g.items.length - 1]} · ${q.low}–${q.high} · ` +
+      `up to ${blanks} blank (prorated)` + (refl.length ? ` · reflected: ${refl.join(", ")} (scored by the server)` : "");
+    items.append(el("h4", { class: "item-scale" }, title, el("span", { class: "hint", text: " " + note })));
+    const grid = el("div", { class: "item-grid" });
+    for (const code of g.items) grid.append(itemInput(byName[code], q));
+    items.append(grid);
+    for (const sc of g.scales) {
+      // Server errors on the scale (e.g. items contradicting a given score) land here.
+      items.append(el("span", { class: "field-error", id: "err-items-" + sc.field, role: "alert" }));
+    }
+  }
+  box.append(scales, items);
+  for (const r of sw.querySelectorAll("input")) {
+    r.addEventListener("change", () => setMode(q, r.value));
+  }
+  return box;
+}
+
+function setMode(q, mode) {
+  state.mode[q.id] = mode;
+  const box = $("q-" + q.id);
+  box.dataset.mode = mode;
+  box.querySelector(".q-scales").hidden = mode !== "scale";
+  box.querySelector(".q-items").hidden = mode !== "items";
+  state.fields = activeFields();
+}
+
+function activeFields() {
+  const byName = Object.fromEntries(state.model.catalog.map((f) => [f.name, f]));
+  const out = [];
+  const inQ = new Map();
+  for (const q of state.model.questionnaires || []) {
+    for (const sc of q.scales) inQ.set(sc.field, q);
+  }
+  for (const f of state.base) {
+    const q = inQ.get(f.name);
+    if (q && state.mode[q.id] === "items") {
+      const sc = q.scales.find((s) => s.field === f.name);
+      for (const code of sc.items) out.push(byName[code]);
+    } else out.push(f);
+  }
+  return out;
+}
+
 function buildForm(model) {
   const fields = formFields(model);
-  state.fields = fields;
+  state.base = fields;
+  state.mode = {};
+  const qs = model.questionnaires || [];
   const box = $("sections");
   box.replaceChildren();
   for (const sec of model.sections) {
@@ -212,20 +320,22 @@ function buildForm(model) {
     inSec.sort((a, b) => (EXTRA_SECTION[b.name] ? 1 : 0) - (EXTRA_SECTION[a.name] ? 1 : 0));
     const fs = el("fieldset", { class: "section", id: "section-" + sec.id });
     fs.append(el("legend", { text: sec.title }));
-    const grid = el("div", { class: "grid" });
-    for (const f of inSec) {
-      const wrap = el("div", { class: "field" + (f.required ? " required" : ""), id: "wrap-" + f.name });
-      const lab = el("label", { for: "f-" + f.name, title: f.description }, label(f.name));
-      if (f.required) lab.append(el("span", { class: "req", "aria-hidden": "true", text: " *" }));
-      wrap.append(lab, inputFor(f));
-      const h = hint(f);
-      if (h) wrap.append(el("span", { class: "hint", text: h }));
-      wrap.append(el("span", { class: "field-error", id: "err-" + f.name, role: "alert" }));
-      grid.append(wrap);
+    const secQs = qs.filter((q) => q.section === sec.id);
+    const inQ = new Set(secQs.flatMap((q) => q.scales.map((sc) => sc.field)));
+    const plain = inSec.filter((f) => !inQ.has(f.name));
+    if (plain.length) {
+      const grid = el("div", { class: "grid" });
+      for (const f of plain) grid.append(fieldWrap(f, label(f.name)));
+      fs.append(grid);
     }
-    fs.append(grid);
+    for (const q of secQs) {
+      state.mode[q.id] = "scale";
+      const scaleFields = inSec.filter((f) => q.scales.some((sc) => sc.field === f.name));
+      fs.append(questionnaireBlock(q, scaleFields));
+    }
     box.append(fs);
   }
+  state.fields = activeFields();
 }
 
 // ---- checking and collecting values ----------------------------------------------------------
@@ -258,20 +368,21 @@ function readValue(f) {
 }
 
 function clearErrors() {
-  for (const f of state.fields) {
-    $("err-" + f.name).textContent = "";
-    $("wrap-" + f.name).classList.remove("invalid");
-  }
+  for (const slot of document.querySelectorAll("#intake-form .field-error")) slot.textContent = "";
+  for (const w of document.querySelectorAll("#intake-form .invalid")) w.classList.remove("invalid");
   const fe = $("form-errors");
   fe.replaceChildren();
   fe.hidden = true;
 }
 
 function showFieldError(name, reason) {
-  const slot = $("err-" + name);
-  if (slot) {
+  // A scale entered as item answers: its error shows under the items.
+  let slot = $("err-" + name);
+  if (slot && slot.offsetParent === null) slot = $("err-items-" + name);
+  if (slot && slot.offsetParent !== null) {
     slot.textContent = reason;
-    $("wrap-" + name).classList.add("invalid");
+    const wrap = $("wrap-" + name);
+    if (wrap) wrap.classList.add("invalid");
     return true;
   }
   return false;
@@ -314,6 +425,7 @@ $("intake-form").addEventListener("submit", async (ev) => {
     if (first) first.focus();
     return;
   }
+  state.lastRecord = record;
   await score(record);
 });
 
@@ -359,6 +471,44 @@ async function score(record) {
 // ---- the result ------------------------------------------------------------------------------
 const BAND_WORDS = { low: "Low risk", moderate: "Moderate risk", high: "High risk" };
 
+function signed(points) {
+  const v = 100 * points;
+  const t = Math.abs(v).toFixed(1);
+  if (t === "0.0") return "0.0";
+  return (v > 0 ? "+" : "−") + t;
+}
+
+const EFFECT_WORDS = { raises: "raises risk", lowers: "lowers risk", none: "no noticeable effect" };
+
+function driverItem(d, maxPts) {
+  const cls = d.effect === "raises" ? "raises" : d.effect === "lowers" ? "lowers" : "neutral";
+  const w = (50 * Math.abs(d.points)) / maxPts;
+  const bar = el("div", { class: "bar-track" });
+  const fill = el("div", { class: "bar " + (d.points > 0 ? "raise" : "lower") });
+  fill.style.width = w + "%";
+  fill.style.left = d.points > 0 ? "50%" : 50 - w + "%";
+  bar.append(el("div", { class: "bar-axis" }), fill);
+  const values = d.values
+    .map((v) => `${label(v.field)} ${v.shown}` + (v.typical !== null && v.typical !== undefined ? ` (typical ${v.typical_shown})` : ""))
+    .join("; ");
+  const li = el("li", { class: `driver ${cls}` + (d.assessed ? "" : " not-assessed"), "data-driver": d.driver, "data-points": String(d.points) },
+    el("div", { class: "driver-head" },
+      el("span", { class: "driver-name", text: d.label }),
+      d.modifiable ? el("span", { class: "tag", text: "modifiable" }) : null,
+      d.status !== "assessed" ? el("span", { class: "tag status", text: d.status }) : null,
+      el("span", { class: "driver-points", text: `${signed(d.points)} points · ${EFFECT_WORDS[d.effect] || d.effect}` })
+    ),
+    bar,
+    values ? el("div", { class: "driver-values", text: values }) : null
+  );
+  // The suggestion for a group not assessed, or for a questionnaire left out of a group.
+  if (d.suggestion && (!d.assessed || d.suggestion.startsWith("Complete"))) {
+    const what = d.assessed ? "Not given: " : "Not assessed: ";
+    li.append(el("div", { class: "driver-missing" }, el("strong", { text: what }), d.suggestion));
+  }
+  return li;
+}
+
 function renderResult(r) {
   const res = $("result");
   res.dataset.risk = String(r.risk);
@@ -374,83 +524,108 @@ function renderResult(r) {
   scale.style.setProperty("--pos-high", 100 * b.high_from + "%");
   $("scale-marker").style.left = Math.min(99.5, Math.max(0.5, 100 * r.risk)) + "%";
   $("base-line").textContent =
-    `Average client in the training data: ${pct(r.base_risk)}. Bands: low below ` +
-    `${pct(b.moderate_from, 0)}, high from ${pct(b.high_from, 0)}.`;
+    `The typical client's risk: ${pct(r.typical_risk)} (the medians and most common answers of ` +
+    `the training data). Bands: low below ${pct(b.moderate_from, 0)}, high from ${pct(b.high_from, 0)}.`;
   $("monitoring").textContent = r.monitoring
-    ? "Monitoring: " + r.monitoring.action + "."
+    ? "Monitoring: " + r.monitoring.action + ` (source: ${r.monitoring.source}).`
     : "No extra alliance monitoring is suggested for this band.";
 
-  // Drivers: diverging bars, scaled to the largest driver.
+  // Scales scored from item answers.
+  const ss = $("scored-scales");
+  ss.replaceChildren();
+  for (const s of r.scored_scales || []) {
+    const how = s.prorated
+      ? `prorated from ${s.items_answered} of ${s.items_total} items`
+      : `all ${s.items_total} items`;
+    ss.append(el("li", { "data-scale": s.scale, "data-score": String(s.score) },
+      el("strong", { text: `${label(s.scale)}: ${fmt(s.score)}` }),
+      ` (${s.instrument || ""}, scored from item answers, ${how})`));
+  }
+  $("scored-block").hidden = ss.children.length === 0;
+
+  // Drivers: every group once, assessed or not; diverging bars scaled to the largest.
   const list = $("drivers");
   list.replaceChildren();
   const maxPts = Math.max(0.0001, ...r.drivers.map((d) => Math.abs(d.points)));
-  for (const d of r.drivers) {
-    const raises = d.effect === "raises";
-    const w = (50 * Math.abs(d.points)) / maxPts;
-    const bar = el("div", { class: "bar-track" });
-    const fill = el("div", { class: "bar " + (raises ? "raise" : "lower") });
-    fill.style.width = w + "%";
-    fill.style.left = raises ? "50%" : 50 - w + "%";
-    bar.append(el("div", { class: "bar-axis" }), fill);
-    const sign = raises ? "+" : "−";
-    const values = d.values
-      .map((v) => `${label(v.field)} ${fmt(v.value)}` + (v.typical !== null && v.typical !== undefined ? ` (typical ${fmt(v.typical)})` : ""))
-      .join("; ");
-    list.append(
-      el("li", { class: "driver " + (raises ? "raises" : "lowers"), "data-driver": d.driver },
-        el("div", { class: "driver-head" },
-          el("span", { class: "driver-name", text: d.label + (d.modifiable ? "" : "") }),
-          d.modifiable ? el("span", { class: "tag", text: "modifiable" }) : null,
-          el("span", { class: "driver-points", text: `${sign}${Math.abs(100 * d.points).toFixed(1)} points · ${d.effect} risk` })
-        ),
-        bar,
-        values ? el("div", { class: "driver-values", text: values }) : null
-      )
-    );
-  }
-  if (!r.drivers.length) list.append(el("li", { class: "muted", text: "No driver moves this score noticeably." }));
+  for (const d of r.drivers) list.append(driverItem(d, maxPts));
+  const total = r.drivers.reduce((a, d) => a + d.points, 0);
+  $("drivers-total").textContent =
+    `All drivers together: ${signed(total)} points = ${pct(r.risk)} − ${pct(r.typical_risk)} (typical client).`;
 
   // Actions and what-ifs for modifiable drivers that raise the risk.
   const acts = $("actions");
   acts.replaceChildren();
-  const withActions = r.drivers.filter((d) => d.actions && d.actions.length);
+  const withActions = r.drivers.filter((d) => (d.actions && d.actions.length) || d.what_if || d.what_if_omitted);
   for (const d of withActions) {
     const card = el("div", { class: "action-card", "data-driver": d.driver });
     card.append(el("h4", { text: d.label }));
-    const ul = el("ul");
-    for (const a of d.actions) {
-      ul.append(el("li", {}, a.action, el("span", { class: "evidence", text: " (" + a.evidence + ")" })));
+    if (d.actions.length) {
+      const ul = el("ul");
+      for (const a of d.actions) {
+        ul.append(el("li", {}, a.action,
+          el("span", { class: "evidence", text: ` — ${a.evidence}.` }),
+          el("span", { class: "source", text: ` Source: ${a.source}.` })));
+      }
+      card.append(ul);
     }
-    card.append(ul);
     if (d.what_if) {
       card.append(el("p", { class: "what-if" },
-        `If ${d.label.toLowerCase()} were at a typical level, the risk would be `,
+        `If ${d.label.toLowerCase()} were at the typical client's level, the risk would be `,
         el("strong", { text: pct(d.what_if.risk) }),
         ` instead of ${pct(d.what_if.instead_of)}.`));
+    } else if (d.what_if_omitted) {
+      card.append(el("p", { class: "what-if-omitted muted small", text: "No what-if shown: " + d.what_if_omitted + "." }));
     }
     acts.append(card);
   }
   $("actions-block").hidden = withActions.length === 0;
 
-  $("not-assessed").textContent = r.not_assessed.length
-    ? r.not_assessed.map((g) => label(g)).join(", ") +
-      " — no answers were given, so their effect is not shown."
-    : "";
-  $("not-assessed-block").hidden = r.not_assessed.length === 0;
-
   const wl = $("warnings");
   wl.replaceChildren(...r.warnings.map((w) => el("li", { text: w })));
-  $("warning-count").textContent = String(r.warnings.length);
   $("warnings-block").hidden = r.warnings.length === 0;
 
+  const trained = state.model && state.model.trained_at ? `, trained ${state.model.trained_at.slice(0, 10)}` : "";
   $("result-model").textContent =
-    `Model ${r.model.name} version ${r.model.version}` +
-    (state.model && state.model.trained_at ? `, trained ${state.model.trained_at.slice(0, 10)}` : "") +
+    `Model ${r.model.name} version ${r.model.version}${trained}` +
     (r.admission_id ? ` · admission ${r.admission_id}` : "");
   $("result-disclaimer").textContent = r.disclaimer;
+  renderPrintHead(r, trained);
+  renderPrintInputs(state.lastRecord || {});
   res.hidden = false;
   res.scrollIntoView({ behavior: "smooth", block: "start" });
 }
+
+// ---- the printed result ----------------------------------------------------------------------
+function renderPrintHead(r, trained) {
+  const now = new Date();
+  const stamp = now.toISOString().slice(0, 10) + " " + now.toTimeString().slice(0, 5);
+  $("print-meta").textContent =
+    `Admission ${r.admission_id} · scored ${stamp} · model ${r.model.name} version ${r.model.version}${trained}`;
+}
+
+// The record as sent, compactly: every field given, item answers as one line per scale.
+function renderPrintInputs(record) {
+  const byName = Object.fromEntries(state.model.catalog.map((f) => [f.name, f]));
+  const list = $("print-inputs-list");
+  list.replaceChildren();
+  const items = new Map();
+  for (const [name, value] of Object.entries(record)) {
+    const f = byName[name];
+    if (f && f.is_item) {
+      if (!items.has(f.scale)) items.set(f.scale, []);
+      items.get(f.scale).push(`${name.replace(/^.*_/, "")}:${value}`);
+      continue;
+    }
+    const shown = f && f.codes ? fmt(value) : typeof value === "string" ? value : fmt(value);
+    list.append(el("li", {}, el("span", { class: "k", text: label(name) + " " }), shown));
+  }
+  for (const [scale, answers] of items) {
+    list.append(el("li", { class: "items-line" },
+      el("span", { class: "k", text: label(scale) + " items " }), answers.join(" ")));
+  }
+}
+
+$("print-btn").addEventListener("click", () => window.print());
 
 function fmt(v) {
   if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(1);
