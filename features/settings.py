@@ -92,6 +92,14 @@ class ServingConfig(BaseModel):
     audit_hash_key: str | None = None
 
 
+class SimulateConfig(BaseModel):
+    """``python -m pipelines.simulate`` defaults that a TOML file may set (``[simulate]``)."""
+
+    # A structural variant of the SYNTHETIC population (simulator/worlds.py; the name is checked
+    # there, since features/ sits below the simulator in the data flow).
+    world: str = "default"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ALLIANCE_RISK_", env_nested_delimiter="__", extra="ignore"
@@ -108,6 +116,7 @@ class Settings(BaseSettings):
     bands: BandConfig = BandConfig()
     train: TrainConfig = TrainConfig()
     serving: ServingConfig = ServingConfig()
+    simulate: SimulateConfig = SimulateConfig()
 
 
 def load_settings(config_file: str | Path | None = None, **overrides) -> Settings:

@@ -1,5 +1,9 @@
 """Build a SYNTHETIC cohort: `python -m pipelines.simulate --n 5000 --seed 7 --out data/synthetic`.
 
+`--world NAME` (or ``[simulate] world = "NAME"`` in a `--config` TOML file) picks a structural
+variant of the population (simulator/worlds.py); `--list-worlds` lists them. The default world is
+the generator as designed, and the world's name is written into ground_truth.json and README.md.
+
 Writes the four contract tables (intake, counsellors, alliance, episodes), ground_truth (true
 probabilities and realised labels), ground_truth.json and a README.md that say the data are
 synthetic, how they were generated and the true driver ranking. Same seed, same bytes.
@@ -37,8 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--item-fraction",
         type=float,
-        default=fx.value("missing.p_item_level_client"),
-        help="share of clients whose record carries item responses instead of scale scores",
+        default=None,
+        help="share of clients whose record carries item responses instead of scale scores "
+        f"(default: the world's, {fx.value('missing.p_item_level_client')} in the default world)",
     )
     p.add_argument(
         "--mc-draws",
@@ -52,11 +57,38 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format", choices=("csv", "parquet"), default="csv", help="file format of the tables"
     )
+    p.add_argument(
+        "--world",
+        help="structural variant of the population (see --list-worlds); default: [simulate] "
+        "world of --config, else 'default'",
+    )
+    p.add_argument("--list-worlds", action="store_true", help="list the worlds and exit")
+    p.add_argument("--config", type=Path, help="TOML settings file (its [simulate] section)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from simulator import worlds
+
+    if args.list_worlds:
+        print("SYNTHETIC worlds (simulator/worlds.py):")
+        print(worlds.listing())
+        return 0
+    world = args.world
+    if world is None:
+        from features.settings import load_settings
+
+        try:
+            world = load_settings(args.config).simulate.world
+        except (FileNotFoundError, ValueError) as e:
+            print(f"simulate: configuration error: {e}", file=sys.stderr)
+            return 2
+    try:
+        worlds.get(world)
+    except ValueError as e:
+        print(f"simulate: --world: {e}", file=sys.stderr)
+        return 2
     from simulator.generator import generate, write  # numpy/pandas only when actually generating
 
     t0 = time.perf_counter()
@@ -69,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             item_fraction=args.item_fraction,
             mc_draws=args.mc_draws,
             ground_truth=not args.no_ground_truth,
+            world=world,
         )
     except ValueError as e:
         print(f"simulate: {e}", file=sys.stderr)
@@ -76,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = write(cohort, args.out, args.format)
     m = cohort.meta
     total = time.perf_counter() - t0
-    print(f"SYNTHETIC cohort written to {args.out} ({args.format})")
+    print(f"SYNTHETIC cohort written to {args.out} ({args.format}), world {m['world']}")
     print(
         f"  admissions {m['n_admissions']}, services {m['n_services']}, counsellors "
         f"{m['n_services'] * m['counsellors_per_service']}, rating rows {len(cohort.alliance)}"
