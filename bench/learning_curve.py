@@ -150,7 +150,13 @@ def ridge_baseline(train_frame, y):
                 ("cat", OneHotEncoder(handle_unknown="ignore"), codes),
             ]
         ),
-        LogisticRegressionCV(Cs=np.logspace(-4, 2, 13), scoring="neg_log_loss", max_iter=5000),
+        LogisticRegressionCV(
+            Cs=np.logspace(-4, 2, 13),
+            l1_ratios=(0.0,),  # pure L2: ridge
+            scoring="neg_log_loss",
+            max_iter=5000,
+            use_legacy_attributes=False,
+        ),
     )
     model.fit(prep(train_frame), y)
     return lambda frame: model.predict_proba(prep(frame))[:, 1]
