@@ -177,7 +177,8 @@ WORLDS: dict[str, World] = {
         ),
         World(
             "clustered",
-            "strong counsellor clustering: counsellor SD 0.80 (client-rated ICC ~0.25, default ~0.07), service SD 0.25",
+            "strong counsellor clustering: counsellor SD 0.80 (ICC of client-rated means "
+            "~0.18, default ~0.05-0.07), service SD 0.25",
             {
                 **_c("variance.counsellor_sd_client", 0.80, JOHNS + ": near the upper end"),
                 **_c("variance.counsellor_sd_counsellor", 0.70, JOHNS + ": near the upper end"),
@@ -187,7 +188,8 @@ WORLDS: dict[str, World] = {
         ),
         World(
             "unclustered",
-            "almost no counsellor clustering: counsellor SD 0.07 (client-rated ICC ~0.01), service SD 0.03",
+            "almost no counsellor clustering: counsellor SD 0.07 (ICC of client-rated means "
+            "~0.01), service SD 0.03",
             {
                 **_c("variance.counsellor_sd_client", 0.07, JOHNS + ": near the lower end"),
                 **_c("variance.counsellor_sd_counsellor", 0.07, JOHNS + ": near the lower end"),
