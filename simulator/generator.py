@@ -23,6 +23,13 @@ The generative story, per admission
 4. Leaving before week 1, after week 1 or 2 (hazard driven by the counsellor-rated alliance), and
    completion beyond 90 days; forms not returned, single items missing.
 
+Worlds (simulator/worlds.py): a world replaces entries of the effect table or adds structural terms
+to step 3's linear predictor (`_structure`); `generate(world=...)` runs the whole story, ground truth
+included, under the world's table, so the true probabilities follow the world's structure.
+
+Labels: the realised labels are built by features/labels.py from the tables as written (exactly
+what training builds); the Monte Carlo applies the same rule to arrays (`weekly_label`).
+
 Ground truth (Monte Carlo, vectorised): for each admission, the process in 3-4 is re-run many times
 given the *record* (intake fields as recorded, counsellor attributes only when counsellor_id is on
 the record), integrating over whatever the record does not show; see `_ground_truth`.
