@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         worlds.get(world)
     except ValueError as e:
-        print(f"simulate: --world: {e}", file=sys.stderr)
+        print(f"simulate: world (--world, [simulate] world or environment): {e}", file=sys.stderr)
         return 2
     from simulator.generator import generate, write  # numpy/pandas only when actually generating
 

@@ -66,7 +66,11 @@ class World:
     name: str
     summary: str
     changes: dict[str, Effect] = field(default_factory=dict)
-    nonlinear: bool = False  # has structure a linear-in-the-fields model cannot represent
+    # Adds structure a main-effects linear model cannot represent. The default world's own kink in
+    # readiness costs such a model almost nothing (AUROC 0.7638 vs the oracle's 0.7644 at
+    # n = 20,000, bench/linear_gap.py), so it counts as linear; the learning-curve goal "beats the
+    # baseline at n >= 4,000" applies to the worlds flagged here.
+    nonlinear: bool = False
 
     def effects(self) -> dict[str, Effect]:
         """The effect table of this world (the default world: simulator/effects.py unchanged)."""
