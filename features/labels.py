@@ -57,6 +57,31 @@ LABEL = "low_alliance"
 THRESHOLD_EPS = 1e-9
 
 
+def is_low(score, cfg: LabelConfig):
+    """The cut: a rater's score (mean of valid weekly WAI-S item means) below the threshold.
+
+    Item means like 60/12 sit exactly on common thresholds; averaging weeks in floating point can
+    land a hair below. The tolerance keeps an exact 5.0 "not low".
+    """
+    return score < cfg.threshold - THRESHOLD_EPS
+
+
+def weekly_label(weekly: np.ndarray, cfg: LabelConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(labelled, low) for one rater from a matrix of weekly scores (rows = admissions, columns =
+    weeks 1-3, NaN = no valid rating that week): the same rule as ``build_labels``, on arrays.
+
+    Why an array form: the simulator's ground truth applies the label to hundreds of simulated
+    follow-ups per admission (simulator/generator.py), where building rating tables would cost
+    minutes; tests/test_synthetic.py checks that both forms agree on a generated cohort.
+    """
+    valid = ~np.isnan(weekly)
+    n_valid = valid.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(valid, weekly, 0.0).sum(axis=1) / n_valid
+    labelled = n_valid >= cfg.min_valid_weeks
+    return labelled, labelled & is_low(mean, cfg)
+
+
 @dataclass
 class LabelResult:
     """The label and everything a report or a model's metadata needs about it.
@@ -220,9 +245,7 @@ def build_labels(
     used_weeks = sum(per_rater[f"{r}_valid_weeks"] for r in used)
     unlabelled = ~labelled & ~early
     score = score_all[labelled].rename("score")
-    # Item means like 60/12 sit exactly on common thresholds; averaging weeks in floating point can
-    # land a hair below. The tolerance keeps an exact 5.0 "not low", as the generator counts it.
-    labels = (score < cfg.threshold - THRESHOLD_EPS).astype(int).rename(LABEL)
+    labels = is_low(score, cfg).astype(int).rename(LABEL)
 
     used_rows = a["rater"].isin(used)
     counts = {

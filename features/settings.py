@@ -143,6 +143,14 @@ def _default_tracking_uri() -> str:
     return f"sqlite:///{ROOT / 'mlruns' / 'mlflow.db'}"
 
 
+class SimulateConfig(_Section):
+    """``python -m pipelines.simulate`` defaults that a TOML file may set (``[simulate]``)."""
+
+    # A structural variant of the SYNTHETIC population (simulator/worlds.py; the name is checked
+    # there, since features/ sits below the simulator in the data flow).
+    world: str = "default"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -164,6 +172,7 @@ class Settings(BaseSettings):
     train: TrainConfig = TrainConfig()
     monitor: MonitorConfig = MonitorConfig()
     serving: ServingConfig = ServingConfig()
+    simulate: SimulateConfig = SimulateConfig()
 
     @classmethod
     def settings_customise_sources(

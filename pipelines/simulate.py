@@ -1,5 +1,9 @@
 """Build a SYNTHETIC cohort: `python -m pipelines.simulate --n 5000 --seed 7 --output data/synthetic`.
 
+`--world NAME` (or ``[simulate] world = "NAME"`` in a `--config` TOML file) picks a structural
+variant of the population (simulator/worlds.py); `--list-worlds` lists them. The default world is
+the generator as designed, and the world's name is written into ground_truth.json and README.md.
+
 Writes the four contract tables (intake, counsellors, alliance, episodes), ground_truth (true
 probabilities and realised labels), ground_truth.json and a README.md that say the data are
 synthetic, how they were generated and the true driver ranking. Same seed, same bytes.
@@ -54,9 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--item-fraction",
         type=float,
-        default=fx.value("missing.p_item_level_client"),
+        default=None,
         help="share of clients whose record carries item responses instead of scale scores "
-        "(default %(default)s)",
+        f"(default: the world's, {fx.value('missing.p_item_level_client')} in the default world)",
     )
     p.add_argument(
         "--mc-draws",
@@ -75,16 +79,33 @@ def _parser() -> argparse.ArgumentParser:
         help="file format of the tables (default %(default)s)",
     )
     cli.add_quiet(p)
+    p.add_argument(
+        "--world",
+        help="structural variant of the population (see --list-worlds); default: [simulate] "
+        "world of --config, else 'default'",
+    )
+    p.add_argument("--list-worlds", action="store_true", help="list the worlds and exit")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     err = cli.console(stderr=True)
-    if args.config is not None:  # no settings are read here, but a bad file is still an error
-        settings, code = cli.settings_or_exit(err, args.config)
-        if settings is None:
-            return code
+    from simulator import worlds
+
+    if args.list_worlds:
+        print("SYNTHETIC worlds (simulator/worlds.py):")
+        print(worlds.listing())
+        return 0
+    settings, code = cli.settings_or_exit(err, args.config)
+    if settings is None:
+        return code
+    world = args.world or settings.simulate.world
+    try:
+        worlds.get(world)
+    except ValueError as e:
+        print(f"simulate: world (--world, [simulate] world or environment): {e}", file=sys.stderr)
+        return 2
     from features.settings import ROOT
     from simulator.generator import generate, write  # numpy/pandas only when actually generating
 
@@ -101,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 item_fraction=args.item_fraction,
                 mc_draws=args.mc_draws,
                 ground_truth=not args.no_ground_truth,
+                world=world,
             )
         except ValueError as e:
             s.stop()
@@ -112,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         s.done(t, f"wrote {len(paths)} files")
     m = cohort.meta
     total = time.perf_counter() - t0
-    print(f"SYNTHETIC cohort written to {out} ({args.format})")
+    print(f"SYNTHETIC cohort written to {out} ({args.format}), world {m['world']}")
     print(
         f"  admissions {m['n_admissions']}, services {m['n_services']}, counsellors "
         f"{m['n_services'] * m['counsellors_per_service']}, rating rows {len(cohort.alliance)}"

@@ -17,6 +17,9 @@ generator can check every key against the catalog.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -515,22 +518,48 @@ _add(
 
 EFFECTS: dict[str, Effect] = dict(_E)
 
+# The table in force. A world (simulator/worlds.py) replaces some entries and may add "structure.*"
+# terms for the duration of one `generate` call; the default world is EFFECTS itself. A ContextVar,
+# not a module global, so two cohorts of different worlds can be generated in one process (threads
+# that work for a `generate` call are given a copy of its context).
+_ACTIVE: ContextVar[dict[str, Effect]] = ContextVar("simulator_effects", default=EFFECTS)
+
+
+@contextmanager
+def using(table: dict[str, Effect]) -> Iterator[None]:
+    """Make `table` the effect table in force inside the block."""
+    token = _ACTIVE.set(table)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def active() -> dict[str, Effect]:
+    return _ACTIVE.get()
+
 
 def value(key: str) -> Any:
     """The value of one entry, e.g. ``value("alliance_client.social_support")``."""
-    return EFFECTS[key].value
+    return _ACTIVE.get()[key].value
+
+
+def get(key: str, default: Any = None) -> Any:
+    """The value of an entry that only some worlds have (``structure.*``), else `default`."""
+    e = _ACTIVE.get().get(key)
+    return default if e is None else e.value
 
 
 def section(name: str) -> dict[str, Effect]:
     """All entries of one section, keyed without the section prefix."""
     prefix = name + "."
-    return {k[len(prefix) :]: e for k, e in EFFECTS.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: e for k, e in _ACTIVE.get().items() if k.startswith(prefix)}
 
 
 def as_markdown() -> str:
-    """The whole table as Markdown (written next to every synthetic cohort)."""
+    """The table in force as Markdown (written next to every synthetic cohort)."""
     lines = ["| key | value | source |", "|---|---|---|"]
-    for key, e in EFFECTS.items():
+    for key, e in _ACTIVE.get().items():
         v = e.value
         if isinstance(v, dict) and v and isinstance(next(iter(v)), tuple):
             v = f"{len(v)} pairs (see simulator/effects.py)"
@@ -540,7 +569,7 @@ def as_markdown() -> str:
 
 def as_json() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for key, e in EFFECTS.items():
+    for key, e in _ACTIVE.get().items():
         v = e.value
         if isinstance(v, dict) and v and isinstance(next(iter(v)), tuple):
             v = {" ~ ".join(k): x for k, x in v.items()}

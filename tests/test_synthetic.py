@@ -13,7 +13,12 @@ import pytest
 
 from features.catalog import DRIVER_GROUPS, ID_RE, TABLES
 from features.instruments import SCALES_BY_FIELD, WAI_S
-from simulator.generator import generate, write
+from features.labels import build_labels, weekly_label
+from features.scoring import score_wai
+from features.settings import LabelConfig
+from simulator import effects as fx
+from simulator.generator import client_linear_predictor, generate, write
+from simulator.worlds import WORLDS
 
 ROOT = Path(__file__).resolve().parent.parent
 WAI = WAI_S.item_codes()
@@ -158,6 +163,24 @@ def test_label_prevalence_and_ceiling(cohort):
     assert np.nanmean(x == 7) / np.mean(~np.isnan(x)) > 0.25  # answers pile up at 7
 
 
+def _client_icc(cohort) -> float:
+    """One-way ANOVA ICC of the client-rated alliance (mean over weeks) by counsellor."""
+    means = _rating_means(cohort.alliance)
+    cl = (
+        means["client"]
+        .dropna()
+        .to_frame()
+        .join(cohort.intake.set_index("admission_id")["counsellor_id"])
+        .dropna()
+    )
+    g = cl.groupby("counsellor_id")["client"]
+    k = g.size()
+    n0 = (k.sum() - (k**2).sum() / k.sum()) / (len(k) - 1)
+    msb = (k * (g.mean() - cl["client"].mean()) ** 2).sum() / (len(k) - 1)
+    msw = ((cl["client"] - g.transform("mean")) ** 2).sum() / (len(cl) - len(k))
+    return (msb - msw) / (msb - msw + n0 * msw)
+
+
 def test_counsellor_icc_and_rater_correlation(big):
     means = _rating_means(big.alliance)
     both = means.dropna()
@@ -284,3 +307,270 @@ def test_parquet_and_bad_arguments(tmp_path):
         generate(10, 1, n_services=2)
     with pytest.raises(ValueError):
         write(c, tmp_path, "xlsx")
+
+
+# ---------------------------------------------------------------------------------------------
+# Worlds (simulator/worlds.py): structural variants of the population, issue 10 item 5.
+
+
+def test_default_world_is_the_generator_as_before(tmp_path):
+    """The default world writes the same bytes as the generator did before worlds existed.
+
+    Expected digests were taken from commit f4bba9f (before worlds) with
+    `python -m pipelines.simulate --n 150 --seed 9 --mc-draws 20`; if the default world is changed
+    on purpose, regenerate them and say so in the commit.
+    """
+    import hashlib
+
+    write(generate(150, 9, mc_draws=20), tmp_path)
+    digests = {
+        name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()[:16]
+        for name in EXPECTED_DEFAULT_DIGESTS
+    }
+    assert digests == EXPECTED_DEFAULT_DIGESTS
+
+
+EXPECTED_DEFAULT_DIGESTS = {
+    "intake.csv": "23b55eb2ae21168c",
+    "counsellors.csv": "f0b66e2a19ef7fb0",
+    "alliance.csv": "086630601472f3e5",
+    "episodes.csv": "02992e6c3992e460",
+    "ground_truth.csv": "ab5d5dc6fb33444f",
+}
+
+
+@pytest.mark.parametrize("world", list(WORLDS))
+def test_every_world_writes_valid_contract_tables(world, tmp_path):
+    from validation.io import load_tables
+    from validation.report import validate_tables
+
+    c = generate(400, 21, world=world, mc_draws=20)
+    write(c, tmp_path)
+    report = validate_tables(load_tables(tmp_path))
+    assert not report.blocking, [str(e) for e in report.blocking_errors[:5]]
+    meta = json.loads((tmp_path / "ground_truth.json").read_text())
+    assert meta["SYNTHETIC"] is True
+    assert meta["world"]["name"] == world and meta["summary"]["world"] == world
+    readme = (tmp_path / "README.md").read_text()
+    assert "SYNTHETIC" in readme and f"world `{world}`" in readme
+    # the effect table written is the world's own
+    for key, change in meta["world"]["changes"].items():
+        assert meta["effects"][key]["value"] == json.loads(json.dumps(change["value"])), key
+    p = c.ground_truth["p_low_alliance_client"].to_numpy()
+    assert ((p > 0) & (p < 1)).all()
+    assert 0.10 < c.meta["prevalence_client"] < 0.45, c.meta["prevalence_client"]
+
+
+@pytest.mark.parametrize("world", ["nonlinear", "sparse_records"])
+def test_a_world_is_reproducible_per_seed(world):
+    a, b = generate(300, 4, world=world, mc_draws=20), generate(300, 4, world=world, mc_draws=20)
+    c = generate(300, 5, world=world, mc_draws=20)
+    for name, df in a.tables().items():
+        pd.testing.assert_frame_equal(df, b.tables()[name])
+    pd.testing.assert_frame_equal(a.ground_truth, b.ground_truth)
+    assert not a.alliance.equals(c.alliance)
+
+
+def test_one_seed_gives_the_same_population_in_every_world():
+    """Worlds change the outcome process and the record, never who the clients are."""
+    base = generate(500, 8, ground_truth=False)
+    for world in WORLDS:
+        c = generate(500, 8, world=world, ground_truth=False)
+        pd.testing.assert_frame_equal(c.counsellors, base.counsellors)
+        cols = ["admission_id", "service_id", "age", "sex", "primary_substance", "referral_source"]
+        pd.testing.assert_frame_equal(c.intake[cols], base.intake[cols])
+
+
+def test_unknown_world_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown world 'atlantis'; known worlds: default"):
+        generate(50, 1, world="atlantis")
+
+
+def _records(n: int = 1, **values) -> pd.DataFrame:
+    """Complete scoring records at the trait means of simulator/effects.py, then `values`."""
+    row = {name: fx.value(f"traits.{name}")[0] for name in SCALES_BY_FIELD}
+    row.update(
+        attach_secure=4,
+        attach_fearful=4,
+        attach_preoccupied=3,
+        attach_dismissing=4,
+        crack_days_28=5.0,
+        previous_treatments=2.0,
+        legal_pressure=False,
+        age=40,
+        counsellor_sex="female",
+        counsellor_ex_user=False,
+        counsellor_years_experience=8.0,
+    )
+    df = pd.DataFrame([row] * n)
+    for k, v in values.items():
+        df[k] = v
+    return df
+
+
+def test_hinge_world_is_flat_below_the_hinge_and_default_is_not():
+    # psych_distress mean 19, SD 7 (effects.py); the hinge sits at z = +0.5, i.e. 22.5
+    below = np.array([5.0, 10.0, 15.0, 19.0, 22.0, 22.5])
+    above = np.array([24.0, 28.0, 32.0, 36.0])
+    lp = client_linear_predictor(_records(len(below), psych_distress=below), "hinges")
+    assert np.ptp(lp) == pytest.approx(0.0, abs=1e-12)
+    lp_above = client_linear_predictor(_records(len(above), psych_distress=above), "hinges")
+    assert (np.diff(lp_above) < 0).all() and lp_above[0] < lp[0]
+    # slope above the hinge: -0.45 per SD of distress (7 points)
+    assert (lp_above[-1] - lp_above[0]) / ((36 - 24) / 7) == pytest.approx(-0.45)
+    default = client_linear_predictor(_records(len(below), psych_distress=below), "default")
+    assert (np.diff(default) < 0).all()
+    # social support (mean 33, SD 7) matters in the hinge world only below 29.5
+    hi = np.array([29.5, 33.0, 40.0, 50.0])
+    flat = client_linear_predictor(_records(len(hi), social_support=hi), "hinges")
+    assert np.ptp(flat) == pytest.approx(0.0, abs=1e-12)
+    low = client_linear_predictor(_records(2, social_support=[15.0, 22.0]), "hinges")
+    assert low[0] < low[1] < flat[0]
+
+
+def test_interaction_world_readiness_matters_more_under_legal_pressure():
+    ready = np.array([31.0, 45.0])  # readiness mean 38, SD 7: z -1 and +1
+    for world, extra in (("default", 0.0), ("interactions", 0.25)):
+        free = client_linear_predictor(_records(2, mot_treatment_readiness=ready), world)
+        forced = client_linear_predictor(
+            _records(2, mot_treatment_readiness=ready, legal_pressure=True), world
+        )
+        # two SDs of readiness: the slope under pressure is larger by `extra` per SD
+        assert (forced[1] - forced[0]) - (free[1] - free[0]) == pytest.approx(2 * extra)
+
+    # support buffers distress: the distress effect (one SD up) is 0.08 smaller per SD of support
+    def distress_effect(support: float, world: str) -> float:
+        lp = client_linear_predictor(
+            _records(2, social_support=support, psych_distress=[19.0, 26.0]), world
+        )
+        return lp[1] - lp[0]
+
+    assert distress_effect(40.0, "interactions") - distress_effect(33.0, "interactions") == (
+        pytest.approx(0.08)
+    )
+    assert distress_effect(40.0, "default") == pytest.approx(distress_effect(33.0, "default"))
+
+
+def test_age_world_is_an_inverted_u():
+    ages = np.array([20, 30, 40, 50, 65])
+    lp = client_linear_predictor(_records(len(ages), age=ages), "age_u")
+    assert lp.argmax() == 2
+    base = client_linear_predictor(_records(len(ages), age=ages), "default")
+    assert (np.diff(base) > 0).all()  # +0.02 per decade in the default world
+    # the world adds -0.10 per decade squared around 40
+    assert (lp - base) == pytest.approx(-0.10 * ((ages - 40) / 10) ** 2)
+
+
+def test_effect_size_worlds_scale_every_driver():
+    base = generate(3000, 6, ground_truth=False)
+    for world, factor in (("strong_effects", 1.6), ("weak_effects", 0.5)):
+        c = generate(3000, 6, world=world, ground_truth=False)
+        sd = {r["group"]: r["sd"] for r in c.driver_ranking}
+        for r in base.driver_ranking:
+            assert sd[r["group"]] == pytest.approx(factor * r["sd"], abs=2e-4), (world, r)
+
+
+def test_clustering_worlds_change_the_counsellor_icc():
+    icc = {
+        w: _client_icc(generate(6000, 3, world=w, ground_truth=False))
+        for w in ("unclustered", "default", "clustered")
+    }
+    assert icc["unclustered"] < 0.03 < icc["default"] < 0.12 < icc["clustered"], icc
+
+
+def test_sparse_world_has_sparser_records():
+    base, sparse = (
+        generate(3000, 2, world=w, ground_truth=False) for w in ("default", "sparse_records")
+    )
+    assert sparse.intake["counsellor_id"].isna().mean() == pytest.approx(0.40, abs=0.03)
+    assert base.intake["counsellor_id"].isna().mean() == pytest.approx(0.15, abs=0.03)
+    for name in ("education", "previous_treatments", "mot_treatment_readiness"):
+        assert sparse.intake[name].isna().mean() > 2 * base.intake[name].isna().mean(), name
+    assert sparse.meta["labelled_client"] < base.meta["labelled_client"]
+
+
+def test_cli_world_and_list(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "pipelines.simulate", "--list-worlds"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0 and all(w in res.stdout for w in WORLDS)
+    bad = subprocess.run(
+        [sys.executable, "-m", "pipelines.simulate", "--world", "atlantis", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "unknown world 'atlantis'" in bad.stderr
+    assert not (tmp_path / "intake.csv").exists()
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text('[simulate]\nworld = "hinges"\n')
+    out = tmp_path / "out"
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.simulate",
+            "--n",
+            "80",
+            "--mc-draws",
+            "10",
+            "--config",
+            str(cfg),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "world hinges" in ok.stdout and "SYNTHETIC" in ok.stdout
+    assert json.loads((out / "ground_truth.json").read_text())["world"]["name"] == "hinges"
+
+
+# ---------------------------------------------------------------------------------------------
+# The simulator's labels are features/labels.py's (issue 13).
+
+
+@pytest.mark.parametrize("world", ["default", "sparse_records"])
+def test_realised_labels_are_build_labels(world):
+    label = LabelConfig(threshold=5.5, min_valid_weeks=2)
+    c = generate(800, 13, world=world, label=label, ground_truth=False)
+    gt = c.ground_truth.set_index("admission_id")
+    for rater in ("client", "counsellor", "either"):
+        res = build_labels(
+            c.alliance, label.model_copy(update={"rater": rater}), c.intake, c.episodes
+        )
+        got = gt[f"low_alliance_{rater}"].dropna().astype(int).sort_index()
+        pd.testing.assert_series_equal(
+            got, res.labels.sort_index(), check_names=False, check_index_type=False
+        )
+    assert c.meta["labelled_client"] == build_labels(c.alliance, label, c.intake).counts["labelled"]
+
+
+def test_the_monte_carlo_label_rule_is_build_labels_on_arrays():
+    """The ground truth applies `weekly_label` to simulated weeks; on a cohort's real ratings it
+    gives exactly what build_labels gives from the tables."""
+    c = generate(1500, 17, ground_truth=False)
+    a = c.alliance.assign(wai=score_wai(c.alliance))
+    ids = c.intake["admission_id"]
+    for threshold, weeks in ((5.0, 1), (5.25, 2), (6.0, 3)):
+        label = LabelConfig(threshold=threshold, min_valid_weeks=weeks)
+        for rater in ("client", "counsellor"):
+            weekly = (
+                a[a["rater"] == rater]
+                .pivot(index="admission_id", columns="week", values="wai")
+                .reindex(index=ids, columns=[1, 2, 3])
+                .to_numpy(dtype=float)
+            )
+            labelled, low = weekly_label(weekly, label)
+            res = build_labels(c.alliance, label.model_copy(update={"rater": rater}), c.intake)
+            expected = res.labels.reindex(ids)
+            assert (labelled == expected.notna().to_numpy()).all()
+            assert (low[labelled] == expected.dropna().astype(bool).to_numpy()).all()
