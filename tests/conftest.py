@@ -338,10 +338,6 @@ def launch_service(
     extra_env: dict[str, str] | None = None,
 ) -> LiveService:
     """Start `bentoml serve serving.service:AllianceRisk` and wait for /readyz (or /livez)."""
-    import time
-
-    import httpx
-
     tmp.mkdir(parents=True, exist_ok=True)
     env = {
         k: v
@@ -360,6 +356,24 @@ def launch_service(
         env["ALLIANCE_RISK_SERVING__API_KEY"] = key
     env.update(extra_env or {})
     log = tmp / "server.log"
+    # BentoML picks its own control ports (circus's ZMQ endpoints) by finding a free port and
+    # releasing it before binding, and under load another process can take one in between: the
+    # server then exits at start with "Address already in use". Only that failure is retried; the
+    # API port itself cannot race (--port 0).
+    for _ in range(3):
+        svc = _start(env, log, tmp, key)
+        try:
+            return _wait_until_answering(svc, "/readyz" if wait_ready else "/livez", timeout)
+        except _BindRace as exc:
+            lost = exc
+    raise RuntimeError(f"server start lost a port race 3 times:\n{lost}") from lost
+
+
+class _BindRace(RuntimeError):
+    pass
+
+
+def _start(env: dict[str, str], log: Path, tmp: Path, key: str | None) -> LiveService:
     with log.open("wb") as fh:
         proc = subprocess.Popen(
             [
@@ -379,14 +393,23 @@ def launch_service(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    svc = LiveService(proc, "", log, tmp / "audit.sqlite", key)
-    probe = "/readyz" if wait_ready else "/livez"
+    return LiveService(proc, "", log, tmp / "audit.sqlite", key)
+
+
+def _wait_until_answering(svc: LiveService, probe: str, timeout: float) -> LiveService:
+    import time
+
+    import httpx
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{svc.log_text()[-3000:]}")
+        if svc.proc.poll() is not None:
+            text = svc.log_text()
+            if "Address already in use" in text and not svc.base:
+                raise _BindRace(text[-3000:])
+            raise RuntimeError(f"server exited with {svc.proc.returncode}:\n{text[-3000:]}")
         if not svc.base:
-            port = _listening_port(proc.pid)
+            port = _listening_port(svc.proc.pid)
             if port is not None:
                 svc.base = f"http://127.0.0.1:{port}"
         try:
