@@ -29,9 +29,11 @@ train: data
 run: train
 	$(BIN)/python -m pipelines.serve
 
-## test: install and run the whole suite (installs Debian's Chromium for the browser test if missing)
+## test: install and run the whole suite, in a random order (pytest-randomly; the seed is printed
+## at the top: rerun that order with PYTEST_ADDOPTS=--randomly-seed=N). Installs what the suite needs
+## outside Python (Debian's Chromium, Java 17+) through apt when missing, and stops if it cannot.
 test: install
-	bash tests/ensure_chromium.sh
+	bash tests/ensure_prereqs.sh
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: install

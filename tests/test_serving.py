@@ -1,13 +1,21 @@
 """The served API, end to end: a real `bentoml serve` subprocess against a trained champion.
 
 Covers the scoring contract, items vs scale scores, batches with a bad record, GET /model, API
-keys, health routes, the 4xx error contract for malformed input, agreement with the in-process
-model, the OpenAPI document, concurrency, the audit trail, what the log may not contain, and a
-second server with no champion and no key (starts, is not ready, says what to run).
+keys, health routes, the 4xx error contract for malformed input (400 for the body or the batch
+envelope, 422 for a record that breaks the contract, as the README's Serving "Errors" paragraph
+states), agreement with the in-process model, the OpenAPI document, concurrency, the audit trail
+(expected hashes computed here with ``hmac``), what the log may not contain, and a second server
+with no champion and no key (starts, is not ready, says what to run).
+
+Every test sends the requests it checks: none depends on what an earlier test sent, so the order
+does not matter (the suite is run shuffled with pytest-randomly).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
 import os
 import sqlite3
 import threading
@@ -19,12 +27,10 @@ import pytest
 from features.catalog import SCORING_RECORD
 from features.instruments import SCALES_BY_FIELD
 from features.scoring import score_record
-from serving.audit import hash_id
-from tests.conftest import AUDIT_HASH_KEY, SERVE_KEY, launch_service
+from tests.conftest import AUDIT_HASH_KEY, SERVE_KEY, launch_service, need
 
 pytestmark = [pytest.mark.xdist_group("served"), pytest.mark.slow]
 
-SCORED_IDS: list[str] = []  # admission_ids the server scored (checked against the audit trail)
 SECRET_VALUES = (
     "SVC_PRIVATE_91",
     "CNS_PRIVATE_42",
@@ -71,10 +77,32 @@ def client(service):
 
 
 def score(client, rec: dict) -> httpx.Response:
-    r = client.post("/score", json=rec)
-    if r.status_code == 200:
-        SCORED_IDS.append(rec["admission_id"])
-    return r
+    return client.post("/score", json=rec)
+
+
+# What the response's `monitoring` holds for each band: the domain brief's action for a predicted
+# low alliance (docs/domain.md, "Modifiable drivers and what to suggest": monitor the alliance
+# weekly with the WAI-S or SRS, rupture-repair skills, consider the counsellor match; Safran et al.
+# 2011, Meier et al. 2006). High risk gets all of it, moderate the monitoring and repair, low none.
+MONITORING_BY_BAND = {
+    "high": ("weekly", "rupture-repair", "counsellor match"),
+    "moderate": ("weekly", "rupture-repair"),
+    "low": None,
+}
+
+
+def assert_monitoring_for_band(body: dict) -> None:
+    want = MONITORING_BY_BAND[body["band"]]
+    got = body["monitoring"]
+    if want is None:
+        assert got is None, body["band"]
+        return
+    assert got is not None, f"a {body['band']}-risk record must carry a monitoring action"
+    for words in want:
+        assert words in got["action"], (body["band"], got)
+    if body["band"] == "moderate":
+        assert "counsellor match" not in got["action"], got
+    assert "Safran et al. 2011" in got["evidence"] and "Meier et al. 2006" in got["evidence"]
 
 
 # ---- scoring --------------------------------------------------------------------------------
@@ -120,7 +148,9 @@ def test_score_one_record(client):
     )
     assert any("attachment" in w for w in body["warnings"])
     assert "not a diagnosis" in body["disclaimer"]
-    assert body["monitoring"] is None or "action" in body["monitoring"]
+    # This record (low motivation, support and coping, high distress) is far into the high band.
+    assert body["band"] == "high" and body["risk"] >= bands["high_from"]
+    assert_monitoring_for_band(body)
     assert "score;dur=" in r.headers.get("server-timing", "")
 
 
@@ -160,6 +190,59 @@ def test_served_driver_points_add_up_to_risk_minus_typical_risk(client, rec):
         if d["driver"] in body["not_assessed"]:
             assert d["status"] == "not assessed" and d["missing_fields"] and d["suggestion"]
     assert "True" not in r.text and "False" not in r.text  # booleans read yes/no, never Python's
+
+
+# A client at the favourable end of every scale (the browser test's low-risk client).
+FAVOURABLE = {
+    "mot_problem_recognition": 46,
+    "mot_desire_for_help": 47,
+    "mot_treatment_readiness": 46,
+    "self_efficacy": 44,
+    "social_support": 45,
+    "psych_distress": 6,
+    "coping_adaptive": 3.6,
+    "coping_avoidant": 1.3,
+    "crack_days_28": 0,
+}
+
+
+def _blend(t: float) -> dict:
+    """record() with each scale moved a fraction t of the way to its favourable value."""
+    base = record(f"PRIV_AID_BLEND{int(t * 1000)}")
+    out = dict(base)
+    for k, good in FAVOURABLE.items():
+        v = base[k] + t * (good - base[k])
+        out[k] = round(v) if isinstance(base[k], int) else round(v, 2)
+    return out
+
+
+def test_monitoring_action_follows_the_band(client):
+    """Low, moderate and high records each carry their band's monitoring action (low: none).
+    The moderate record is found by bisecting between the high-risk and the favourable one."""
+    seen = {}
+    lo_t, hi_t = 0.0, 1.0  # risk falls as t rises
+    for t in (0.0, 1.0):
+        body = score(client, _blend(t)).json()
+        seen[body["band"]] = body
+    assert set(seen) == {"high", "low"}, {b: v["risk"] for b, v in seen.items()}
+    for _ in range(20):
+        mid = (lo_t + hi_t) / 2
+        body = score(client, _blend(mid)).json()
+        if body["band"] == "moderate":
+            seen["moderate"] = body
+            break
+        lo_t, hi_t = (mid, hi_t) if body["band"] == "high" else (lo_t, mid)
+    assert "moderate" in seen, "no record between the high and the favourable one is moderate"
+    for band, body in seen.items():
+        b = body["bands"]
+        assert (band == "high") == (body["risk"] >= b["high_from"])
+        assert (band == "low") == (body["risk"] < b["moderate_from"])
+        assert_monitoring_for_band(body)
+    listed = client.get("/model").json()["monitoring"]
+    assert listed == {
+        "high": seen["high"]["monitoring"],
+        "moderate": seen["moderate"]["monitoring"],
+    }
 
 
 def test_items_score_like_the_scale_they_make(client):
@@ -228,7 +311,6 @@ def test_batch_scores_good_records_and_names_fields_of_a_bad_one(client):
     single = score(client, record("PRIV_AID_B0")).json()
     assert res[0]["risk"] == pytest.approx(single["risk"], abs=1e-12)
     assert res[2]["admission_id"] == "PRIV_AID_B2" and 0 < res[2]["risk"] < 1
-    SCORED_IDS.extend(["PRIV_AID_B0", "PRIV_AID_B2"])
 
 
 def test_model_route_lists_every_field(client):
@@ -297,42 +379,52 @@ def _without(rec: dict, name: str) -> dict:
     return {k: v for k, v in rec.items() if k != name}
 
 
+# (name, path, body, expected status, field the error must name). The status is the README's
+# Serving "Errors" paragraph: a body that is not a JSON object, or a bad batch envelope (missing
+# or unknown keys, over max_batch), is 400; a record that breaks the contract (missing required
+# field, unknown code, out of range, wrong type, unknown field, a scale score contradicting its
+# own items) is 422.
 MALFORMED = [
-    ("missing required field", "/score", _without(record(), "age"), "age"),
-    ("missing id", "/score", _without(record(), "admission_id"), "admission_id"),
-    ("wrong code", "/score", record(sex="m"), "sex"),
-    ("out of range", "/score", record(age=200), "age"),
-    ("out of range scale", "/score", record(psych_distress=37), "psych_distress"),
-    ("wrong type", "/score", record(age="thirty"), "age"),
-    ("wrong type bool", "/score", record(age=True), "age"),
-    ("bad date", "/score", record(admission_date="01/03/2024"), "admission_date"),
-    ("bad id", "/score", record(admission_id="has space"), "admission_id"),
-    ("unknown field", "/score", record(favourite_colour="blue"), "favourite_colour"),
-    ("age_first_use above age", "/score", record(age=20, age_first_use=30), "age_first_use"),
+    ("missing required field", "/score", _without(record(), "age"), 422, "age"),
+    ("missing id", "/score", _without(record(), "admission_id"), 422, "admission_id"),
+    ("wrong code", "/score", record(sex="m"), 422, "sex"),
+    ("out of range", "/score", record(age=200), 422, "age"),
+    ("out of range scale", "/score", record(psych_distress=37), 422, "psych_distress"),
+    ("wrong type", "/score", record(age="thirty"), 422, "age"),
+    ("wrong type bool", "/score", record(age=True), 422, "age"),
+    ("bad date", "/score", record(admission_date="01/03/2024"), 422, "admission_date"),
+    ("bad id", "/score", record(admission_id="has space"), 422, "admission_id"),
+    ("unknown field", "/score", record(favourite_colour="blue"), 422, "favourite_colour"),
+    ("age_first_use above age", "/score", record(age=20, age_first_use=30), 422, "age_first_use"),
     (
         "items contradict scale",
         "/score",
         record(social_support=50) | {c: 1 for c in SCALES_BY_FIELD["social_support"].item_codes()},
+        422,
         "social_support",
     ),
-    ("huge integer", "/score", record(age=10**40), "age"),
-    ("non-object body", "/score", [record()], "body"),
-    ("oversized batch", "/score_batch", {"records": [record()] * 6}, "records"),
-    ("records not a list", "/score_batch", {"records": record()}, "records"),
-    ("records missing", "/score_batch", {"recs": []}, "records"),
+    ("huge integer", "/score", record(age=10**40), 422, "age"),
+    ("non-object body", "/score", [record()], 400, "body"),
+    ("string body", "/score", "PRIV_AID_STR", 400, "body"),
+    ("batch non-object body", "/score_batch", [record()], 400, "body"),
+    ("oversized batch", "/score_batch", {"records": [record()] * 6}, 400, "records"),
+    ("records not a list", "/score_batch", {"records": record()}, 400, "records"),
+    ("records missing", "/score_batch", {"recs": []}, 400, "records"),
+    ("unknown batch key", "/score_batch", {"records": [record()], "extra": 1}, 400, "extra"),
 ]
 
 
-@pytest.mark.parametrize("name,path,body,field", MALFORMED, ids=[m[0] for m in MALFORMED])
-def test_malformed_input_is_a_field_named_4xx(client, name, path, body, field):
+@pytest.mark.parametrize("name,path,body,status,field", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_input_is_a_field_named_400_or_422(client, name, path, body, status, field):
     r = client.post(path, json=body)
-    assert r.status_code in (400, 422), (r.status_code, r.text)
+    assert r.status_code == status, (r.status_code, r.text)
     errors = r.json()["errors"]
     fields = {e["field"] for e in errors}
     assert field in fields, errors
     assert all(e["reason"] for e in errors)
     if name == "oversized batch":
-        assert "5" in next(e["reason"] for e in errors if e["field"] == "records")
+        reason = next(e["reason"] for e in errors if e["field"] == "records")
+        assert "6" in reason and "5" in reason, reason  # how many were sent, and the limit
 
 
 @pytest.mark.parametrize(
@@ -363,7 +455,7 @@ def test_form_content_type_with_a_json_body_is_still_scored(client):
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 200, r.text
-    SCORED_IDS.append("PRIV_AID_CT")
+    assert r.json()["admission_id"] == "PRIV_AID_CT"
 
 
 # ---- the OpenAPI document -------------------------------------------------------------------
@@ -398,8 +490,6 @@ def test_sixteen_concurrent_clients_get_no_503(service):
                 st = c.post("/score", json=record(f"PRIV_AID_C{k}_{j}")).status_code
                 with lock:
                     statuses.append(st)
-                    if st == 200:
-                        SCORED_IDS.append(f"PRIV_AID_C{k}_{j}")
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(16)]
     for t in threads:
@@ -409,30 +499,83 @@ def test_sixteen_concurrent_clients_get_no_503(service):
     assert statuses == [200] * 128, sorted(set(statuses))
 
 
-# ---- audit and privacy (run last: they check what the tests above left behind) --------------
+# ---- audit and privacy ----------------------------------------------------------------------
 
 
-def test_audit_has_a_hashed_row_per_score(service):
-    assert SCORED_IDS
+def expected_hash(admission_id: str) -> str:
+    """The README's audit hash: HMAC-SHA256 of the admission_id keyed with serving.audit_hash_key
+    (the key the test servers are given), computed here, not with serving.audit."""
+    return hmac.new(AUDIT_HASH_KEY.encode(), admission_id.encode(), hashlib.sha256).hexdigest()
+
+
+def _audit_rows(service) -> list[tuple]:
     with sqlite3.connect(service.audit_db) as db:
-        rows = db.execute(
-            "SELECT scored_at, model_version, admission_hash, probability, band FROM scores"
+        return db.execute(
+            "SELECT scored_at, model_version, admission_hash, probability, band, route FROM scores"
         ).fetchall()
-    hashes = [r[2] for r in rows]
-    for aid in SCORED_IDS:
-        assert hash_id(AUDIT_HASH_KEY.encode(), aid) in hashes, aid
-    assert len(rows) >= len(SCORED_IDS)
-    assert all(r[1] == "1" and 0 < r[3] < 1 and r[4] in ("low", "moderate", "high") for r in rows)
-    assert all(r[0].endswith("+00:00") for r in rows)
+
+
+def test_audit_has_a_keyed_hash_row_per_score_and_no_identifier(client, service):
+    started = dt.datetime.now(dt.UTC)
+    served = {}
+    for i in range(3):
+        r = score(client, record(f"PRIV_AID_AUD{i}", age=30 + i))
+        assert r.status_code == 200, r.text
+        served[f"PRIV_AID_AUD{i}"] = r.json()
+    batch = [record("PRIV_AID_AUDB0"), record("PRIV_AID_AUDB1", sex="x"), record("PRIV_AID_AUDB2")]
+    r = client.post("/score_batch", json={"records": batch})
+    assert r.status_code == 200, r.text
+    for res in r.json()["results"]:
+        if "risk" in res:
+            served[res["admission_id"]] = res
+    refused = score(client, record("PRIV_AID_AUDBAD", age=200))
+    assert refused.status_code == 422
+    assert set(served) == {f"PRIV_AID_AUD{i}" for i in range(3)} | {
+        "PRIV_AID_AUDB0",
+        "PRIV_AID_AUDB2",
+    }
+
+    rows = _audit_rows(service)
+    by_hash: dict[str, list[tuple]] = {}
+    for row in rows:
+        by_hash.setdefault(row[2], []).append(row)
+    for aid, body in served.items():
+        mine = by_hash.get(expected_hash(aid), [])
+        assert len(mine) == 1, (aid, len(mine))
+        scored_at, version, _, probability, band, route = mine[0]
+        assert version == "1" and band == body["band"]
+        assert probability == pytest.approx(body["risk"], abs=1e-12)
+        assert route == ("/score_batch" if "AUDB" in aid else "/score")
+        when = dt.datetime.fromisoformat(scored_at)
+        assert when.utcoffset() == dt.timedelta(0) and when >= started - dt.timedelta(seconds=1)
+    # A refused record and the refused batch member leave no row; nothing unkeyed is stored.
+    for aid in ("PRIV_AID_AUDBAD", "PRIV_AID_AUDB1"):
+        assert expected_hash(aid) not in by_hash, aid
+    unkeyed = {hashlib.sha256(aid.encode()).hexdigest() for aid in served}
+    assert not unkeyed & set(by_hash)
     raw = b"".join(p.read_bytes() for p in service.audit_db.parent.glob("audit.sqlite*"))
-    for aid in SCORED_IDS:
-        assert aid.encode() not in raw
+    for aid in [*served, "PRIV_AID_AUDBAD", "PRIV_AID_AUDB1", *SECRET_VALUES]:
+        assert aid.encode() not in raw, aid
 
 
-def test_server_log_holds_no_identifier_or_intake_value(service):
+def test_server_log_holds_no_identifier_or_intake_value(client, service):
+    before = service.log_text().count("path=/score")
+    sent = [
+        client.post("/score", json=record("PRIV_AID_LOG1")),
+        client.post("/score", json=record("PRIV_AID_LOG2", favourite_colour="blue")),
+        client.post("/score", json=record("PRIV_AID_LOG3", age="thirty")),
+        client.post("/score", json=record("PRIV_AID_LOG4", admission_date="01/03/2024")),
+        client.post("/score_batch", json={"records": [record("PRIV_AID_LOG5", sex="x")]}),
+        client.post("/score", content=b'{"admission_id": "PRIV_AID_LOG6"', headers={}),
+    ]
+    assert [r.status_code for r in sent] == [200, 422, 422, 422, 200, 400]
+    # Access lines are written as requests finish: wait until the last one is in the file.
+    deadline = time.monotonic() + 30
+    while service.log_text().count("path=/score") < before + 6 and time.monotonic() < deadline:
+        time.sleep(0.2)
     log = service.log_text()
     assert "serving alliance-risk version 1" in log  # the log is being written
-    assert "/score" in log  # access lines are there, with paths only
+    assert "path=/score_batch" in log  # access lines are there, with paths only
     for token in ("PRIV_AID", *SECRET_VALUES, "favourite_colour", "thirty", "01/03/2024"):
         assert token not in log, token
     assert SERVE_KEY not in log
@@ -511,13 +654,12 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
 def test_server_processes_load_no_pandas_sklearn_or_mlflow(service, client):
     """What keeps the service at ~300 MB and a ~5 s start: the request path and the processes
     serving it never import pandas, scikit-learn or MLflow (the registry is read by a child that
     exits). Checked on the live processes' mapped files."""
+    need(os.path.isdir("/proc/self/task"), "reading the server's mapped files needs Linux /proc")
     assert client.post("/score", json=record("PRIV_AID_MAPS")).status_code == 200
-    SCORED_IDS.append("PRIV_AID_MAPS")
 
     def cmd(pid: int) -> str:
         try:

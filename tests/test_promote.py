@@ -1,0 +1,173 @@
+"""Manual promotion and rollback, run the way a person runs them: `python -m pipelines.promote
+VERSION`, `--rollback` and `--list` as subprocesses against a real trained registry.
+
+Each test works on its own copy of the trained store's registry database (SQLite backup API), so
+moving the alias here never changes the champion that other tests' servers load. The copy holds
+the trained version 1 (champion, promoted by the training gate); the fixture registers the same
+logged model again as versions 2 and 3, the way a training run registers a version that the gate
+did not promote (a second training run would cost minutes and adds nothing to what is tested
+here: the registry's aliases and tags). What each test expects comes from the README ("a human
+moves the champion alias, or restores the previous champion") and is read back with MLflow's own
+client and with the loader the service uses.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+
+import pytest
+
+from tests.conftest import run_pipeline
+
+NAME = "alliance-risk"
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trained")]
+
+
+class Registry:
+    def __init__(self, uri: str):
+        self.uri = uri
+
+    @property
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def env(self) -> dict[str, str]:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("ALLIANCE_RISK_", "MLFLOW_"))
+        }
+        return {**env, "MLFLOW_TRACKING_URI": self.uri, "GX_ANALYTICS_ENABLED": "false"}
+
+    def promote(self, *args: str) -> subprocess.CompletedProcess:
+        return run_pipeline("promote", *args, env=self.env(), timeout=180)
+
+    def champion(self) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(NAME, "champion").version)
+        except MlflowException:
+            return None
+
+    def tags(self, version: str) -> dict[str, str]:
+        return dict(self.client.get_model_version(NAME, version).tags)
+
+
+def _copy_db(src: str, dst: str) -> None:
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+
+
+@pytest.fixture
+def registry(trained_store, tmp_path) -> Registry:
+    import mlflow
+
+    db = tmp_path / "mlflow.db"
+    _copy_db(str(trained_store.root / "mlflow.db"), str(db))
+    reg = Registry(f"sqlite:///{db}")
+    v1 = reg.client.get_model_version(NAME, "1")
+    # Registering looks the logged model up through MLflow's global tracking URI (restored after
+    # the test by conftest's fixture).
+    mlflow.set_tracking_uri(reg.uri)
+    for _ in range(2):
+        reg.client.create_model_version(NAME, v1.source, run_id=v1.run_id)
+    assert reg.champion() == "1"
+    return reg
+
+
+def _listing(stdout: str) -> dict[str, str]:
+    """{version: aliases} from `--list` lines: 'version N  aliases=a,b  {tags}'."""
+    out = {}
+    for line in stdout.splitlines():
+        if line.startswith("version "):
+            head = line.split()
+            out[head[1]] = head[2].removeprefix("aliases=")
+    return out
+
+
+def test_list_shows_every_version_and_the_champion(registry):
+    proc = registry.promote("--list")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _listing(proc.stdout) == {"1": "champion", "2": "-", "3": "-"}
+    assert "no champion yet and the floors are met" in proc.stdout  # why version 1 is champion
+
+
+def test_promote_moves_the_alias_and_records_why(registry):
+    from serving.loader import load_champion
+
+    proc = registry.promote("3", "--reason", "clinical lead sign-off")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (
+        proc.stdout.strip() == f"version 3 of {NAME} is now the champion (clinical lead sign-off)"
+    )
+    assert registry.champion() == "3"
+    tags = registry.tags("3")
+    assert tags["previous_champion"] == "1" and tags["promotion_reason"] == "clinical lead sign-off"
+    assert load_champion(registry.uri, NAME).version == "3"  # what a restarted service serves
+    assert _listing(registry.promote("--list").stdout) == {"1": "-", "2": "-", "3": "champion"}
+
+
+def test_rollback_restores_each_previous_champion_then_refuses(registry):
+    """1 -> 2 -> 3 by hand; two rollbacks give 2 then 1; a third has nothing to go back to."""
+    from serving.loader import load_champion
+
+    for v in ("2", "3"):
+        assert registry.promote(v).returncode == 0
+    assert registry.champion() == "3"
+
+    for expected in ("2", "1"):
+        proc = registry.promote("--rollback")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.strip() == f"champion of {NAME} rolled back to version {expected}"
+        assert registry.champion() == expected
+        assert load_champion(registry.uri, NAME).version == expected
+
+    proc = registry.promote("--rollback")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        f"cannot roll back: {NAME} version 1 was the first champion; "
+        "there is nothing to roll back to"
+    )
+    assert registry.champion() == "1"  # the refusal moved nothing
+
+
+def test_unknown_version_is_refused_and_nothing_moves(registry):
+    proc = registry.promote("99")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("registry error:") and "version=99" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert registry.champion() == "1"
+    assert "previous_champion" not in registry.tags("2")
+
+
+def test_promoting_the_champion_again_keeps_the_rollback_target(registry):
+    assert registry.promote("2").returncode == 0
+    assert registry.promote("2").returncode == 0  # a repeat must not record 2 as its own previous
+    assert registry.champion() == "2" and registry.tags("2")["previous_champion"] == "1"
+
+
+def test_empty_store_has_nothing_to_roll_back_or_list(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()  # empty, valid store
+    reg = Registry(uri)
+    proc = reg.promote("--rollback")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"cannot roll back: {NAME} has no champion to roll back"
+    proc = reg.promote("--list")
+    assert proc.returncode == 0
+    assert f"{NAME} has no registered versions; run: python -m pipelines.train" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["2", "--rollback"], ["--list", "--rollback"]])
+def test_exactly_one_action_is_required(tmp_path, args):
+    reg = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    proc = reg.promote(*args)
+    assert proc.returncode == 2
+    assert "give exactly one of VERSION, --rollback or --list" in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # refused before touching any store
