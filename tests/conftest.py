@@ -27,6 +27,22 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+
+@pytest.fixture(autouse=True)
+def _registry_uri_stays_in_its_test():
+    """``mlflow.set_registry_uri`` writes MLFLOW_REGISTRY_URI into os.environ, and the code honours
+    that variable as MLflow does (models.registry.registry_uri): without this, a test that names
+    a registry would send every later test's subprocesses to it."""
+    before = os.environ.get("MLFLOW_REGISTRY_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    else:
+        os.environ["MLFLOW_REGISTRY_URI"] = before
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_registry_uri("")  # registry follows the tracking store again
+
+
 N_ADMISSIONS = 30
 N_COUNSELLORS = 5
 
@@ -143,7 +159,8 @@ class Store:
     config: Path
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "MLFLOW_TRACKING_URI": self.uri, "GX_ANALYTICS_ENABLED": "false"}
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_REGISTRY_URI"}  # this store's
+        return {**env, "MLFLOW_TRACKING_URI": self.uri, "GX_ANALYTICS_ENABLED": "false"}
 
     def train(self, *args: str, data: Path | None = None) -> subprocess.CompletedProcess:
         return run_pipeline(
@@ -260,7 +277,8 @@ def launch_service(
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("ALLIANCE_RISK_SERVING__") and k != "MLFLOW_TRACKING_URI"
+        if not k.startswith("ALLIANCE_RISK_SERVING__")
+        and k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     }
     env.update(
         MLFLOW_TRACKING_URI=tracking_uri,
