@@ -113,9 +113,9 @@ def test_retired_and_misspelt_options_are_refused_by_name(tmp_path):
 
 
 def test_registry_uri_follows_mlflow_registry_uri(monkeypatch, tmp_path):
-    from models.registry import get_client, registry_uri
-
     import mlflow
+
+    from models.registry import get_client, registry_uri
 
     tracking = f"sqlite:///{tmp_path / 'tracking.db'}"
     assert registry_uri(tracking) == tracking
