@@ -28,21 +28,6 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
-@pytest.fixture(autouse=True)
-def _registry_uri_stays_in_its_test():
-    """``mlflow.set_registry_uri`` writes MLFLOW_REGISTRY_URI into os.environ, and the code honours
-    that variable as MLflow does (models.registry.registry_uri): without this, a test that names
-    a registry would send every later test's subprocesses to it."""
-    before = os.environ.get("MLFLOW_REGISTRY_URI")
-    yield
-    if before is None:
-        os.environ.pop("MLFLOW_REGISTRY_URI", None)
-    else:
-        os.environ["MLFLOW_REGISTRY_URI"] = before
-    if "mlflow" in sys.modules:
-        sys.modules["mlflow"].set_registry_uri("")  # registry follows the tracking store again
-
-
 N_ADMISSIONS = 30
 N_COUNSELLORS = 5
 
@@ -121,6 +106,21 @@ def make_valid_tables() -> dict[str, pd.DataFrame]:
         "alliance": _alliance(),
         "episodes": _episodes(),
     }
+
+
+@pytest.fixture(autouse=True)
+def _registry_uri_stays_in_its_test():
+    """``mlflow.set_registry_uri`` writes MLFLOW_REGISTRY_URI into os.environ, and the code honours
+    that variable as MLflow does (models.registry.registry_uri): without this, a test that names
+    a registry would send every later test's subprocesses to it."""
+    before = os.environ.get("MLFLOW_REGISTRY_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    else:
+        os.environ["MLFLOW_REGISTRY_URI"] = before
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_registry_uri("")  # registry follows the tracking store again
 
 
 @pytest.fixture
