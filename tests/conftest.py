@@ -27,7 +27,6 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-
 N_ADMISSIONS = 30
 N_COUNSELLORS = 5
 
