@@ -31,10 +31,19 @@ def registry_uri(tracking_uri: str) -> str:
     return MLFLOW_REGISTRY_URI.get() or tracking_uri
 
 
-def get_client(tracking_uri: str) -> MlflowClient:
+def use_store(tracking_uri: str) -> str:
+    """Point MLflow's fluent API (register_model, ``models:/`` URIs) at the store; returns the
+    registry URI. ``mlflow.set_registry_uri`` also writes MLFLOW_REGISTRY_URI into the
+    environment, so it is called with a URI only when one was configured; "" makes the registry
+    follow the tracking store without leaving a stale value for child processes."""
     registry = registry_uri(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(registry)
+    mlflow.set_registry_uri(registry if registry != tracking_uri else "")
+    return registry
+
+
+def get_client(tracking_uri: str) -> MlflowClient:
+    registry = use_store(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry)
 
 

@@ -101,14 +101,12 @@ def _fetch(tracking_uri: str, name: str, dst: Path) -> dict[str, Any]:
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
-        from models.registry import registry_uri
+        from models.registry import use_store
     except ImportError as exc:  # pragma: no cover - mlflow is a dependency
         raise ModelUnavailable(f"mlflow cannot be imported: {exc}") from exc
 
     try:
-        registry = registry_uri(tracking_uri)  # MLFLOW_REGISTRY_URI when set, as MLflow does
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(registry)
+        registry = use_store(tracking_uri)  # MLFLOW_REGISTRY_URI when set, as MLflow does
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry)
         try:
             mv = client.get_model_version_by_alias(name, CHAMPION)

@@ -171,6 +171,21 @@ def make_valid_tables() -> dict[str, pd.DataFrame]:
     }
 
 
+@pytest.fixture(autouse=True)
+def _registry_uri_stays_in_its_test():
+    """``mlflow.set_registry_uri`` writes MLFLOW_REGISTRY_URI into os.environ, and the code honours
+    that variable as MLflow does (models.registry.registry_uri): without this, a test that names
+    a registry would send every later test's subprocesses to it."""
+    before = os.environ.get("MLFLOW_REGISTRY_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    else:
+        os.environ["MLFLOW_REGISTRY_URI"] = before
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_registry_uri("")  # registry follows the tracking store again
+
+
 @pytest.fixture
 def valid_tables() -> dict[str, pd.DataFrame]:
     return make_valid_tables()
@@ -207,7 +222,8 @@ class Store:
     config: Path
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "MLFLOW_TRACKING_URI": self.uri, "GX_ANALYTICS_ENABLED": "false"}
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_REGISTRY_URI"}  # this store's
+        return {**env, "MLFLOW_TRACKING_URI": self.uri, "GX_ANALYTICS_ENABLED": "false"}
 
     def train(self, *args: str, data: Path | None = None) -> subprocess.CompletedProcess:
         return run_pipeline(
@@ -342,7 +358,8 @@ def launch_service(
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("ALLIANCE_RISK_SERVING__") and k != "MLFLOW_TRACKING_URI"
+        if not k.startswith("ALLIANCE_RISK_SERVING__")
+        and k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     }
     env.update(
         MLFLOW_TRACKING_URI=tracking_uri,

@@ -113,15 +113,18 @@ def test_retired_and_misspelt_options_are_refused_by_name(tmp_path):
 
 
 def test_registry_uri_follows_mlflow_registry_uri(monkeypatch, tmp_path):
+    import mlflow
+
     from models.registry import get_client, registry_uri
 
     tracking = f"sqlite:///{tmp_path / 'tracking.db'}"
     assert registry_uri(tracking) == tracking
+    get_client(tracking)
+    assert mlflow.get_registry_uri() == tracking
+    assert "MLFLOW_REGISTRY_URI" not in os.environ  # nothing stale for child processes
     shared = f"sqlite:///{tmp_path / 'registry.db'}"
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", shared)
     assert registry_uri(tracking) == shared
-    import mlflow
-
     client = get_client(tracking)
     assert client._registry_uri == shared and mlflow.get_registry_uri() == shared
     assert mlflow.get_tracking_uri() == tracking
