@@ -45,7 +45,7 @@ DRIVER_INDEX = {
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -500.0, 500.0)))  # no overflow warning; same values
 
 
 def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
