@@ -230,8 +230,8 @@ def _spline_tables(design: _Design, theta: np.ndarray) -> dict[str, Any]:
         "coef": coef,
         "intercept": intercept,
         "spline_cols": list(design.spline_cols),
-        "knots": [k.tolist() for k in design.knots],
-        "values": [v.tolist() for v in values],
+        "knots": list(design.knots),
+        "values": values,
     }
 
 
