@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/stability.py [--n 2000] [--seed 7] [--kinds ridge spline lightgbm]
     .venv/bin/python bench/stability.py --model-uri models:/alliance-risk@champion [--n 2000]
+    .venv/bin/python bench/stability.py --truth [--n 6000]
 
 Without ``--model-uri``: generates a SYNTHETIC cohort of ``--n`` admissions, fits each candidate
 kind in-process (``models.estimators.fit_candidate``, as training does) on the labelled clients
@@ -13,6 +14,11 @@ For each scale score (``models.stability.MEASUREMENT_STEP``: 1 point on a TCU sc
 GHQ-12, 0.1 on a Brief COPE mean, 1 on a 1-7 attachment rating) prints the 99th percentile and
 the maximum over clients of the risk change, in percentage points; the goal is at most 2 for 99%
 of clients and 4 for any. Asserts nothing.
+
+``--truth``: what the generator's own truth implies instead. The true log-odds of a low alliance
+(``p_low_alliance_client_no_ids``) of ``--n`` SYNTHETIC admissions with every scale recorded are
+regressed (least squares) on the 13 scale scores; printed per scale: the slope per step and the
+risk change it gives at the 99th percentile of p(1 - p).
 """
 
 from __future__ import annotations
@@ -56,6 +62,30 @@ def load_scorer(uri: str):
     return ScoringModel.load(local / "artifacts" / "scorer")
 
 
+def truth(n: int, seed: int) -> None:
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    from features.build import scoring_frame, typed_records
+    from models.stability import scale_steps
+    from simulator.generator import generate
+
+    c = generate(n, seed=seed)
+    frame = typed_records(scoring_frame(c.intake, c.counsellors))
+    p = c.ground_truth.set_index("admission_id")["p_low_alliance_client_no_ids"]
+    p = np.clip(p.reindex(frame["admission_id"]).to_numpy(), 1e-4, 1 - 1e-4)
+    steps = scale_steps()
+    A = frame[list(steps)].apply(pd.to_numeric, errors="coerce")
+    ok = A.notna().all(axis=1).to_numpy()
+    fit = LinearRegression().fit(A[ok], np.log(p[ok] / (1 - p[ok])))
+    q = float(np.percentile(p[ok] * (1 - p[ok]), 99))
+    print(f"SYNTHETIC truth, {int(ok.sum())} of {n} admissions with every scale (seed {seed})\n")
+    print("| scale | step | true log-odds per step | risk points per step at p99 of p(1-p) |")
+    print("|---|---|---|---|")
+    for (name, (step, _, _)), b in zip(steps.items(), fit.coef_, strict=True):
+        print(f"| {name} | {step:g} | {b * step:+.4f} | {100 * abs(b * step) * q:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -64,7 +94,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--kinds", nargs="+", default=["ridge", "spline"])
     ap.add_argument("--model-uri", help="a registered model, e.g. models:/alliance-risk@champion")
+    ap.add_argument("--truth", action="store_true", help="the generator's true slopes instead")
     args = ap.parse_args()
+    if args.truth:
+        truth(args.n, args.seed)
+        return
 
     from models.estimators import fit_candidate
     from models.reference import reference_cohort

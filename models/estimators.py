@@ -19,8 +19,9 @@ calibration) comes from the rows it is given: that is what keeps cross-validatio
   of numbers (knots, values, coefficients), see ``models.scorer``.
 - ``lightgbm``: monotone, shallow, strongly regularised boosted trees (``path_smooth``, at least
   40 clients per leaf) with Platt calibration. Not a default candidate: its risk is still a step
-  function, and one scale point moved it by up to 12 percentage points (p99 up to 12, n = 2,000,
-  ``bench/stability.py``); ``linear_tree`` would smooth it but LightGBM computes no SHAP values
+  function (one scale point moved it by up to 20 percentage points, p99 up to 13, n = 2,000,
+  ``bench/stability.py``), and it was no more accurate than the ridge on any world tried
+  (``bench/candidate_worlds.py``); ``linear_tree`` would smooth it but LightGBM computes no SHAP values
   for linear trees, so exact contributions would be lost. Selectable with ``train.candidates``.
 - ``logistic``: the previous linear candidate (all columns, Platt-calibrated); kept so that old
   artifacts and configurations still work.
@@ -229,8 +230,8 @@ def _spline_tables(design: _Design, theta: np.ndarray) -> dict[str, Any]:
         "coef": coef,
         "intercept": intercept,
         "spline_cols": list(design.spline_cols),
-        "knots": [k.tolist() for k in design.knots],
-        "values": [v.tolist() for v in values],
+        "knots": list(design.knots),
+        "values": values,
     }
 
 

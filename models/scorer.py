@@ -45,7 +45,7 @@ DRIVER_INDEX = {
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -500.0, 500.0)))  # no overflow warning; same values
 
 
 def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -107,8 +107,12 @@ class ScoringModel:
         calibrated log-odds (a * margin + b)."""
         ref = typical_row(self.reference)
         if self.booster is None:
-            raw = self._terms(X) - self._terms(ref)
-            base = float(self.margin(ref)[0])
+            key, ref_terms = self.__dict__.get("_ref_terms", (None, None))
+            if key != ref.tobytes():  # the typical client's terms, once per reference row
+                ref_terms = self._terms(ref)
+                self.__dict__["_ref_terms"] = (ref.tobytes(), ref_terms)
+            raw = self._terms(X) - ref_terms
+            base = float(ref_terms.sum()) + self._intercept()
         else:
             raw, base = self._tree_contributions(X, ref)
         out = np.empty((len(X), raw.shape[1] + 1))

@@ -27,9 +27,9 @@ from models.training import split_groups
 from simulator.generator import generate
 
 # The 1-7 attachment ratings: one point is about 0.6 SD, and the generator's own truth moves the
-# risk by about 3.8 points per point of attach_secure at the 99th percentile (linear projection of
-# the true log-odds on the scales, n = 6,000; see the report of bench/stability.py). A model that
-# met 2 points there would understate a true effect, so these are held to 5 points.
+# risk by 3.9 points per point of attach_secure at the 99th percentile of p(1 - p) (least-squares
+# projection of the true log-odds on the scales, n = 6,000: `bench/stability.py --truth`). A model
+# that met 2 points there would understate a true effect, so these are held to 5 points.
 ATTACHMENT_P99_POINTS = 5.0
 
 
