@@ -12,6 +12,11 @@ service's SQLite audit store: serving/audit.py's table scores, or a table audit,
 probability and band; rows of the monitored model version only) the current scores come from
 there and feature drift is skipped.
 
+With outcomes (--current holding the contract's alliance table, or --outcomes DIR): performance
+on outcomes and fairness at the band thresholds (monitoring/outcomes.py); an alarm names
+calibration or discrimination. Every run is logged to MLflow (experiment
+alliance-risk-monitoring: metrics, alarms, the report; monitoring/history.py).
+
 Writes <out>/monitoring_report.html (self-contained: inline CSS, plots as data URIs, nothing loaded
 from outside) and <out>/monitoring.json. Exit codes: 0 no threshold crossed, 1 drift (or a
 blocking contract problem in the current batch), 2 input missing or unreadable, 3 no champion.
@@ -51,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="alarm on |mean risk difference| above this (default 0.1)",
+    )
+    p.add_argument(
+        "--outcomes",
+        type=Path,
+        help="folder with the batch's alliance ratings and intake (default: --current when it "
+        "holds an alliance table); with --audit-db the scores come from the audit store",
     )
     p.add_argument("--model-version", help="registered model version (default: the champion)")
     p.add_argument("--config", type=Path, help="TOML settings file (tracking store, model name)")
@@ -170,8 +181,19 @@ def main(argv: list[str] | None = None) -> int:
             return fail(f"{args.audit_db} holds no scores", EXIT_INPUT)
     result.scores = score_shift(ref_scores, cur_scores, lm.bands, cfg.bins)
     result.evaluate()
+    from monitoring.outcomes import OutcomeInputError, check_outcomes, has_outcomes
+
+    outcome_dir = args.outcomes or (args.current if has_outcomes(args.current) else None)
+    if outcome_dir is not None:
+        try:
+            result.add_outcomes(check_outcomes(lm, settings, outcome_dir, args.audit_db))
+        except (OutcomeInputError, OSError, ValueError) as exc:
+            return fail(f"outcomes: {exc}", EXIT_INPUT)
     make_plots(result, ref_scores.risk, cur_scores.risk)
     html_path, json_path = result.write(args.out)
+    from monitoring.history import log_monitor_run
+
+    logged = log_monitor_run(settings.tracking_uri, result, html_path, json_path)
 
     if args.json:
         print(json.dumps(result.to_dict(), indent=1, default=str))
@@ -185,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for f in result.features[:5]:
             console.print(f"  {f['feature']}: PSI {f['psi']}", highlight=False)
+        if result.outcomes is not None:
+            console.print(result.outcomes.summary_line(), highlight=False)
         for n in result.notes:
             console.print(f"note: {n}", style="yellow", highlight=False)
         for a in result.alarms:
@@ -194,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             style="bold red" if result.alarms else "bold green",
         )
         console.print(f"report: {html_path}  summary: {json_path}", highlight=False)
+        console.print(logged, highlight=False)
     return result.exit_code
 
 

@@ -1,0 +1,98 @@
+"""The service's own Prometheus metrics, next to BentoML's on ``/metrics``.
+
+What an operator watches between monitor runs: the band mix and risk distribution of what is being
+scored (a drift seen within the hour instead of at the next batch check), validation errors by field
+(an intake form or an upstream export that broke), and which model version answers.
+
+No identifiers and no raw values: labels are only the band (low / moderate / high), a field name
+from the data contract (anything else is counted as "other", so a client cannot create label values
+at will), and the model version. The risk histogram has fixed buckets at tenths (plus the default
+band cut-offs 0.2 and 0.4 are among them), so a single score cannot be read back from it.
+
+``bentoml.metrics`` rather than ``prometheus_client``: BentoML's wrapper creates the metrics lazily
+in multiprocess mode, so the two workers' counts add up on ``/metrics`` (BentoML 1.4 docs,
+"Metrics"). Recording costs a few microseconds per score (a dict lookup and two increments).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import bentoml
+
+from features.catalog import SCORING_BY_NAME
+
+BANDS = ("low", "moderate", "high")
+RISK_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+KNOWN_FIELDS = frozenset(SCORING_BY_NAME) | {"body", "records"}
+
+SCORES = bentoml.metrics.Counter(
+    name="alliance_risk_scores",
+    documentation="Records scored, by risk band",
+    labelnames=["band"],
+)
+RISK = bentoml.metrics.Histogram(
+    name="alliance_risk_risk",
+    documentation="Predicted risk of a low early alliance (probability)",
+    buckets=RISK_BUCKETS,
+)
+ERRORS = bentoml.metrics.Counter(
+    name="alliance_risk_validation_errors",
+    documentation="Field-level validation errors in refused records, by data-contract field",
+    labelnames=["field"],
+)
+MODEL = bentoml.metrics.Gauge(
+    name="alliance_risk_model_version",
+    documentation="1 for the registered model version this service answers with",
+    labelnames=["version"],
+    multiprocess_mode="max",
+)
+
+
+def field_label(name: Any) -> str:
+    """A contract field name ("age", "ghq_03" is scored into its scale: kept if known), else
+    "other". Error fields may be "table.field" or carry an index ("records[3].age")."""
+    text = str(name or "")
+    base = text.rsplit(".", 1)[-1].split("[", 1)[0]
+    if base in KNOWN_FIELDS:
+        return base
+    head = base.split("_", 1)[0]
+    return "items" if head in {"tcu", "ghq", "cope", "wai", "cest", "rq"} else "other"
+
+
+def record_model(version: str) -> None:
+    MODEL.labels(version=str(version)).set(1)
+
+
+def _errors(items: Iterable[Mapping[str, Any]]) -> None:
+    for e in items:
+        if isinstance(e, Mapping):
+            ERRORS.labels(field=field_label(e.get("field"))).inc()
+
+
+def _scored(item: Mapping[str, Any]) -> None:
+    band = item.get("band")
+    risk = item.get("risk")
+    if band in BANDS and isinstance(risk, float | int):
+        SCORES.labels(band=band).inc()
+        RISK.observe(float(risk))
+
+
+def record_response(status: int, body: Mapping[str, Any]) -> None:
+    """Count one /score or /score_batch response. Never raises (metrics must not stop scoring)."""
+    try:
+        if "results" in body:
+            for item in body.get("results") or ():
+                if isinstance(item, Mapping):
+                    if "errors" in item:
+                        _errors(item["errors"])
+                    else:
+                        _scored(item)
+            _errors(body.get("errors") or ())
+        elif status == 200:
+            _scored(body)
+        else:
+            _errors(body.get("errors") or ())
+    except Exception:  # noqa: BLE001 - a metrics failure is never the client's problem
+        pass
