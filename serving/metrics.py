@@ -51,14 +51,10 @@ MODEL = bentoml.metrics.Gauge(
 
 
 def field_label(name: Any) -> str:
-    """A contract field name ("age", "ghq_03" is scored into its scale: kept if known), else
-    "other". Error fields may be "table.field" or carry an index ("records[3].age")."""
-    text = str(name or "")
-    base = text.rsplit(".", 1)[-1].split("[", 1)[0]
-    if base in KNOWN_FIELDS:
-        return base
-    head = base.split("_", 1)[0]
-    return "items" if head in {"tcu", "ghq", "cope", "wai", "cest", "rq"} else "other"
+    """A scoring-record field name of the contract (items included), else "other". Error fields
+    may be "table.field" or carry an index ("records[3].age")."""
+    base = str(name or "").rsplit(".", 1)[-1].split("[", 1)[0]
+    return base if base in KNOWN_FIELDS else "other"
 
 
 def record_model(version: str) -> None:
