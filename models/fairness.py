@@ -70,6 +70,16 @@ MEASURES: dict[str, tuple[str, str]] = {
     "ppv_high": ("of clients flagged high, share with a low alliance", "clients flagged high"),
     "oe_ratio": ("low alliances observed / expected by the model", "clients"),
 }
+# Column headings of the readable table (the plots and gap table use MEASURES' longer words).
+SHORT: dict[str, str] = {
+    "flag_rate_moderate": "flagged moderate or high",
+    "flag_rate_high": "flagged high",
+    "sensitivity_moderate": "sensitivity at moderate",
+    "sensitivity_high": "sensitivity at high",
+    "ppv_moderate": "PPV at moderate",
+    "ppv_high": "PPV at high",
+    "oe_ratio": "observed / expected",
+}
 CARD_SECTION = "Fairness at the band thresholds"
 CARD_NOTE = (
     "Per subgroup level on the held-out test: share flagged moderate-or-higher and high, "
@@ -247,7 +257,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     for (sub, level), g in table.groupby(["subgroup", "level"], sort=False):
         row = {"subgroup": SUBGROUPS.get(sub, sub), "level": level, "clients": int(g["n"].iloc[0])}
         for _, r in g.iterrows():
-            row[r["measure"].replace("_", " ")] = _ci_text(r["value"], r["lo"], r["hi"])
+            row[SHORT[r["measure"]]] = _ci_text(r["value"], r["lo"], r["hi"])
         rows.append(row)
     return pd.DataFrame(rows)
 

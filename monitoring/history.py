@@ -51,8 +51,10 @@ def log_monitor_run(tracking_uri: str, result, html_path: Path, json_path: Path)
     try:
         import mlflow
 
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_experiment(EXPERIMENT)
+        from models.registry import ensure_experiment, get_client
+
+        get_client(tracking_uri)  # sets tracking and registry URIs
+        ensure_experiment(tracking_uri, EXPERIMENT)  # artifacts beside a SQLite store, not cwd
         params: dict[str, Any] = {
             "model_version": result.model_version,
             "reference": result.reference,

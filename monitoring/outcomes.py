@@ -69,6 +69,7 @@ class OutcomeResult:
     alarms: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     plots: dict[str, str] = field(default_factory=dict)  # title -> data URI
+    synthetic: bool = False  # the batch is the simulator's (ground_truth.json beside it)
 
     def evaluate(self) -> None:
         oe, lo, hi = self.current["oe_ratio"]
@@ -99,6 +100,7 @@ class OutcomeResult:
             return {k: {"value": v[0], "lo": v[1], "hi": v[2]} for k, v in d.items()}
 
         return {
+            "synthetic": self.synthetic,
             "source": self.source,
             "label_definition": self.label_definition,
             "label_counts": self.label_counts,
@@ -299,6 +301,7 @@ def evaluate_outcomes(
     label_definition: dict,
     label_counts: dict,
     n_boot: int = N_BOOT,
+    synthetic: bool = False,
 ) -> OutcomeResult:
     """Metrics, bands, fairness, alarms and plots for labelled, scored clients (aligned arrays)."""
     from models import fairness as F
@@ -319,16 +322,18 @@ def evaluate_outcomes(
         training_bands=training_bands,
         fairness=fair,
         gaps=F.largest_gaps(fair),
+        synthetic=synthetic,
     )
     if not training:
         res.notes.append("the training run's figures could not be read: no comparison")
     res.evaluate()
+    tag = "SYNTHETIC DATA, " if synthetic else ""
     res.plots["Calibration: training hold-out and current batch"] = calibration_plot(
-        holdout, (y, p)
+        holdout, (y, p), tag
     )
     for measure in F.MEASURES:
         res.plots[f"Fairness: {F.MEASURES[measure][0]}"] = _uri(
-            F.plot_measure(fair, measure, "current batch:")
+            F.plot_measure(fair, measure, f"{tag}current batch:")
         )
     return res
 
@@ -389,6 +394,7 @@ def check_outcomes(
         labels.definition,
         labels.counts,
         n_boot,
+        synthetic=is_synthetic(folder),
     )
     missing = len(frame) - len(joined)
     if missing:
@@ -411,7 +417,17 @@ def _uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def calibration_plot(holdout, current) -> str:
+def is_synthetic(folder: Path) -> bool:
+    """The simulator writes ground_truth.json (with "SYNTHETIC": true) beside its tables."""
+    import json
+
+    try:
+        return bool(json.loads((folder / "ground_truth.json").read_text()).get("SYNTHETIC"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def calibration_plot(holdout, current, tag: str = "") -> str:
     """Observed rate vs mean predicted risk per tenth of clients, both periods, Wilson 95% bars."""
     import matplotlib
 
@@ -442,7 +458,11 @@ def calibration_plot(holdout, current) -> str:
     top = min(1.0, top * 1.1 + 0.02)
     ax.plot([0, top], [0, top], "k--", lw=1, label="ideal")
     ax.set(xlim=(0, top), ylim=(0, top), xlabel="mean predicted risk", ylabel="observed rate")
-    ax.set_title("Calibration, by tenth of predicted risk")
+    ax.set_title(
+        f"{tag}calibration, by tenth of predicted risk"
+        if tag
+        else "Calibration, by tenth of predicted risk"
+    )
     ax.legend(loc="upper left")
     return _uri(fig)
 
@@ -515,7 +535,7 @@ def render_section(r: OutcomeResult) -> str:
     )
     notes = "".join(f'<p class="note">{_e(n)}</p>' for n in r.notes)
     return f"""
-<h2>Performance on outcomes</h2>
+<h2>Performance on outcomes{" (SYNTHETIC data)" if r.synthetic else ""}</h2>
 <p>{_e(r.source)}. Label: {_e(d.get("rater"))}-rated WAI-S item mean below {_e(d.get("threshold"))},
 at least {_e(d.get("min_valid_weeks"))} valid week(s) (the champion's own definition).
 {r.n} client(s) labelled and scored; label counts: {_e(r.label_counts)}.</p>
@@ -526,7 +546,7 @@ ratio is outside {OE_LOW}-{OE_HIGH}; discrimination when AUROC is below the trai
 CIs: bootstrap over counsellors ({N_BOOT} resamples).</p>
 <h3>Observed rate per band</h3>{_table(band)}
 {img}
-<h2>Fairness at the band thresholds (current batch)</h2>
+<h2>Fairness at the band thresholds (current batch{", SYNTHETIC data" if r.synthetic else ""})</h2>
 <p class="note">Per subgroup level, 95% CIs (Wilson for shares, exact Poisson for observed /
 expected). Levels with fewer than {F.MIN_COUNT} clients, and measures whose own denominator is below
 {F.MIN_COUNT}, are suppressed.</p>

@@ -9,17 +9,18 @@ from the data contract (anything else is counted as "other", so a client cannot 
 at will), and the model version. The risk histogram has fixed buckets at tenths (plus the default
 band cut-offs 0.2 and 0.4 are among them), so a single score cannot be read back from it.
 
-``bentoml.metrics`` rather than ``prometheus_client``: BentoML's wrapper creates the metrics lazily
-in multiprocess mode, so the two workers' counts add up on ``/metrics`` (BentoML 1.4 docs,
-"Metrics"). Recording costs a few microseconds per score (a dict lookup and two increments).
+``prometheus_client`` directly (BentoML 1.4 deprecates its ``bentoml.metrics`` wrapper), with the
+metrics made on first use rather than at import: BentoML's workers run in Prometheus multiprocess
+mode (``PROMETHEUS_MULTIPROC_DIR``), which prometheus_client must see when the metric is created,
+so the two workers' counts add up on ``/metrics``. Recording costs a few microseconds per score.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
-
-import bentoml
 
 from features.catalog import SCORING_BY_NAME
 
@@ -27,27 +28,31 @@ BANDS = ("low", "moderate", "high")
 RISK_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 KNOWN_FIELDS = frozenset(SCORING_BY_NAME) | {"body", "records"}
 
-SCORES = bentoml.metrics.Counter(
-    name="alliance_risk_scores",
-    documentation="Records scored, by risk band",
-    labelnames=["band"],
-)
-RISK = bentoml.metrics.Histogram(
-    name="alliance_risk_risk",
-    documentation="Predicted risk of a low early alliance (probability)",
-    buckets=RISK_BUCKETS,
-)
-ERRORS = bentoml.metrics.Counter(
-    name="alliance_risk_validation_errors",
-    documentation="Field-level validation errors in refused records, by data-contract field",
-    labelnames=["field"],
-)
-MODEL = bentoml.metrics.Gauge(
-    name="alliance_risk_model_version",
-    documentation="1 for the registered model version this service answers with",
-    labelnames=["version"],
-    multiprocess_mode="max",
-)
+
+@cache
+def _m() -> SimpleNamespace:
+    """The service's metrics, made once per worker process on first use."""
+    from prometheus_client import Counter, Gauge, Histogram
+
+    return SimpleNamespace(
+        scores=Counter("alliance_risk_scores", "Records scored, by risk band", ["band"]),
+        risk=Histogram(
+            "alliance_risk_risk",
+            "Predicted risk of a low early alliance (probability)",
+            buckets=RISK_BUCKETS,
+        ),
+        errors=Counter(
+            "alliance_risk_validation_errors",
+            "Field-level validation errors in refused records, by data-contract field",
+            ["field"],
+        ),
+        model=Gauge(
+            "alliance_risk_model_version",
+            "1 for the registered model version this service answers with",
+            ["version"],
+            multiprocess_mode="max",
+        ),
+    )
 
 
 def field_label(name: Any) -> str:
@@ -58,21 +63,22 @@ def field_label(name: Any) -> str:
 
 
 def record_model(version: str) -> None:
-    MODEL.labels(version=str(version)).set(1)
+    _m().model.labels(version=str(version)).set(1)
 
 
 def _errors(items: Iterable[Mapping[str, Any]]) -> None:
     for e in items:
         if isinstance(e, Mapping):
-            ERRORS.labels(field=field_label(e.get("field"))).inc()
+            _m().errors.labels(field=field_label(e.get("field"))).inc()
 
 
 def _scored(item: Mapping[str, Any]) -> None:
     band = item.get("band")
     risk = item.get("risk")
     if band in BANDS and isinstance(risk, float | int):
-        SCORES.labels(band=band).inc()
-        RISK.observe(float(risk))
+        m = _m()
+        m.scores.labels(band=band).inc()
+        m.risk.observe(float(risk))
 
 
 def record_response(status: int, body: Mapping[str, Any]) -> None:

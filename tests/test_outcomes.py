@@ -35,7 +35,7 @@ def _subset(cohort, ids: set[str]):
     )
 
 
-def worse_alliance(alliance: pd.DataFrame, shift: int = 2) -> pd.DataFrame:
+def worse_alliance(alliance: pd.DataFrame, shift: int = 1) -> pd.DataFrame:
     """Every rating `shift` points worse on the 1-7 scale (reverse-scored items move up)."""
     from features.instruments import WAI_S
 
@@ -106,6 +106,7 @@ def test_same_population_with_outcomes_is_quiet(world, tmp_path):
     html = (out / "monitoring_report.html").read_text()
     assert "Performance on outcomes" in html and "Fairness at the band thresholds" in html
     assert "training hold-out" in html and "ref_rows" not in html.split("<h2>Scores</h2>")[0]
+    assert o["synthetic"] is True and "Performance on outcomes (SYNTHETIC data)" in html
     from tests.test_monitor import external_refs
 
     assert external_refs(html) == []
