@@ -10,7 +10,8 @@ contract's ``alliance`` table), ``pipelines.monitor`` calls ``check_outcomes``, 
    read from the service's audit store and joined by the keyed hash the audit already keeps
    (HMAC-SHA256 of admission_id with the installation key, which is read on this machine and
    never written anywhere else);
-3. reports observed/expected events (O/E) with its CI, calibration slope, AUROC and Brier, each
+3. reports observed/expected events (O/E) with its CI (the wider of the bootstrap's and the exact
+   Poisson interval: the bootstrap of a ratio is too narrow with few events), calibration slope, AUROC and Brier, each
    with a 95% cluster-bootstrap CI (``models.metrics.bootstrap_ci``, counsellors as clusters), next
    to the training run's held-out figures; the observed rate per band; a calibration plot of the
    training hold-out and the current batch; the fairness table at the band thresholds
@@ -309,6 +310,12 @@ def evaluate_outcomes(
 
     ci = M.bootstrap_ci(y, p, n_boot=n_boot, seed=0, groups=_groups(frame))
     current = {k: ci[k] for k in (*HEADLINE, "cal_intercept", "prevalence")}
+    # O/E: the wider of the counsellor bootstrap and the exact Poisson interval (fairness's):
+    # with few events the bootstrap of a ratio comes out too narrow (40 clients, O/E 1.32:
+    # bootstrap 1.10-1.67, exact 0.81-2.1), and a small service must not alarm on noise.
+    oe, blo, bhi = current["oe_ratio"]
+    _, plo, phi = F.oe_interval(float(y.sum()), float(p.sum()))
+    current["oe_ratio"] = (oe, min(blo, plo), max(bhi, phi))
     bands = M.band_table(y, p, lm.bands)
     fair = F.fairness_table(y, p, frame, lm.bands.moderate_from, lm.bands.high_from)
     res = OutcomeResult(
@@ -492,6 +499,16 @@ def _fmt(v: Any) -> Any:
     return v
 
 
+def _count_words(r: OutcomeResult) -> str:
+    c = r.label_counts
+    return (
+        f"Of {c.get('admissions', 0)} admissions, {c.get('labelled', 0)} have a label "
+        f"({c.get('low', 0)} with a low alliance), {c.get('early_leavers', 0)} left before the "
+        f"first rating and {c.get('unlabelled', 0)} have no usable rating; {r.n} labelled "
+        "client(s) have a score."
+    )
+
+
 def render_section(r: OutcomeResult) -> str:
     """The report's "Performance on outcomes" and "Fairness at the band thresholds" sections."""
     from models import fairness as F
@@ -538,12 +555,13 @@ def render_section(r: OutcomeResult) -> str:
 <h2>Performance on outcomes{" (SYNTHETIC data)" if r.synthetic else ""}</h2>
 <p>{_e(r.source)}. Label: {_e(d.get("rater"))}-rated WAI-S item mean below {_e(d.get("threshold"))},
 at least {_e(d.get("min_valid_weeks"))} valid week(s) (the champion's own definition).
-{r.n} client(s) labelled and scored; label counts: {_e(r.label_counts)}.</p>
+{_e(_count_words(r))}</p>
 {status}{notes}
 {metrics}
 <p class="note">Alarm rules: calibration when the 95% CI of observed / expected excludes 1 and the
 ratio is outside {OE_LOW}-{OE_HIGH}; discrimination when AUROC is below the training 95% CI.
-CIs: bootstrap over counsellors ({N_BOOT} resamples).</p>
+CIs: bootstrap over counsellors ({N_BOOT} resamples); for observed / expected, the wider of that
+and the exact Poisson interval.</p>
 <h3>Observed rate per band</h3>{_table(band)}
 {img}
 <h2>Fairness at the band thresholds (current batch{", SYNTHETIC data" if r.synthetic else ""})</h2>

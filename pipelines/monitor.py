@@ -1,11 +1,11 @@
 """Drift monitoring: a current batch of admissions (or the service's scores) against a reference.
 
     python -m pipelines.monitor --reference DIR (--current DIR | --audit-db FILE)
-                                [--out reports/monitoring] [--psi-threshold 0.2]
+                                [--outcomes DIR] [--out reports/monitoring] [--psi-threshold 0.2]
                                 [--score-shift-threshold 0.1] [--model-version N]
 
---reference / --current: data folders with an intake table (and counsellors; alliance is not
-needed). Checks: PSI per predictor (numeric: reference quantile bins; categorical: codes; missing
+--reference / --current: data folders with an intake table (and counsellors; an alliance table in
+--current adds performance on outcomes, see below). Checks: PSI per predictor (numeric: reference quantile bins; categorical: codes; missing
 is a bin of its own), the data-contract suites on the current batch, and the shift of the
 champion's scores (mean risk difference, PSI of risk, PSI of the band mix). With --audit-db (the
 service's SQLite audit store: serving/audit.py's table scores, or a table audit, with
