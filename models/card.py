@@ -23,6 +23,8 @@ The ``info`` dict (every key optional except where noted; missing ones render as
 - candidates: DataFrame | list[dict] (model comparison)
 - decision_curve: str | DataFrame (summary of net benefit at chosen thresholds)
 - subgroups: DataFrame (``metrics.subgroup_metrics``); subgroups_note: str
+- fairness: DataFrame (``fairness.fairness_table``); fairness_gaps: DataFrame
+  (``fairness.largest_gaps``; computed from the table when absent)
 - bands: DataFrame (``metrics.band_table``); band_config: {moderate_from, high_from};
   bands_note: str (how outputs are shown)
 - explanations: {driver group: mean |SHAP|}; explanation_method: str;
@@ -54,6 +56,7 @@ SECTIONS: tuple[str, ...] = (
     "Validation method",
     "Performance",
     "Subgroups",
+    "Fairness at the band thresholds",
     "Thresholds and risk bands",
     "Explanations",
     "Limitations",
@@ -246,6 +249,21 @@ def _subgroups(info: Mapping) -> list[Block]:
     return blocks
 
 
+def _fairness(info: Mapping) -> list[Block]:
+    """models.fairness's table and gaps, in readable form; its plots come as images."""
+    from models import fairness as F
+
+    table = info.get("fairness")
+    if table is None or len(table) == 0:
+        return [("p", NOT_RECORDED)]
+    return [
+        ("p", F.CARD_NOTE),
+        ("table", F.display_table(table)),
+        ("p", "Largest gap between levels of each subgroup (highest minus lowest, 95% CI):"),
+        ("table", F.display_gaps(info.get("fairness_gaps", F.largest_gaps(table)))),
+    ]
+
+
 def _bands(info: Mapping) -> list[Block]:
     blocks: list[Block] = []
     cfg = info.get("band_config")
@@ -326,6 +344,7 @@ def build_sections(info: Mapping) -> list[tuple[str, list[Block]]]:
         "Validation method": lambda: _validation(info),
         "Performance": lambda: _performance(info),
         "Subgroups": lambda: _subgroups(info),
+        "Fairness at the band thresholds": lambda: _fairness(info),
         "Thresholds and risk bands": lambda: _bands(info),
         "Explanations": lambda: _explanations(info),
         "Limitations": lambda: _limitations(info),

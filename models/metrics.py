@@ -39,6 +39,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "cal_intercept",
     "cal_slope",
     "ece",
+    "oe_ratio",
     "prevalence",
     "n",
 )
@@ -144,6 +145,16 @@ def _ece(y: np.ndarray, p: np.ndarray, n_bins: int = ECE_BINS) -> float:
     return float(np.abs(sum_y - sum_p).sum() / n)
 
 
+def _oe_ratio(y: np.ndarray, p: np.ndarray) -> float:
+    """Observed / expected events: sum(y) / sum(p), calibration-in-the-large as a ratio.
+
+    1.0 = as many low alliances as the model expected; 1.25 = a quarter more than expected (the
+    model under-predicts). A ratio is what a service reads directly ("25% more than predicted"),
+    where ``cal_intercept`` needs a log-odds reading."""
+    expected = float(p.sum())
+    return float(y.sum() / expected) if expected > 0 else float("nan")
+
+
 def _metrics(y: np.ndarray, p: np.ndarray, lp: np.ndarray) -> dict[str, float]:
     """All point metrics on already-validated arrays (lp = logit of the clipped p)."""
     pc = np.clip(p, EPS, 1 - EPS)
@@ -155,6 +166,7 @@ def _metrics(y: np.ndarray, p: np.ndarray, lp: np.ndarray) -> dict[str, float]:
         "cal_intercept": _cal_intercept(y, lp),
         "cal_slope": _cal_slope(y, lp),
         "ece": _ece(y, p),
+        "oe_ratio": _oe_ratio(y, p),
         "prevalence": float(y.mean()) if y.size else float("nan"),
         "n": float(y.size),
     }
@@ -166,7 +178,8 @@ def point_metrics(
     """Discrimination, calibration and overall accuracy in one dict.
 
     Keys: auroc, auprc (average precision), brier, log_loss, cal_intercept (calibration-in-the-large,
-    slope fixed at 1), cal_slope, ece (10 equal-frequency bins), prevalence, n. All floats."""
+    slope fixed at 1), cal_slope, ece (10 equal-frequency bins), oe_ratio (observed / expected
+    events), prevalence, n. All floats."""
     y, p = _as_arrays(y, p)
     return _metrics(y, p, _logit(p))
 

@@ -115,6 +115,31 @@ def _stability(result, scored: pd.DataFrame) -> pd.DataFrame:
     return risk_steps(result.model, recs.reset_index(drop=True))
 
 
+def _fairness(settings, result, scored: pd.DataFrame, out: Path, synthetic: bool) -> dict:
+    """Flag rate, sensitivity, PPV and O/E per subgroup at the band thresholds (held-out test),
+    with the largest gaps and one plot per measure (models.fairness)."""
+    from models import fairness as F
+
+    tf = result.test_frame
+    rows = scored.set_index(scored["admission_id"].astype(str)).loc[tf["admission_id"]]
+    table = F.fairness_table(
+        tf["y"].to_numpy(),
+        tf["p"].to_numpy(),
+        rows.reset_index(drop=True),
+        settings.bands.moderate_from,
+        settings.bands.high_from,
+    )
+    note = "SYNTHETIC DATA, held-out test:" if synthetic else "held-out test:"
+    paths = F.save_plots(table, out, note)
+    return {
+        "fairness": table,
+        "fairness_gaps": F.largest_gaps(table),
+        "images": {
+            f"Fairness: {F.MEASURES[m][0]}": (F.CARD_SECTION, path) for m, path in paths.items()
+        },
+    }
+
+
 def _card_info(
     settings, result, labels, tables, synthetic: bool, digest: str, images: dict
 ) -> dict[str, Any]:
@@ -205,10 +230,13 @@ def log_run(
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         images = _plots(result, out, synthetic)
+        fairness = _fairness(settings, result, scored, out / "fairness", synthetic)
+        images.update(fairness.pop("images"))
         for v in images.values():
             mlflow.log_artifact(str(v[1] if isinstance(v, tuple) else v), "plots")
         info = _card_info(settings, result, labels, tables, synthetic, ds.digest, images)
         info["stability"] = _stability(result, scored)
+        info.update(fairness)
         md, html = card.render_model_card(info)
         (out / "model_card.md").write_text(md)
         (out / "model_card.html").write_text(html)
@@ -218,6 +246,9 @@ def log_run(
         result.subgroups.to_csv(out / "subgroups.csv", index=False)
         result.bands.to_csv(out / "bands.csv", index=False)
         result.decision.to_csv(out / "decision_curve.csv", index=False)
+        # The held-out risks and labels, no ids: the monitor's calibration plot of both periods.
+        result.test_frame[["y", "p"]].to_csv(out / "holdout.csv", index=False)
+        info["fairness"].to_csv(out / "fairness.csv", index=False)
         pd.DataFrame(
             {
                 "feature": list(result.importance_features),
@@ -230,6 +261,8 @@ def log_run(
             "bands.csv",
             "decision_curve.csv",
             "importance.csv",
+            "holdout.csv",
+            "fairness.csv",
         ):
             mlflow.log_artifact(str(out / f), "evaluation")
 

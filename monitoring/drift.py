@@ -294,6 +294,7 @@ class MonitorResult:
     alarms: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     plots: dict[str, str] = field(default_factory=dict)  # name -> data URI
+    outcomes: Any = None  # monitoring.outcomes.OutcomeResult when the batch carries outcomes
     _ref_risk: np.ndarray | None = None
     _cur_risk: np.ndarray | None = None
 
@@ -325,6 +326,11 @@ class MonitorResult:
                 f"current batch fails the data contract ({v['blocking_errors']} blocking problem(s))"
             )
 
+    def add_outcomes(self, outcomes) -> None:
+        """Performance on outcomes (monitoring.outcomes): its alarms count as this run's alarms."""
+        self.outcomes = outcomes
+        self.alarms += outcomes.alarms
+
     @property
     def exit_code(self) -> int:
         return 1 if self.alarms else 0
@@ -343,6 +349,7 @@ class MonitorResult:
             "scores": self.scores,
             "validation": self.validation,
             "features": self.features,
+            "outcomes": None if self.outcomes is None else self.outcomes.to_dict(),
         }
 
     def write(self, out_dir: str | Path) -> tuple[Path, Path]:
@@ -442,6 +449,14 @@ def _f(v: Any, nd: int = 3) -> str:
     return "" if v is None else f"{v:.{nd}f}"
 
 
+def _outcome_section(r: MonitorResult) -> str:
+    if r.outcomes is None:
+        return ""
+    from monitoring.outcomes import render_section
+
+    return render_section(r.outcomes)
+
+
 def render_html(r: MonitorResult) -> str:
     status = (
         '<p class="bad">DRIFT: '
@@ -515,6 +530,7 @@ def render_html(r: MonitorResult) -> str:
 <h1>Drift monitoring: alliance-risk model version {_e(r.model_version)}</h1>
 <p>Reference: <code>{_e(r.reference)}</code><br>Current: <code>{_e(r.current)}</code></p>
 {status}{notes}
+{_outcome_section(r)}
 <h2>Scores</h2>
 {img("risk", "risk distribution, reference vs current")}
 <table><tr><th>measure</th><th>value</th></tr>{score_rows}</table>

@@ -1,16 +1,21 @@
 """Drift monitoring: a current batch of admissions (or the service's scores) against a reference.
 
-    python -m pipelines.monitor --reference DIR (--input DIR | --audit-db FILE)
+    python -m pipelines.monitor --reference DIR (--input DIR | --audit-db FILE) [--outcomes DIR]
                                 [--output reports/monitoring] [--psi-threshold 0.2]
                                 [--score-shift-threshold 0.1] [--model-version N] [--config FILE]
 
---reference / --input (alias --current): data folders with an intake table (and counsellors;
-alliance is not needed). Checks: PSI per predictor (numeric: reference quantile bins; categorical:
+--reference / --input (alias --current): data folders with an intake table (and counsellors; an
+alliance table in --input adds performance on outcomes, see below). Checks: PSI per predictor (numeric: reference quantile bins; categorical:
 codes; missing is a bin of its own), the data-contract suites on the current batch, and the shift
 of the champion's scores (mean risk difference, PSI of risk, PSI of the band mix). With --audit-db
 (the service's SQLite audit store: serving/audit.py's table scores, or a table audit, with
 probability and band; rows of the monitored model version only) the current scores come from
 there and feature drift is skipped.
+
+With outcomes (--input holding the contract's alliance table, or --outcomes DIR): performance on
+outcomes and fairness at the band thresholds (monitoring/outcomes.py); an alarm names calibration
+or discrimination. Every run is logged to MLflow (experiment alliance-risk-monitoring: metrics,
+alarms, the report; monitoring/history.py).
 
 Writes <output>/monitoring_report.html (self-contained: inline CSS, plots as data URIs, nothing
 loaded from outside) and <output>/monitoring.json (--output, alias --out; default
@@ -72,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="alarm on |mean risk difference| above this (default monitor.score_shift_threshold, 0.1)",
+    )
+    p.add_argument(
+        "--outcomes",
+        type=Path,
+        help="folder with the batch's alliance ratings and intake (default: --input when it "
+        "holds an alliance table); with --audit-db the scores come from the audit store",
     )
     p.add_argument("--model-version", help="registered model version (default: the champion)")
     p.add_argument("--json", action="store_true", help="print the JSON summary")
@@ -203,9 +214,23 @@ def main(argv: list[str] | None = None) -> int:
         t = s.start(f"writing the report to {output}")
         result.scores = score_shift(ref_scores, cur_scores, lm.bands, cfg.bins)
         result.evaluate()
+        from monitoring.outcomes import OutcomeInputError, check_outcomes, has_outcomes
+
+        outcome_dir = args.outcomes or (args.input if has_outcomes(args.input) else None)
+        if outcome_dir is not None:
+            try:
+                result.add_outcomes(check_outcomes(lm, settings, outcome_dir, args.audit_db))
+            except (OutcomeInputError, OSError, ValueError) as exc:
+                s.stop()
+                return fail(f"outcomes: {exc}", EXIT_INPUT)
         make_plots(result, ref_scores.risk, cur_scores.risk)
         html_path, json_path = result.write(output)
         s.done(t, f"report written to {output}")
+        t = s.start("logging the run to MLflow")
+        from monitoring.history import log_monitor_run
+
+        logged = log_monitor_run(settings.tracking_uri, result, html_path, json_path)
+        s.done(t, "logged to MLflow")
 
     if args.json:
         print(json.dumps(result.to_dict(), indent=1, default=str))
@@ -219,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for f in result.features[:5]:
             console.print(f"  {f['feature']}: PSI {f['psi']}", highlight=False)
+        if result.outcomes is not None:
+            console.print(result.outcomes.summary_line(), highlight=False)
         for n in result.notes:
             console.print(f"note: {n}", style="yellow", highlight=False)
         for a in result.alarms:
@@ -228,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             style="bold red" if result.alarms else "bold green",
         )
         console.print(f"report: {html_path}  summary: {json_path}", highlight=False)
+        console.print(logged, highlight=False)
     return result.exit_code
 
 

@@ -66,10 +66,19 @@ def _write_error(d: Path, reason: str) -> None:
         pass
 
 
+# BentoML commands that import the service without serving it (``bentoml build`` reads the
+# service definition): nothing to prefetch, and a registry read there would be a stray process.
+NOT_SERVING = frozenset({"build", "containerize", "get", "list", "export", "import", "delete"})
+
+
+def _serving() -> bool:
+    return _under_bentoml() and not (len(sys.argv) > 1 and sys.argv[1] in NOT_SERVING)
+
+
 def start(tracking_uri: str, name: str) -> None:
     """In the first BentoML process that imports the service, launch the registry reader."""
     global _STARTED
-    if _STARTED or not _under_bentoml() or _ours(_folder(os.getppid())):
+    if _STARTED or not _serving() or _ours(_folder(os.getppid())):
         return
     _STARTED = True
     d = _folder(os.getpid())

@@ -7,7 +7,9 @@ Routes (all JSON; see README "Serving" and the offline docs page at /api-docs):
 - ``POST /score_batch``: ``{"records": [...]}`` (at most ``serving.max_batch``) -> one result per
   record in order; a bad record carries its own field-named errors and the others are scored.
 - ``GET /model``: version, training time, label definition, headline metrics, bands, catalog.
-- ``/livez``, ``/readyz``, ``/metrics``: BentoML's own, open. ``/readyz`` is 503 with the reason
+- ``/livez``, ``/readyz``, ``/metrics``: BentoML's own, open; ``/metrics`` also carries the
+  service's scores by band, risk histogram, validation errors by field and model version
+  (serving.metrics). ``/readyz`` is 503 with the reason
   while there is no champion or no API key.
 - ``/`` intake page, ``/api-docs`` offline API docs, ``/docs.json`` the OpenAPI document.
 
@@ -45,6 +47,7 @@ from pydantic import Field as PField
 from starlette.responses import Response
 
 from serving.auth import KeyRing
+from serving import metrics as service_metrics
 from serving.guard import Guard
 from serving.page import make_app
 from validation.record import record_json_schema
@@ -213,6 +216,7 @@ def _call(fn, body: Any) -> Response:
         where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
         logger.error("scoring failed with %s at %s", type(exc).__name__, where)
         return _json(500, INTERNAL)
+    service_metrics.record_response(status, out)
     return _json(status, out, started)
 
 
@@ -263,6 +267,7 @@ class AllianceRisk:
         if champion is not None:
             audit = AuditLog(cfg.audit_db, cfg.audit_hash_key)
             STATE.engine = Engine(champion, audit, cfg.max_batch)
+            service_metrics.record_model(champion.version)
             logger.info(
                 "serving %s version %s (%s), trained %s; %d API key(s) configured",
                 champion.name,

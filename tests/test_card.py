@@ -81,6 +81,7 @@ def test_required_headings_are_the_tripod_list():
         "Validation method",
         "Performance",
         "Subgroups",
+        "Fairness at the band thresholds",
         "Thresholds and risk bands",
         "Explanations",
         "Limitations",

@@ -70,6 +70,10 @@ def test_first_model_becomes_champion_with_its_artifacts(trained_store):
         "model_card/model_card.html",
         "validation/validation_report.html",
         "evaluation/subgroups.csv",
+        "evaluation/fairness.csv",
+        "evaluation/holdout.csv",
+        "plots/fairness_oe_ratio.png",
+        "plots/fairness_ppv_high.png",
     ):
         assert needed in paths, needed
 

@@ -1,0 +1,574 @@
+"""Performance on outcomes: is the champion still right about the clients a service sees now?
+
+WAI-S ratings arrive within three weeks of admission. When a monitored batch carries them (the
+contract's ``alliance`` table), ``pipelines.monitor`` calls ``check_outcomes``, which
+
+1. labels the batch with the champion's own label definition (rater, threshold, minimum valid
+   weeks: ``ScoringModel.reference["label"]``, saved with the model at training, the same values the
+   run logs as ``label_definition.*``), through ``features.labels.build_labels``, the one builder;
+2. takes the champion's score of each labelled admission: scored here from the batch's intake, or
+   read from the service's audit store and joined by the keyed hash the audit already keeps
+   (HMAC-SHA256 of admission_id with the installation key, which is read on this machine and
+   never written anywhere else);
+3. reports observed/expected events (O/E) with its CI (the wider of the bootstrap's and the exact
+   Poisson interval: the bootstrap of a ratio is too narrow with few events), calibration slope, AUROC and Brier, each
+   with a 95% cluster-bootstrap CI (``models.metrics.bootstrap_ci``, counsellors as clusters), next
+   to the training run's held-out figures; the observed rate per band; a calibration plot of the
+   training hold-out and the current batch; the fairness table at the band thresholds
+   (``models.fairness``), one plot per measure.
+
+Alarms (the monitor exits 1; the alarm text starts with its kind):
+- calibration: the O/E 95% CI excludes 1 AND O/E is outside [0.8, 1.25]. Both, because with
+  thousands of clients a 5% miscalibration is "significant" yet not worth acting on, and with a
+  few dozen a 40% one is noise.
+- discrimination: current AUROC below the lower bound of the training run's 95% CI.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+OE_LOW, OE_HIGH = 0.8, 1.25
+N_BOOT = 200
+MIN_LABELLED = 30
+HEADLINE = ("oe_ratio", "cal_slope", "auroc", "brier")
+WORDS = {
+    "oe_ratio": "low alliances observed / expected",
+    "cal_slope": "calibration slope",
+    "auroc": "AUROC (discrimination)",
+    "brier": "Brier score",
+    "cal_intercept": "calibration intercept",
+    "prevalence": "share with a low alliance",
+}
+
+
+class OutcomeInputError(Exception):
+    """The outcome data cannot be read or joined (the monitor exits 2)."""
+
+
+@dataclass
+class OutcomeResult:
+    source: str
+    label_definition: dict[str, Any]
+    label_counts: dict[str, int]
+    n: int
+    current: dict[str, tuple[float, float, float]]
+    training: dict[str, tuple[float, float, float]]
+    bands: pd.DataFrame
+    training_bands: pd.DataFrame | None
+    fairness: pd.DataFrame
+    gaps: pd.DataFrame
+    alarms: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    plots: dict[str, str] = field(default_factory=dict)  # title -> data URI
+    synthetic: bool = False  # the batch is the simulator's (ground_truth.json beside it)
+
+    def evaluate(self) -> None:
+        oe, lo, hi = self.current["oe_ratio"]
+        if (lo > 1 or hi < 1) and not (OE_LOW <= oe <= OE_HIGH):
+            way = "more" if oe > 1 else "fewer"
+            self.alarms.append(
+                f"calibration: {oe:.2f} times the low alliances the model expected "
+                f"(95% CI {lo:.2f} to {hi:.2f}; {way} than predicted, outside {OE_LOW}-{OE_HIGH})"
+            )
+        auc = self.current["auroc"][0]
+        t = self.training.get("auroc")
+        if t is not None and np.isfinite(auc) and np.isfinite(t[1]) and auc < t[1]:
+            self.alarms.append(
+                f"discrimination: AUROC {auc:.3f} is below the training 95% CI "
+                f"({t[1]:.3f} to {t[2]:.3f}, point {t[0]:.3f})"
+            )
+
+    def summary_line(self) -> str:
+        t = self.training
+        return (
+            f"outcomes: {self.n} labelled clients; observed / expected {_ci(self.current['oe_ratio'])}"
+            f"; AUROC {_ci(self.current['auroc'])} (training {_ci(t.get('auroc'))})"
+            f"; calibration slope {_ci(self.current['cal_slope'])}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        def trip(d):
+            return {k: {"value": v[0], "lo": v[1], "hi": v[2]} for k, v in d.items()}
+
+        return {
+            "synthetic": self.synthetic,
+            "source": self.source,
+            "label_definition": self.label_definition,
+            "label_counts": self.label_counts,
+            "labelled_and_scored": self.n,
+            "current": trip(self.current),
+            "training": trip(self.training),
+            "bands": self.bands.to_dict(orient="records"),
+            "training_bands": None
+            if self.training_bands is None
+            else self.training_bands.to_dict(orient="records"),
+            "fairness": self.fairness.to_dict(orient="records"),
+            "fairness_gaps": self.gaps.to_dict(orient="records"),
+            "alarms": self.alarms,
+            "notes": self.notes,
+        }
+
+    def metrics(self) -> dict[str, float]:
+        """Flat numeric figures for MLflow (monitoring.history)."""
+        out: dict[str, float] = {"outcome_labelled_clients": float(self.n)}
+        for k, (v, lo, hi) in self.current.items():
+            out[f"outcome_{k}"], out[f"outcome_{k}_lo"], out[f"outcome_{k}_hi"] = v, lo, hi
+        for r in self.bands.itertuples():
+            out[f"outcome_observed_rate_{r.band}"] = r.observed_rate
+        for r in self.gaps.itertuples():
+            out[f"fairness_gap_{r.subgroup}_{r.measure}"] = r.gap
+        return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+
+
+def label_config(lm):
+    """The champion's label definition as a LabelConfig (saved in the scorer at training)."""
+    from features.settings import LabelConfig
+
+    saved = (lm.model.reference or {}).get("label")
+    if not saved:
+        raise OutcomeInputError(
+            f"model version {lm.version} carries no label definition: retrain it to monitor outcomes"
+        )
+    return LabelConfig(**{k: saved[k] for k in ("rater", "threshold", "min_valid_weeks")})
+
+
+def read_outcome_tables(folder: Path) -> dict[str, pd.DataFrame]:
+    """intake (required), counsellors, alliance (required), episodes of a data folder."""
+    from validation.io import TableLoadError, read_table, table_path
+
+    try:
+        tables = {}
+        for name in ("intake", "counsellors", "alliance", "episodes"):
+            path = table_path(folder, name)
+            if path is not None:
+                tables[name] = read_table(path, name)
+    except TableLoadError as exc:
+        raise OutcomeInputError(str(exc)) from exc
+    for need in ("intake", "alliance"):
+        if need not in tables:
+            raise OutcomeInputError(f"{folder} holds no {need} table: outcomes need both")
+    return tables
+
+
+def has_outcomes(folder: Path | None) -> bool:
+    from validation.io import TableLoadError, table_path
+
+    if folder is None or not folder.is_dir():
+        return False
+    try:
+        return table_path(folder, "alliance") is not None
+    except TableLoadError:
+        return True  # two alliance files: let read_outcome_tables name the problem
+
+
+def score_frame(frame: pd.DataFrame, lm) -> pd.DataFrame:
+    """admission_id, risk, band of every record that passes the record rules (batch.scoring)."""
+    from batch.scoring import ChunkScorer
+
+    scorer = ChunkScorer(lm, top_n=0)
+    parts = []
+    for start in range(0, len(frame), 20_000):
+        out, _ = scorer.run(frame.iloc[start : start + 20_000], start + 1)
+        parts.append(out[["admission_id", "risk", "band"]])
+    if not parts:
+        return pd.DataFrame(columns=["admission_id", "risk", "band"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def audit_key(audit_db: Path, configured: str | None) -> bytes:
+    """The audit's HMAC key: the configured one, else the installation key beside the store.
+    Read only: a missing key file is an error here, never a new key."""
+    if configured:
+        return configured.encode("utf-8")
+    key_file = audit_db.with_name(audit_db.name + ".key")
+    try:
+        key = key_file.read_text().strip()
+    except OSError as exc:
+        raise OutcomeInputError(
+            f"the audit key {key_file} cannot be read ({type(exc).__name__}): outcomes cannot be "
+            "joined to the audit's scores without the key that hashed the ids"
+        ) from exc
+    return key.encode("utf-8")
+
+
+def audit_scores(audit_db: Path, key: bytes, ids: pd.Series, version: str) -> pd.DataFrame:
+    """admission_id, risk, band from the audit store for these ids (the model version's latest
+    score of each), joined through the keyed hash."""
+    from serving.audit import hash_id
+
+    by_hash = {hash_id(key, str(a)): str(a) for a in ids}
+    try:
+        con = sqlite3.connect(f"file:{audit_db}?mode=ro", uri=True)
+        try:
+            rows = con.execute(
+                "select admission_hash, probability, band from scores where model_version = ? "
+                "order by id",
+                (str(version),),
+            ).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise OutcomeInputError(f"cannot read the scores table of {audit_db}: {exc}") from exc
+    found: dict[str, tuple[float, str]] = {}
+    for h, prob, band in rows:  # in insertion order: a later score of an admission wins
+        if h in by_hash:
+            found[by_hash[h]] = (float(prob), band)
+    return pd.DataFrame(
+        {
+            "admission_id": list(found),
+            "risk": [v[0] for v in found.values()],
+            "band": [v[1] for v in found.values()],
+        }
+    )
+
+
+def training_figures(tracking_uri: str, name: str, version: str):
+    """(held-out metrics {name: (point, lo, hi)}, band table or None, (y, p) or None) of the
+    training run that produced this model version."""
+    import tempfile
+
+    import mlflow
+
+    from batch.scoring import resolve_version
+    from models.registry import get_client
+
+    mv = resolve_version(tracking_uri, name, version)
+    client = get_client(tracking_uri)
+    metrics: dict[str, tuple[float, float, float]] = {}
+    bands = holdout = None
+    if not mv.run_id:
+        return metrics, bands, holdout
+    m = client.get_run(mv.run_id).data.metrics
+    for k in ("oe_ratio", "cal_slope", "auroc", "brier", "cal_intercept", "prevalence"):
+        if f"test_{k}" in m:
+            metrics[k] = (
+                m[f"test_{k}"],
+                m.get(f"test_{k}_lo", np.nan),
+                m.get(f"test_{k}_hi", np.nan),
+            )
+    mlflow.set_tracking_uri(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        for art, what in (("evaluation/bands.csv", "bands"), ("evaluation/holdout.csv", "holdout")):
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=mv.run_id, artifact_path=art, dst_path=tmp
+                )
+            except Exception:  # noqa: BLE001 - an older run without the file: shown as absent
+                continue
+            df = pd.read_csv(path)
+            if what == "bands":
+                bands = df
+            else:
+                holdout = (df["y"].to_numpy(dtype=float), df["p"].to_numpy(dtype=float))
+    return metrics, bands, holdout
+
+
+# --------------------------------------------------------------------------------------------
+# The check
+
+
+def _groups(frame: pd.DataFrame) -> np.ndarray | None:
+    """Counsellor per row for the cluster bootstrap; an unknown counsellor is a cluster alone."""
+    if "counsellor_id" not in frame:
+        return None
+    c = frame["counsellor_id"].astype("string")
+    alone = pd.Series([f"(unassigned {i})" for i in range(len(c))], index=c.index, dtype="string")
+    return c.where(c.notna() & (c != ""), alone).to_numpy(dtype=object)
+
+
+def evaluate_outcomes(
+    y: np.ndarray,
+    p: np.ndarray,
+    frame: pd.DataFrame,
+    lm,
+    training: dict,
+    training_bands: pd.DataFrame | None,
+    holdout: tuple[np.ndarray, np.ndarray] | None,
+    source: str,
+    label_definition: dict,
+    label_counts: dict,
+    n_boot: int = N_BOOT,
+    synthetic: bool = False,
+) -> OutcomeResult:
+    """Metrics, bands, fairness, alarms and plots for labelled, scored clients (aligned arrays)."""
+    from models import fairness as F
+    from models import metrics as M
+
+    ci = M.bootstrap_ci(y, p, n_boot=n_boot, seed=0, groups=_groups(frame))
+    current = {k: ci[k] for k in (*HEADLINE, "cal_intercept", "prevalence")}
+    # O/E: the wider of the counsellor bootstrap and the exact Poisson interval (fairness's):
+    # with few events the bootstrap of a ratio comes out too narrow (40 clients, O/E 1.32:
+    # bootstrap 1.10-1.67, exact 0.81-2.1), and a small service must not alarm on noise.
+    oe, blo, bhi = current["oe_ratio"]
+    _, plo, phi = F.oe_interval(float(y.sum()), float(p.sum()))
+    current["oe_ratio"] = (oe, min(blo, plo), max(bhi, phi))
+    bands = M.band_table(y, p, lm.bands)
+    fair = F.fairness_table(y, p, frame, lm.bands.moderate_from, lm.bands.high_from)
+    res = OutcomeResult(
+        source=source,
+        label_definition=label_definition,
+        label_counts=label_counts,
+        n=int(y.size),
+        current=current,
+        training=training,
+        bands=bands,
+        training_bands=training_bands,
+        fairness=fair,
+        gaps=F.largest_gaps(fair),
+        synthetic=synthetic,
+    )
+    if not training:
+        res.notes.append("the training run's figures could not be read: no comparison")
+    res.evaluate()
+    tag = "SYNTHETIC DATA, " if synthetic else ""
+    res.plots["Calibration: training hold-out and current batch"] = calibration_plot(
+        holdout, (y, p), tag
+    )
+    for measure in F.MEASURES:
+        res.plots[f"Fairness: {F.MEASURES[measure][0]}"] = _uri(
+            F.plot_measure(fair, measure, f"{tag}current batch:")
+        )
+    return res
+
+
+def check_outcomes(
+    lm,
+    settings,
+    folder: Path,
+    audit_db: Path | None = None,
+    n_boot: int = N_BOOT,
+) -> OutcomeResult:
+    """Label ``folder``'s batch with the champion's definition and evaluate the champion on it.
+    Scores come from the audit store when ``audit_db`` is given, else from scoring the intake."""
+    from features.build import scoring_frame
+    from features.catalog import SCORING_BY_NAME
+    from features.errors import DataError
+    from features.labels import build_labels
+
+    tables = read_outcome_tables(folder)
+    cfg = label_config(lm)
+    try:
+        labels = build_labels(tables["alliance"], cfg, tables["intake"], tables.get("episodes"))
+    except DataError as exc:
+        raise OutcomeInputError(f"the alliance table of {folder}: {exc}") from exc
+    frame = scoring_frame(tables["intake"], tables.get("counsellors"))
+    frame = frame[[c for c in frame.columns if c in SCORING_BY_NAME]]
+    frame = frame.assign(admission_id=frame["admission_id"].astype(str))
+    frame = frame[frame["admission_id"].isin(labels.labels.index)].drop_duplicates("admission_id")
+    if audit_db is not None:
+        key = audit_key(audit_db, settings.serving.audit_hash_key)
+        scores = audit_scores(audit_db, key, frame["admission_id"], lm.version)
+        source = (
+            f"scores from the audit store {audit_db} (model version {lm.version}), joined to "
+            f"the outcomes in {folder} by the audit's keyed hash"
+        )
+    else:
+        scores = score_frame(frame, lm)
+        source = f"outcomes and intake in {folder}, scored with model version {lm.version}"
+    joined = frame.merge(scores, on="admission_id", how="inner")
+    y = labels.labels.reindex(joined["admission_id"]).to_numpy(dtype=float)
+    p = joined["risk"].to_numpy(dtype=float)
+    if y.size < MIN_LABELLED or y.sum() in (0, y.size):
+        raise OutcomeInputError(
+            f"only {y.size} labelled and scored client(s) in {folder} "
+            f"({int(y.sum())} with a low alliance): at least {MIN_LABELLED} with both outcomes "
+            "are needed"
+        )
+    training, training_bands, holdout = training_figures(settings.tracking_uri, lm.name, lm.version)
+    res = evaluate_outcomes(
+        y,
+        p,
+        joined,
+        lm,
+        training,
+        training_bands,
+        holdout,
+        source,
+        labels.definition,
+        labels.counts,
+        n_boot,
+        synthetic=is_synthetic(folder),
+    )
+    missing = len(frame) - len(joined)
+    if missing:
+        res.notes.append(
+            f"{missing} labelled client(s) had no score ({'not in the audit store' if audit_db else 'failed the record rules'})"
+        )
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# Plots and HTML
+
+
+def _uri(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def is_synthetic(folder: Path) -> bool:
+    """The simulator writes ground_truth.json (with "SYNTHETIC": true) beside its tables."""
+    import json
+
+    try:
+        return bool(json.loads((folder / "ground_truth.json").read_text()).get("SYNTHETIC"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def calibration_plot(holdout, current, tag: str = "") -> str:
+    """Observed rate vs mean predicted risk per tenth of clients, both periods, Wilson 95% bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from models.plots import _binned
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    top = 0.0
+    for name, data, colour, marker in (
+        ("training hold-out", holdout, "tab:gray", "s"),
+        ("current batch", current, "tab:blue", "o"),
+    ):
+        if data is None:
+            continue
+        b = _binned(np.asarray(data[0], float), np.asarray(data[1], float), 10)
+        ax.errorbar(
+            b["pred"],
+            b["obs"],
+            yerr=np.vstack([b["obs"] - b["lo"], b["hi"] - b["obs"]]),
+            fmt=marker,
+            color=colour,
+            label=name,
+            capsize=3,
+        )
+        top = max(top, b["hi"].max(), b["pred"].max())
+    top = min(1.0, top * 1.1 + 0.02)
+    ax.plot([0, top], [0, top], "k--", lw=1, label="ideal")
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="mean predicted risk", ylabel="observed rate")
+    ax.set_title(
+        f"{tag}calibration, by tenth of predicted risk"
+        if tag
+        else "Calibration, by tenth of predicted risk"
+    )
+    ax.legend(loc="upper left")
+    return _uri(fig)
+
+
+def _e(v: Any) -> str:
+    return html.escape("" if v is None else str(v))
+
+
+def _ci(t) -> str:
+    if t is None or not np.isfinite(t[0]):
+        return "not available"
+    return f"{t[0]:.3f} ({t[1]:.3f} to {t[2]:.3f})"
+
+
+def _table(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in df.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_e(_fmt(v))}</td>" for v in row) + "</tr>"
+        for row in df.itertuples(index=False)
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if np.isnan(v) else f"{v:.3f}"
+    return v
+
+
+def _count_words(r: OutcomeResult) -> str:
+    c = r.label_counts
+    return (
+        f"Of {c.get('admissions', 0)} admissions, {c.get('labelled', 0)} have a label "
+        f"({c.get('low', 0)} with a low alliance), {c.get('early_leavers', 0)} left before the "
+        f"first rating and {c.get('unlabelled', 0)} have no usable rating; {r.n} labelled "
+        "client(s) have a score."
+    )
+
+
+def render_section(r: OutcomeResult) -> str:
+    """The report's "Performance on outcomes" and "Fairness at the band thresholds" sections."""
+    from models import fairness as F
+
+    status = (
+        '<p class="bad">' + "<br>".join(_e(a) for a in r.alarms) + "</p>"
+        if r.alarms
+        else '<p class="ok">Calibration and discrimination within bounds.</p>'
+    )
+    d = r.label_definition
+    rows = "".join(
+        f"<tr><td>{_e(WORDS[k])}</td><td>{_e(_ci(r.training.get(k)))}</td>"
+        f"<td>{_e(_ci(r.current.get(k)))}</td></tr>"
+        for k in (*HEADLINE, "cal_intercept", "prevalence")
+    )
+    metrics = (
+        "<table><tr><th>measure</th><th>training hold-out (95% CI)</th>"
+        f"<th>current batch (95% CI)</th></tr>{rows}</table>"
+    )
+    band = r.bands[["band", "n", "events", "observed_rate", "mean_predicted"]].rename(
+        columns={
+            "n": "clients",
+            "events": "low alliances",
+            "observed_rate": "observed rate",
+            "mean_predicted": "mean predicted risk",
+        }
+    )
+    if r.training_bands is not None and "observed_rate" in r.training_bands:
+        band["observed rate at training"] = (
+            r.training_bands.set_index("band")["observed_rate"].reindex(band["band"]).to_numpy()
+        )
+    img = "".join(
+        f'<h3>{_e(t)}</h3><p><img alt="{_e(t)}" src="{u}"></p>'
+        for t, u in r.plots.items()
+        if t.startswith("Calibration")
+    )
+    fair_img = "".join(
+        f'<h3>{_e(t)}</h3><p><img alt="{_e(t)}" src="{u}"></p>'
+        for t, u in r.plots.items()
+        if t.startswith("Fairness")
+    )
+    notes = "".join(f'<p class="note">{_e(n)}</p>' for n in r.notes)
+    return f"""
+<h2>Performance on outcomes{" (SYNTHETIC data)" if r.synthetic else ""}</h2>
+<p>{_e(r.source)}. Label: {_e(d.get("rater"))}-rated WAI-S item mean below {_e(d.get("threshold"))},
+at least {_e(d.get("min_valid_weeks"))} valid week(s) (the champion's own definition).
+{_e(_count_words(r))}</p>
+{status}{notes}
+{metrics}
+<p class="note">Alarm rules: calibration when the 95% CI of observed / expected excludes 1 and the
+ratio is outside {OE_LOW}-{OE_HIGH}; discrimination when AUROC is below the training 95% CI.
+CIs: bootstrap over counsellors ({N_BOOT} resamples); for observed / expected, the wider of that
+and the exact Poisson interval.</p>
+<h3>Observed rate per band</h3>{_table(band)}
+{img}
+<h2>Fairness at the band thresholds (current batch{", SYNTHETIC data" if r.synthetic else ""})</h2>
+<p class="note">Per subgroup level, 95% CIs (Wilson for shares, exact Poisson for observed /
+expected). Levels with fewer than {F.MIN_COUNT} clients, and measures whose own denominator is below
+{F.MIN_COUNT}, are suppressed.</p>
+{_table(F.display_table(r.fairness))}
+<h3>Largest gap between levels</h3>{_table(F.display_gaps(r.gaps))}
+{fair_img}
+"""
