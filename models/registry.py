@@ -23,10 +23,18 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
+def registry_uri(tracking_uri: str) -> str:
+    """MLflow's own MLFLOW_REGISTRY_URI when set (a team's registry apart from its tracking
+    server), else the tracking store, which holds the registry by default."""
+    import os
+
+    return os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri
+
+
 def get_client(tracking_uri: str) -> MlflowClient:
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    mlflow.set_registry_uri(registry_uri(tracking_uri))
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri(tracking_uri))
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:

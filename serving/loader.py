@@ -105,8 +105,10 @@ def _fetch(tracking_uri: str, name: str, dst: Path) -> dict[str, Any]:
 
     try:
         mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        from models.registry import registry_uri
+
+        mlflow.set_registry_uri(registry_uri(tracking_uri))
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri(tracking_uri))
         try:
             mv = client.get_model_version_by_alias(name, CHAMPION)
         except MlflowException as exc:

@@ -79,3 +79,11 @@ def test_build_commands_do_not_start_the_registry_reader(monkeypatch):
         monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
         assert prefetch._serving() is serving, argv
 
+
+def test_registry_uri_follows_mlflow_registry_uri(monkeypatch):
+    from models.registry import registry_uri
+
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    assert registry_uri("sqlite:///t.db") == "sqlite:///t.db"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:///registry.db")
+    assert registry_uri("https://mlflow.example.internal") == "sqlite:///registry.db"
