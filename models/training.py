@@ -221,7 +221,9 @@ def choose_champion(
         return names[0], f"{names[0]} is the only candidate configured", table
     for row in table.itertuples():
         if row.diff_vs_best <= row.se:
-            if row.candidate == best:
+            if row.candidate == best and best == names[0]:
+                reason = f"{best} has the lowest log loss ({means[best]:.4f}) and is the simplest"
+            elif row.candidate == best:
                 reason = (
                     f"{best} has the lowest log loss ({means[best]:.4f}); no simpler candidate "
                     "is within one SE of it"

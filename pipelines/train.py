@@ -209,12 +209,22 @@ def run(
         console=console,
         transient=False,
     ) as progress:
+        started: dict = {}
 
         def step(text: str):
-            return progress.add_task(text, total=1)
+            task = progress.add_task(text, total=1)
+            started[task] = (text, time.perf_counter())
+            return task
 
         def done(task, text: str):
             progress.update(task, completed=1, description=text)
+            # Wall time and peak memory so far, per step (bench/train_scaling.py prints them).
+            name, t = started.pop(task)
+            if mlflow.active_run() is not None:
+                key = "".join(c if c.isalnum() else "_" for c in name.split(",")[0].lower())
+                mlflow.log_metrics(
+                    {f"step_{key}_s": time.perf_counter() - t, f"step_{key}_peak_mb": _peak_mb()}
+                )
 
         log = lambda msg: progress.console.log(msg)  # noqa: E731
         try:
@@ -303,9 +313,9 @@ def run(
                 evidence = _gate_evidence(client, name, scored, result, settings.train)
                 decision = registry.gate(evidence, settings.train)
                 mlflow.set_tag("gate", decision.reason[:5000])
-                done(
-                    task, f"gate: {'promote' if decision.promote else 'refuse'}: {decision.reason}"
-                )
+                verdict = f"gate: {'promote' if decision.promote else 'refuse'}: {decision.reason}"
+                log(verdict)
+                done(task, verdict)
 
                 # The alias is the last thing a run touches: a crash or kill before it leaves the
                 # champion as it was (tests/test_training.py kills at each point below).
@@ -329,6 +339,12 @@ def run(
             return 1
     _summary(console, result, outcome, time.perf_counter() - t0, synthetic)
     return 0
+
+
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _pause_for_tests(point: str, log) -> None:
