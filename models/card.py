@@ -21,6 +21,9 @@ The ``info`` dict (every key optional except where noted; missing ones render as
 - validation: str | list[str]
 - metrics: {name: (point, lo, hi) | float}; oracle: {name: float | (point, lo, hi)}
 - candidates: DataFrame | list[dict] (model comparison)
+- protocol: "cv" | "holdout" (how the figures were obtained; ``models.training``)
+- learning_curve: DataFrame (fraction, n, log_loss, auroc); transport: DataFrame (one row per
+  service, leave-one-service-out)
 - decision_curve: str | DataFrame (summary of net benefit at chosen thresholds)
 - subgroups: DataFrame (``metrics.subgroup_metrics``); subgroups_note: str
 - fairness: DataFrame (``fairness.fairness_table``); fairness_gaps: DataFrame
@@ -223,7 +226,7 @@ def _metrics_table(info: Mapping) -> pd.DataFrame:
 def _performance(info: Mapping) -> list[Block]:
     blocks: list[Block] = []
     if info.get("metrics"):
-        blocks.append(("p", "Held-out performance with percentile bootstrap 95% CIs:"))
+        blocks.append(("p", _performance_heading(info.get("protocol"))))
         blocks.append(("table", _metrics_table(info)))
         if info.get("oracle"):
             blocks.append(("p", "Oracle = the simulator's true risk: the best any model can do."))
@@ -233,7 +236,41 @@ def _performance(info: Mapping) -> list[Block]:
         blocks += [("p", "Clinical utility (net benefit):")] + _text_or_table(
             info["decision_curve"]
         )
+    curve = info.get("learning_curve")
+    if curve is not None and len(curve):
+        blocks += [
+            (
+                "p",
+                "Learning curve of this data: the champion's kind evaluated the same way on "
+                "fractions of the training admissions (fraction 1 = the figures above). A curve "
+                "still falling at 1 says more admissions would still help.",
+            ),
+            ("table", _table(curve)),
+        ]
+    transport = info.get("transport")
+    if transport is not None and len(transport):
+        blocks += [
+            (
+                "p",
+                "Transport to a new service (leave-one-service-out, internal-external validation): "
+                "for each service, a model of the champion's kind trained on all the other services "
+                "and scored on that one (AUROC with its cluster-bootstrap 95% CI). Calibration "
+                "intercept far from 0 means that service's rate differs from the others'.",
+            ),
+            ("table", _table(transport)),
+        ]
     return blocks or [("p", NOT_RECORDED)]
+
+
+def _performance_heading(protocol: str | None) -> str:
+    if protocol == "cv":
+        return (
+            "Out-of-fold performance (repeated grouped cross-validation on all labelled "
+            "admissions) with cluster-bootstrap 95% CIs:"
+        )
+    if protocol == "holdout":
+        return "Held-out performance (grouped held-out split) with cluster-bootstrap 95% CIs:"
+    return "Performance with percentile bootstrap 95% CIs:"
 
 
 def _subgroups(info: Mapping) -> list[Block]:

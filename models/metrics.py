@@ -262,6 +262,111 @@ def bootstrap_ci(
     return out
 
 
+def cluster_means(
+    values: np.ndarray, groups: Sequence | np.ndarray, n_boot: int, seed: int
+) -> np.ndarray:
+    """Cluster-bootstrap replicates of the mean of ``values`` (one value per row): ``n_boot`` means.
+
+    Whole groups are resampled, as in ``bootstrap_ci``; per-group sums make each replicate one
+    multinomial draw over groups, so 1,000 replicates over 300,000 rows cost milliseconds."""
+    values = np.asarray(values, dtype=float).ravel()
+    codes = pd.factorize(
+        pd.Series(np.asarray(groups, dtype=object)).astype("string").fillna("<missing>")
+    )[0]
+    sums = np.bincount(codes, weights=values)
+    counts = np.bincount(codes).astype(float)
+    rng = np.random.default_rng(seed)
+    picks = rng.multinomial(counts.size, np.full(counts.size, 1 / counts.size), size=n_boot)
+    return (picks @ sums) / (picks @ counts)
+
+
+def row_log_loss(y: Sequence[float] | np.ndarray, p: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Per-row log loss (p clipped to [1e-6, 1 - 1e-6]); its mean is ``point_metrics``' log_loss.
+
+    ``p`` may be 2-D (repeats x rows, out-of-fold predictions of repeated CV): the row's loss is then
+    averaged over repeats, so its mean equals the mean over repeats of each repeat's log loss."""
+    y = np.asarray(y, dtype=float).ravel()
+    pc = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
+    loss = -(y * np.log(pc) + (1 - y) * np.log1p(-pc))
+    return loss.mean(axis=0) if loss.ndim == 2 else loss
+
+
+def paired_difference_ci(
+    loss_a: np.ndarray,
+    loss_b: np.ndarray,
+    groups: Sequence | np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float, float]:
+    """Mean of loss_a - loss_b on the same rows with its cluster-bootstrap percentile CI.
+
+    Paired: both models are scored on the same admissions, so the spread that the rows share
+    (hard clients are hard for both) cancels and the CI is far narrower than the two separate
+    ones; at n = 190 a difference of 0.01 in log loss can be told apart only this way."""
+    d = np.asarray(loss_a, dtype=float) - np.asarray(loss_b, dtype=float)
+    reps = cluster_means(d, groups, n_boot, seed)
+    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+    return float(d.mean()), float(lo), float(hi)
+
+
+def repeated_bootstrap_ci(
+    y: Sequence[float] | np.ndarray,
+    P: np.ndarray,
+    n_boot: int = 200,
+    seed: int = 0,
+    alpha: float = 0.05,
+    groups: Sequence | np.ndarray | None = None,
+) -> dict[str, tuple[float, float, float]]:
+    """``bootstrap_ci`` for repeated cross-validation: P holds one out-of-fold prediction per repeat
+    (repeats x rows). Each metric is the mean over repeats of that repeat's value, both for the point
+    and within every resample (the same resampled groups for all repeats), so the CI reflects the
+    clients' sampling rather than the luck of one fold assignment."""
+    P = np.atleast_2d(np.asarray(P, dtype=float))
+    if P.shape[0] == 1:
+        return bootstrap_ci(y, P[0], n_boot=n_boot, seed=seed, alpha=alpha, groups=groups)
+    y, _ = _as_arrays(y, P[0])
+    for row in P[1:]:
+        _as_arrays(y, row)
+    LP = _logit(P)
+    names = list(_metrics(y, P[0], LP[0]))
+
+    def mean_metrics(idx: np.ndarray | None) -> np.ndarray:
+        sel = slice(None) if idx is None else idx
+        vals = np.array(
+            [list(_metrics(y[sel], P[r][sel], LP[r][sel]).values()) for r in range(P.shape[0])]
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(vals, axis=0)
+
+    point = mean_metrics(None)
+    rng = np.random.default_rng(seed)
+    draw = (
+        _cluster_sampler(np.asarray(groups, dtype=object).ravel(), rng)
+        if groups is not None
+        else (lambda: rng.integers(0, y.size, y.size))
+    )
+    samples = []
+    for _ in range(n_boot):
+        idx = draw()
+        events = y[idx].sum()
+        if events == 0 or events == idx.size:
+            continue
+        samples.append(mean_metrics(idx))
+    boot = np.array(samples, dtype=float).reshape(-1, len(names))
+    out: dict[str, tuple[float, float, float]] = {}
+    for j, name in enumerate(names):
+        col = boot[:, j][np.isfinite(boot[:, j])]
+        lo, hi = (
+            (float("nan"), float("nan"))
+            if col.size == 0
+            else (float(v) for v in np.quantile(col, [alpha / 2, 1 - alpha / 2]))
+        )
+        out[name] = (float(point[j]), lo, hi)
+    return out
+
+
 def decision_curve(
     y: Sequence[float] | np.ndarray,
     p: Sequence[float] | np.ndarray,

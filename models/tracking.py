@@ -40,8 +40,12 @@ def _metrics_to_log(result) -> dict[str, float]:
             out[f"oracle_{k}"] = pt
             out[f"gap_{k}"] = result.test_metrics[k][0] - pt
     for _, r in result.cv_summary.iterrows():
-        for k in ("log_loss", "auroc", "brier", "cal_slope"):
+        for k in ("log_loss", "diff_vs_best", "se", "auroc", "brier", "cal_slope"):
             out[f"cv_{r['candidate']}_{k}"] = float(r[k])
+    out["null_log_loss"] = result.null_log_loss
+    for r in result.learning_curve.itertuples():
+        out[f"curve_{r.fraction:.2f}_log_loss"] = r.log_loss
+        out[f"curve_{r.fraction:.2f}_auroc"] = r.auroc
     for g, v in result.importance_groups.items():
         out[f"mean_abs_shap_{g}"] = v
     if result.driver_rank_spearman is not None:
@@ -140,6 +144,33 @@ def _fairness(settings, result, scored: pd.DataFrame, out: Path, synthetic: bool
     }
 
 
+def _validation_text(settings, result) -> list[str]:
+    cfg, proto = settings.train, result.protocol
+    if proto.name == "cv":
+        lines = [
+            f"Protocol: repeated grouped cross-validation on all {len(result.test_frame):,} labelled "
+            f"admissions ({proto.n_repeats} x {proto.n_splits}-fold, grouped by {cfg.group_by}, "
+            "stratified by the label); no held-out split. Why: " + proto.why + ".",
+            "The figures are out-of-fold: every admission is scored by models that never saw it "
+            "(each metric averaged over the repeats); the final model is refit on all admissions.",
+        ]
+    else:
+        lines = [
+            f"Protocol: grouped held-out split ({cfg.test_fraction:.0%} of {cfg.group_by} groups, "
+            f"{len(result.test_frame):,} clients, stratified by the label). Why: {proto.why}.",
+            "The candidates are fitted on the rest and compared on the held-out clients; the figures "
+            "are the champion's on those clients.",
+        ]
+    return lines + [
+        "Tuning and Platt calibration inside each training fold (nested), so no figure saw its rows.",
+        f"Champion: {result.champion}. Selection by log loss with the one-standard-error rule in "
+        f"favour of the simpler candidate: {result.reason}.",
+        f"95% CIs: cluster bootstrap over {cfg.group_by} groups ({cfg.n_bootstrap} resamples).",
+        "Learning curve: the champion's kind at fractions of this data, same protocol. "
+        "Transport: leave-one-service-out (internal-external) validation, per service.",
+    ]
+
+
 def _card_info(
     settings, result, labels, tables, synthetic: bool, digest: str, images: dict
 ) -> dict[str, Any]:
@@ -164,15 +195,13 @@ def _card_info(
         "predictors": [(f.name, f.driver, f.modifiable, f.direction) for f in PREDICTORS],
         "predictors_note": "All predictors are known at admission (intake assessment and the assigned counsellor's attributes). Scale scores may be given directly or as item responses scored with the publishers' keys.",
         "missing": "Questionnaire blocks missing at admission are kept as missing: the ridge and spline models impute the training median (the ridge baseline uses no indicators); LightGBM routes them natively. Indicator columns mark a missing questionnaire block and an unknown counsellor, because declining a questionnaire is itself informative. Explanations list drivers that could not be assessed.",
-        "validation": [
-            f"Held-out test split by {settings.train.group_by} ({settings.train.test_fraction:.0%} of groups), stratified by the label.",
-            f"Candidates compared by {settings.train.n_repeats}x{settings.train.n_splits}-fold grouped stratified cross-validation on the training split; tuning and Platt calibration inside each training fold (nested).",
-            f"Champion: {result.champion}. {result.reason}.",
-            f"95% CIs: cluster bootstrap over {settings.train.group_by} groups ({settings.train.n_bootstrap} resamples).",
-        ],
+        "validation": _validation_text(settings, result),
         "metrics": result.test_metrics,
         "oracle": oracle,
         "candidates": result.cv_summary.round(4),
+        "protocol": result.protocol.name,
+        "learning_curve": result.learning_curve.round(4),
+        "transport": None if result.transport is None else result.transport.round(3),
         "decision_curve": result.decision.iloc[::5].round(4),
         "subgroups": result.subgroups,
         "bands": result.bands,
@@ -216,6 +245,7 @@ def log_run(
     mlflow.log_metrics({f"label_{k}": float(v) for k, v in labels.counts.items()})
     mlflow.log_metrics(_metrics_to_log(result))
     mlflow.set_tag("synthetic_data", str(synthetic).lower())
+    mlflow.set_tag("evaluation_protocol", result.protocol.name)
 
     ds = mlflow.data.from_pandas(
         scored.assign(
@@ -246,9 +276,12 @@ def log_run(
         result.subgroups.to_csv(out / "subgroups.csv", index=False)
         result.bands.to_csv(out / "bands.csv", index=False)
         result.decision.to_csv(out / "decision_curve.csv", index=False)
-        # The held-out risks and labels, no ids: the monitor's calibration plot of both periods.
+        # The evaluation risks and labels (out-of-fold under CV), no ids: the monitor's calibration plot of both periods.
         result.test_frame[["y", "p"]].to_csv(out / "holdout.csv", index=False)
         info["fairness"].to_csv(out / "fairness.csv", index=False)
+        result.learning_curve.to_csv(out / "learning_curve.csv", index=False)
+        if result.transport is not None:
+            result.transport.to_csv(out / "leave_one_service_out.csv", index=False)
         pd.DataFrame(
             {
                 "feature": list(result.importance_features),
@@ -263,8 +296,11 @@ def log_run(
             "importance.csv",
             "holdout.csv",
             "fairness.csv",
+            "learning_curve.csv",
+            "leave_one_service_out.csv",
         ):
-            mlflow.log_artifact(str(out / f), "evaluation")
+            if (out / f).exists():
+                mlflow.log_artifact(str(out / f), "evaluation")
 
         scorer_dir = result.model.save(out / "scorer")
         logged = mlflow.pyfunc.log_model(

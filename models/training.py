@@ -1,11 +1,25 @@
-"""Candidates, clustered cross-validation, held-out evaluation: the model-building core, free of
+"""Candidates, model selection and the reported performance: the model-building core, free of
 MLflow so that it can be tested and benchmarked on its own.
 
 Validation design (TRIPOD+AI, domain brief): clients are nested in counsellors, so every split is
 grouped — by counsellor (a client whose counsellor is unknown at admission is grouped with the
-other unknowns of the same service) or by service. A held-out test split by group gives the final
-figures; repeated grouped, stratified K-fold on the rest compares the candidates, and each
-candidate is tuned and calibrated inside every training fold (``models.estimators``).
+other unknowns of the same service) or by service — and every CI is a cluster bootstrap over the
+same groups. Two protocols, chosen by the number of labelled admissions n (``choose_protocol``):
+
+- ``cv`` (n below ``train.holdout_from``, 20,000 by default): repeated grouped, stratified K-fold
+  on ALL labelled admissions. Every candidate gets out-of-fold (OOF) predictions for every client
+  in every repeat; the candidates are compared on them, the reported figures are the champion's
+  OOF figures, and the final model is refit on all admissions. At n = 190 a 20% held-out split
+  would keep 38 clients (about 10 events) for the figures and take them from the fit; the OOF
+  figures use all 190. Repeats: ``auto_repeats`` (5 at n = 190, 2 at 400, 1 from 700 on).
+- ``holdout`` (n at or above ``holdout_from``): one grouped held-out split (20% by default,
+  4,000+ clients) gives the figures; the candidates are fitted once on the rest. There, the split
+  is already precise (AUROC to about +-0.01) and K-fold CV would cost K more fits on large data.
+
+Selection: lowest mean log loss, with the one-standard-error rule — the simplest candidate (order
+of ``CANDIDATES``) whose log loss is within one cluster-bootstrap SE of the paired difference to
+the best one wins. Each candidate is tuned and calibrated inside every training fold
+(``models.estimators.fit_candidate``), so the OOF predictions are nested and leak nothing.
 """
 
 from __future__ import annotations
@@ -13,24 +27,46 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.model_selection import StratifiedGroupKFold
+from threadpoolctl import threadpool_limits
 
 from features.catalog import DRIVER_GROUPS
-from features.settings import Settings
+from features.settings import Settings, TrainConfig
 from models import metrics as M
 from models.estimators import fit_candidate
 from models.explain import global_importance
 from models.reference import reference_cohort  # noqa: F401 - re-exported (tests, benches)
 from models.scorer import ScoringModel
 
-# Simplest first: ties go to the earlier one. "ridge" is the baseline (issue 10); "logistic" is
-# the older linear candidate, kept selectable.
+# Simplest first: the one-SE rule favours the earlier one. "ridge" is the baseline (issue 10);
+# "logistic" is the older linear candidate, kept selectable.
 CANDIDATES = ("ridge", "logistic", "spline", "lightgbm")
 SUBGROUP_COLUMNS = ("sex", "age_band", "ethnicity", "service_id", "primary_substance")
+# Learning curve: the champion's kind evaluated on these fractions of the data (1.0 is the main
+# evaluation). A point needs 100 clients and 20 in the smaller class, or it is left out.
+CURVE_FRACTIONS = (0.25, 0.5, 0.75)
+CURVE_MIN_ROWS, CURVE_MIN_CLASS = 100, 20
+# Leave-one-service-out fits are capped at this many training rows (a random sample of them):
+# transport is a property of the population, and 20,000 rows estimate it as well as 250,000.
+LOSO_MAX_TRAIN = 20_000
+LOSO_MIN_CLASS = 5  # a service with fewer clients with (or without) the outcome is not scored
+# Global importance and dependence plots: mean |SHAP| over at most this many evaluation rows
+# (the standard error of a mean |SHAP| over 20,000 rows is well under 1% of it).
+EXPLAIN_ROWS = 20_000
+SE_BOOT = 1000  # cluster-bootstrap replicates for the one-SE rule and the paired differences
+
+
+@dataclass
+class Protocol:
+    name: str  # "cv" or "holdout"
+    n_splits: int
+    n_repeats: int
+    why: str
 
 
 @dataclass
@@ -38,11 +74,11 @@ class TrainResult:
     champion: str
     model: ScoringModel
     reason: str
-    cv: pd.DataFrame  # one row per candidate, fold
-    cv_summary: pd.DataFrame
-    test_metrics: dict[str, tuple[float, float, float]]
+    cv: pd.DataFrame  # one row per candidate, repeat, fold (holdout: one row per candidate)
+    cv_summary: pd.DataFrame  # one row per candidate
+    test_metrics: dict[str, tuple[float, float, float]]  # the reported figures (OOF or held-out)
     oracle_metrics: dict[str, tuple[float, float, float]] | None
-    test_frame: pd.DataFrame  # admission_id, group, y, p (and p_oracle)
+    test_frame: pd.DataFrame  # evaluation rows: admission_id, group, y, p (and p_oracle)
     subgroups: pd.DataFrame
     bands: pd.DataFrame
     decision: pd.DataFrame
@@ -50,7 +86,13 @@ class TrainResult:
     importance_groups: dict[str, float]
     driver_rank_spearman: float | None
     timings: dict[str, float] = field(default_factory=dict)
-    X_test: np.ndarray | None = None
+    X_test: np.ndarray | None = None  # rows behind the importance and dependence plots
+    protocol: Protocol | None = None
+    eval_rows: np.ndarray | None = None  # positions (in the training frame) of the evaluation rows
+    eval_P: np.ndarray | None = None  # champion predictions there: repeats x rows
+    null_log_loss: float = float("nan")  # intercept-only model (the prevalence) on those rows
+    learning_curve: pd.DataFrame | None = None
+    transport: pd.DataFrame | None = None  # leave-one-service-out, one row per service
 
 
 def split_groups(frame: pd.DataFrame, group_by: str) -> np.ndarray:
@@ -70,70 +112,220 @@ def holdout_split(
     return train_idx, test_idx
 
 
-def _fold_scores(kind: str, X, y, groups, train_cfg, log: Callable[[str], None]) -> list[dict]:
+def auto_repeats(n: int) -> int:
+    """Repeats of K-fold CV for n labelled admissions: round(1,000 / n), between 1 and 5.
+
+    Why: which clients share a fold moves a CV estimate by about as much as its bootstrap SE at
+    n = 190 and hardly at all by n = 1,000, while every repeat costs K more tuned fits. Gives 5 at
+    n = 190, 2 at 400, 1 from 700 on."""
+    return int(min(5, max(1, round(1000 / max(n, 1)))))
+
+
+def choose_protocol(n: int, n_groups: int, cfg: TrainConfig) -> Protocol:
+    if n >= cfg.holdout_from:
+        return Protocol(
+            "holdout",
+            1,
+            1,
+            f"n = {n:,} >= {cfg.holdout_from:,}: a grouped held-out split of "
+            f"{cfg.test_fraction:.0%} is precise at this size, and K-fold CV would cost K more fits",
+        )
+    k = min(cfg.n_splits, n_groups)
+    r = cfg.n_repeats or auto_repeats(n)
+    return Protocol(
+        "cv",
+        k,
+        r,
+        f"n = {n:,} < {cfg.holdout_from:,}: {r} x {k}-fold grouped CV on all labelled admissions "
+        "(a held-out split would waste data and give imprecise figures at this size)",
+    )
+
+
+def cv_splits(
+    y: np.ndarray, groups: np.ndarray, n_splits: int, n_repeats: int, seed: int
+) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Grouped, stratified folds for each repeat (seed + repeat), shared by every candidate so
+    that their out-of-fold predictions can be compared row by row."""
+    out = []
+    for rep in range(n_repeats):
+        sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed + rep)
+        out.append(list(sgkf.split(np.zeros(len(y)), y, groups)))
+    return out
+
+
+def oof_predictions(
+    kind: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    splits: list[list[tuple[np.ndarray, np.ndarray]]],
+    cfg: TrainConfig,
+    log: Callable[[str], None] = lambda s: None,
+) -> tuple[np.ndarray, list[dict]]:
+    """Out-of-fold probabilities (repeats x rows) of one candidate, and per-fold metrics."""
+    P = np.full((len(splits), len(y)), np.nan)
     rows = []
-    for rep in range(train_cfg.n_repeats):
-        seed = train_cfg.seed + rep
-        sgkf = StratifiedGroupKFold(n_splits=train_cfg.n_splits, shuffle=True, random_state=seed)
-        for k, (tr, va) in enumerate(sgkf.split(X, y, groups)):
-            m = fit_candidate(kind, X[tr], y[tr], groups[tr], train_cfg.tune_iterations, seed)
-            p = m.proba(X[va])
-            pm = M.point_metrics(y[va], p)
+    for rep, folds in enumerate(splits):
+        for k, (tr, va) in enumerate(folds):
+            m = fit_candidate(kind, X[tr], y[tr], groups[tr], cfg.tune_iterations, cfg.seed + rep)
+            P[rep, va] = m.proba(X[va])
+            pm = M.point_metrics(y[va], P[rep, va])
             rows.append(
-                {
-                    "candidate": kind,
-                    "repeat": rep,
-                    "fold": k,
-                    "n": len(va),
-                    **{k2: pm[k2] for k2 in ("log_loss", "auroc", "brier", "cal_slope")},
-                }
+                {"candidate": kind, "repeat": rep, "fold": k, "n": len(va)}
+                | {m2: pm[m2] for m2 in ("log_loss", "auroc", "brier", "cal_slope")}
             )
-            log(
-                f"{kind} repeat {rep + 1} fold {k + 1}/{train_cfg.n_splits}: log loss {pm['log_loss']:.4f}, AUROC {pm['auroc']:.3f}"
-            )
-    return rows
+        ll = M.row_log_loss(y, P[rep]).mean()
+        log(
+            f"{kind} repeat {rep + 1}/{len(splits)} ({len(folds)} folds): out-of-fold log loss {ll:.4f}"
+        )
+    return P, rows
 
 
-def choose_champion(cv: pd.DataFrame, margin: float) -> tuple[str, str, pd.DataFrame]:
-    """Lowest mean CV log loss; within noise (paired SE of the fold differences, or the configured
-    margin, whichever is larger) the simpler candidate wins."""
-    summary = (
-        cv.groupby("candidate", sort=False)
-        .agg(
-            log_loss=("log_loss", "mean"),
-            log_loss_sd=("log_loss", "std"),
-            auroc=("auroc", "mean"),
-            brier=("brier", "mean"),
-            cal_slope=("cal_slope", "mean"),
+def choose_champion(
+    losses: dict[str, np.ndarray], groups: np.ndarray, seed: int = 0
+) -> tuple[str, str, pd.DataFrame]:
+    """One-standard-error rule on per-row log losses of the candidates (same rows for all).
+
+    The best candidate has the lowest mean log loss; the champion is the first candidate (simplest
+    first, in the order given) whose paired difference to the best is at most one SE, the SE being
+    the standard deviation of the cluster-bootstrap means of that difference. Returns (champion,
+    reason, table with candidate, log_loss, diff_vs_best, se)."""
+    names = list(losses)
+    means = {k: float(np.mean(v)) for k, v in losses.items()}
+    best = min(names, key=lambda k: means[k])
+    table = []
+    for k in names:
+        d = losses[k] - losses[best]
+        se = 0.0 if k == best else float(M.cluster_means(d, groups, SE_BOOT, seed).std(ddof=1))
+        table.append(
+            {"candidate": k, "log_loss": means[k], "diff_vs_best": means[k] - means[best], "se": se}
         )
-        .reset_index()
-    )
-    present = [c for c in CANDIDATES if c in set(cv.candidate)]
-    if len(present) == 1:
-        return present[0], f"{present[0]} is the only candidate configured", summary
-    simple, complex_ = present
-    a = cv[cv.candidate == simple].log_loss.to_numpy()
-    b = cv[cv.candidate == complex_].log_loss.to_numpy()
-    diff = a - b  # > 0: the complex model is better
-    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-    noise = max(margin, 2 * se)
-    if diff.mean() > noise:
-        return (
-            complex_,
-            f"{complex_} has lower CV log loss by {diff.mean():.4f} (> noise {noise:.4f})",
-            summary,
+    table = pd.DataFrame(table)
+    if len(names) == 1:
+        return names[0], f"{names[0]} is the only candidate configured", table
+    for row in table.itertuples():
+        if row.diff_vs_best <= row.se:
+            if row.candidate == best and best == names[0]:
+                reason = f"{best} has the lowest log loss ({means[best]:.4f}) and is the simplest"
+            elif row.candidate == best:
+                reason = (
+                    f"{best} has the lowest log loss ({means[best]:.4f}); no simpler candidate "
+                    "is within one SE of it"
+                )
+            else:
+                reason = (
+                    f"one-SE rule: {row.candidate} log loss {row.log_loss:.4f} is within one SE "
+                    f"({row.se:.4f}) of the best, {best} ({means[best]:.4f}), and simpler"
+                )
+            return row.candidate, reason, table
+    raise AssertionError("the best candidate is always within one SE of itself")
+
+
+def _summary(P_by: dict[str, np.ndarray], y: np.ndarray, table: pd.DataFrame) -> pd.DataFrame:
+    """Mean over repeats of each candidate's OOF (or held-out) AUROC, Brier and slope."""
+    rows = []
+    for k, P in P_by.items():
+        pm = [M.point_metrics(y, P[r]) for r in range(P.shape[0])]
+        rows.append(
+            {
+                "candidate": k,
+                "auroc": float(np.nanmean([m["auroc"] for m in pm])),
+                "brier": float(np.nanmean([m["brier"] for m in pm])),
+                "cal_slope": float(np.nanmean([m["cal_slope"] for m in pm])),
+            }
         )
-    if diff.mean() < -noise:
-        return (
-            simple,
-            f"{simple} has lower CV log loss by {-diff.mean():.4f} (> noise {noise:.4f})",
-            summary,
+    return table.merge(pd.DataFrame(rows), on="candidate")
+
+
+def _enough(y: np.ndarray, min_rows: int, min_class: int) -> bool:
+    events = int(y.sum())
+    return len(y) >= min_rows and min(events, len(y) - events) >= min_class
+
+
+def learning_curve(
+    kind: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    protocol: Protocol,
+    cfg: TrainConfig,
+    full: tuple[float, float],
+    test: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Log loss and AUROC of the champion's kind at fractions of this data (1.0 = the main figures).
+
+    CV protocol: a random sample of the admissions, then one repeat of the same grouped K-fold CV.
+    Holdout protocol: a sample of the training split, scored on the same held-out split."""
+    rng = np.random.default_rng(cfg.seed)
+    train = np.setdiff1d(np.arange(len(y)), test) if test is not None else np.arange(len(y))
+    rows = []
+    for f in CURVE_FRACTIONS:
+        sub = np.sort(rng.choice(train, size=int(round(f * len(train))), replace=False))
+        if not _enough(y[sub], CURVE_MIN_ROWS, CURVE_MIN_CLASS):
+            continue
+        if test is None:
+            k = min(protocol.n_splits, len(set(groups[sub])))
+            splits = cv_splits(y[sub], groups[sub], k, 1, cfg.seed)
+            P, _ = oof_predictions(kind, X[sub], y[sub], groups[sub], splits, cfg)
+            yy, p = y[sub], P[0]
+        else:
+            m = fit_candidate(kind, X[sub], y[sub], groups[sub], cfg.tune_iterations, cfg.seed)
+            yy, p = y[test], m.proba(X[test])
+        pm = M.point_metrics(yy, p)
+        rows.append(
+            {"fraction": f, "n": len(sub), "log_loss": pm["log_loss"], "auroc": pm["auroc"]}
         )
-    return (
-        simple,
-        f"CV log loss within noise ({diff.mean():+.4f}, noise {noise:.4f}): the simpler {simple} is preferred",
-        summary,
-    )
+    rows.append({"fraction": 1.0, "n": len(train), "log_loss": full[0], "auroc": full[1]})
+    return pd.DataFrame(rows)
+
+
+def leave_one_service_out(
+    kind: str,
+    frame: pd.DataFrame,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    cfg: TrainConfig,
+) -> pd.DataFrame:
+    """Internal-external validation (TRIPOD+AI): fit on every service but one, score that one.
+
+    Says how the model transports to a service it has never seen. Services with fewer than
+    ``LOSO_MIN_CLASS`` clients with (or without) the outcome are listed, not scored."""
+    services = frame["service_id"].astype(str).to_numpy()
+    rng = np.random.default_rng(cfg.seed)
+    rows = []
+    for s in sorted(set(services)):
+        te = np.flatnonzero(services == s)
+        tr = np.flatnonzero(services != s)
+        row: dict[str, Any] = {"service": s, "n": len(te), "events": int(y[te].sum())}
+        if not _enough(y[te], 2 * LOSO_MIN_CLASS, LOSO_MIN_CLASS) or not _enough(
+            y[tr], CURVE_MIN_ROWS, CURVE_MIN_CLASS
+        ):
+            rows.append(row | {"note": "too few clients with or without the outcome"})
+            continue
+        if len(tr) > LOSO_MAX_TRAIN:
+            tr = np.sort(rng.choice(tr, size=LOSO_MAX_TRAIN, replace=False))
+        m = fit_candidate(kind, X[tr], y[tr], groups[tr], cfg.tune_iterations, cfg.seed)
+        ci = M.bootstrap_ci(
+            y[te],
+            m.proba(X[te]),
+            n_boot=min(cfg.n_bootstrap, 200),
+            seed=cfg.seed,
+            groups=groups[te],
+        )
+        rows.append(
+            row
+            | {
+                "auroc": ci["auroc"][0],
+                "auroc_lo": ci["auroc"][1],
+                "auroc_hi": ci["auroc"][2],
+                "log_loss": ci["log_loss"][0],
+                "cal_intercept": ci["cal_intercept"][0],
+                "cal_slope": ci["cal_slope"][0],
+                "note": f"trained on {len(tr):,} admissions of the other services",
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def train_models(
@@ -144,64 +336,128 @@ def train_models(
     oracle: np.ndarray | None = None,
     true_ranking: list[str] | None = None,
     log: Callable[[str], None] = lambda s: None,
+    extras: bool = True,
 ) -> TrainResult:
+    """Select, evaluate, refit and explain. ``extras=False`` skips the learning curve and the
+    leave-one-service-out fits (tests of the selection and the gate do not need them).
+
+    BLAS runs single-threaded here: the matrices are narrow (about 60 columns), and on a shared
+    2-core machine a second OpenBLAS thread made a 150-row logistic tuning 15x slower (5.6 s vs
+    0.36 s at load 13)."""
+    with threadpool_limits(1, user_api="blas"):
+        return _train_models(settings, frame, X, y, oracle, true_ranking, log, extras)
+
+
+def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> TrainResult:
     cfg = settings.train
     timings: dict[str, float] = {}
     groups = split_groups(frame, cfg.group_by)
-    tr, te = holdout_split(y, groups, cfg.test_fraction, cfg.seed)
-    log(
-        f"held-out test: {len(te)} clients in {len(set(groups[te]))} {cfg.group_by} groups; training: {len(tr)}"
-    )
+    protocol = choose_protocol(len(y), len(set(groups)), cfg)
+    log(f"evaluation protocol: {protocol.why}")
+    kinds = [c for c in CANDIDATES if c in cfg.candidates]
 
     t = time.perf_counter()
-    rows = []
-    for kind in (c for c in CANDIDATES if c in cfg.candidates):
-        rows += _fold_scores(kind, X[tr], y[tr], groups[tr], cfg, log)
-    cv = pd.DataFrame(rows)
-    champion, reason, summary = choose_champion(cv, cfg.log_loss_margin)
-    timings["cross_validation_s"] = time.perf_counter() - t
+    P_by: dict[str, np.ndarray] = {}
+    fitted: dict[str, ScoringModel] = {}
+    rows: list[dict] = []
+    if protocol.name == "cv":
+        ev = np.arange(len(y))
+        splits = cv_splits(y, groups, protocol.n_splits, protocol.n_repeats, cfg.seed)
+        for kind in kinds:
+            P_by[kind], r = oof_predictions(kind, X, y, groups, splits, cfg, log)
+            rows += r
+    else:
+        tr, ev = holdout_split(y, groups, cfg.test_fraction, cfg.seed)
+        log(
+            f"held-out split: {len(ev):,} clients in {len(set(groups[ev]))} groups; training {len(tr):,}"
+        )
+        for kind in kinds:
+            fitted[kind] = fit_candidate(
+                kind, X[tr], y[tr], groups[tr], cfg.tune_iterations, cfg.seed
+            )
+            P_by[kind] = fitted[kind].proba(X[ev])[None, :]
+            pm = M.point_metrics(y[ev], P_by[kind][0])
+            rows.append(
+                {"candidate": kind, "repeat": 0, "fold": 0, "n": len(ev)}
+                | {m2: pm[m2] for m2 in ("log_loss", "auroc", "brier", "cal_slope")}
+            )
+            log(f"{kind}: held-out log loss {pm['log_loss']:.4f}, AUROC {pm['auroc']:.3f}")
+    y_ev, g_ev = y[ev], groups[ev]
+    losses = {k: M.row_log_loss(y_ev, P) for k, P in P_by.items()}
+    champion, reason, table = choose_champion(losses, g_ev, cfg.seed)
+    summary = _summary(P_by, y_ev, table)
+    timings["cross_validation_s" if protocol.name == "cv" else "candidates_s"] = (
+        time.perf_counter() - t
+    )
     log(f"champion candidate: {champion} — {reason}")
 
     t = time.perf_counter()
-    model = fit_candidate(champion, X[tr], y[tr], groups[tr], cfg.tune_iterations, cfg.seed)
-    model.reference = reference_cohort(
-        frame.iloc[tr], settings.bands.model_dump(), settings.label.model_dump()
-    )
+    if protocol.name == "cv":
+        model = fit_candidate(champion, X, y, groups, cfg.tune_iterations, cfg.seed)
+        model.reference = reference_cohort(
+            frame, settings.bands.model_dump(), settings.label.model_dump()
+        )
+    else:
+        model = fitted[champion]
+        model.reference = reference_cohort(
+            frame.iloc[tr], settings.bands.model_dump(), settings.label.model_dump()
+        )
     timings["final_fit_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    p = model.proba(X[te])
-    test_metrics = M.bootstrap_ci(
-        y[te], p, n_boot=cfg.n_bootstrap, seed=cfg.seed, groups=groups[te]
+    P = P_by[champion]
+    test_metrics = M.repeated_bootstrap_ci(
+        y_ev, P, n_boot=cfg.n_bootstrap, seed=cfg.seed, groups=g_ev
     )
+    p = P.mean(axis=0)  # one probability per client for plots and tables (mean over repeats)
+    prevalence = float(y_ev.mean())
+    null_ll = float(M.row_log_loss(y_ev, np.full(len(y_ev), prevalence)).mean())
     test_frame = pd.DataFrame(
-        {
-            "admission_id": frame["admission_id"].to_numpy()[te],
-            "group": groups[te],
-            "y": y[te],
-            "p": p,
-        }
+        {"admission_id": frame["admission_id"].to_numpy()[ev], "group": g_ev, "y": y_ev, "p": p}
     )
     oracle_metrics = None
     if oracle is not None:
-        test_frame["p_oracle"] = oracle[te]
+        test_frame["p_oracle"] = oracle[ev]
         oracle_metrics = M.bootstrap_ci(
-            y[te], oracle[te], n_boot=cfg.n_bootstrap, seed=cfg.seed, groups=groups[te]
+            y_ev, oracle[ev], n_boot=cfg.n_bootstrap, seed=cfg.seed, groups=g_ev
         )
-    sub = frame.iloc[te].copy()
+    sub = frame.iloc[ev].copy()
     sub["age_band"] = pd.cut(
         pd.to_numeric(sub["age"], errors="coerce"),
         [15, 25, 35, 45, 55, 91],
         right=False,
         labels=["16-24", "25-34", "35-44", "45-54", "55+"],
     ).astype(str)
-    subgroups = M.subgroup_metrics(y[te], p, sub.reset_index(drop=True), list(SUBGROUP_COLUMNS))
-    bands = M.band_table(y[te], p, settings.bands)
-    decision = M.decision_curve(y[te], p)
+    subgroups = M.subgroup_metrics(y_ev, p, sub.reset_index(drop=True), list(SUBGROUP_COLUMNS))
+    bands = M.band_table(y_ev, p, settings.bands)
+    decision = M.decision_curve(y_ev, p)
     timings["evaluation_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    imp_f, imp_g = global_importance(model, X[te])
+    full = (test_metrics["log_loss"][0], test_metrics["auroc"][0])
+    curve = (
+        learning_curve(
+            champion,
+            X,
+            y,
+            groups,
+            protocol,
+            cfg,
+            full,
+            test=None if protocol.name == "cv" else ev,
+        )
+        if extras
+        else pd.DataFrame([{"fraction": 1.0, "n": len(y), "log_loss": full[0], "auroc": full[1]}])
+    )
+    timings["learning_curve_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    loso = leave_one_service_out(champion, frame, X, y, groups, cfg) if extras else None
+    timings["transport_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    rng = np.random.default_rng(cfg.seed)
+    shown = ev if len(ev) <= EXPLAIN_ROWS else np.sort(rng.choice(ev, EXPLAIN_ROWS, replace=False))
+    imp_f, imp_g = global_importance(model, X[shown])
     rho = None
     if true_ranking:
         model_rank = sorted(DRIVER_GROUPS, key=lambda g: -imp_g[g])
@@ -213,20 +469,26 @@ def train_models(
         )
     timings["explanation_s"] = time.perf_counter() - t
     return TrainResult(
-        champion,
-        model,
-        reason,
-        cv,
-        summary,
-        test_metrics,
-        oracle_metrics,
-        test_frame,
-        subgroups,
-        bands,
-        decision,
-        imp_f,
-        imp_g,
-        rho,
-        timings,
-        X[te],
+        champion=champion,
+        model=model,
+        reason=reason,
+        cv=pd.DataFrame(rows),
+        cv_summary=summary,
+        test_metrics=test_metrics,
+        oracle_metrics=oracle_metrics,
+        test_frame=test_frame,
+        subgroups=subgroups,
+        bands=bands,
+        decision=decision,
+        importance_features=imp_f,
+        importance_groups=imp_g,
+        driver_rank_spearman=rho,
+        timings=timings,
+        X_test=X[shown],
+        protocol=protocol,
+        eval_rows=ev,
+        eval_P=P,
+        null_log_loss=null_ll,
+        learning_curve=curve,
+        transport=loso,
     )

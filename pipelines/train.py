@@ -1,11 +1,13 @@
 """Train, evaluate, explain, track and register an alliance-risk model.
 
     python -m pipelines.train [--input DIR] [--config FILE] [--rater client|counsellor|either]
-                              [--threshold X] [--experiment NAME] [--no-promote]
+                              [--threshold X] [--experiment NAME] [--no-promote] [--oracle]
 
 Steps: validate (a blocking failure stops here and registers nothing) -> features and labels ->
-candidates (logistic regression, monotone LightGBM; tuned and calibrated inside grouped CV) ->
-held-out evaluation -> global explanation -> MLflow run -> registry version -> promotion gate.
+candidates (tuned and calibrated inside grouped CV) -> selection and figures from repeated grouped
+CV on all labelled admissions (a held-out split only at large n; models.training) -> global
+explanation -> MLflow run -> promotion gate (figures with their CIs; models.registry.gate) ->
+registry version -> champion alias (last). --oracle adds the simulator's true probabilities.
 With no --input (alias --data), the synthetic cohort in data/synthetic is used (generated first if absent).
 """
 
@@ -69,6 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="do nothing if a champion already exists (used by make run)",
     )
     p.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also score the simulator's true probabilities (ground_truth files) for comparison",
+    )
+    p.add_argument(
         "--synthetic-n",
         type=int,
         default=5000,
@@ -111,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         synthetic_n=args.synthetic_n,
         promote=not args.no_promote,
         data_given=args.input is not None,
+        oracle=args.oracle,
     )
 
 
@@ -133,14 +141,19 @@ def _ensure_data(settings, console, synthetic_n: int, data_given: bool) -> Path:
     return data_dir
 
 
+def _is_synthetic(data_dir: Path) -> bool:
+    """Data written by the simulator carry its ground-truth metadata; the card then says SYNTHETIC."""
+    return (data_dir / "ground_truth.json").exists()
+
+
 def _ground_truth(data_dir: Path, label: dict, frame_ids):
-    """The generator's true probabilities and driver ranking, when the data are our synthetic ones
-    and the label definition is the one the generator computed them for."""
+    """The generator's true probabilities and driver ranking (only with --oracle), when the data are
+    our synthetic ones and the label definition is the one the generator computed them for."""
     import pandas as pd
 
     meta_path, gt_path = data_dir / "ground_truth.json", data_dir / "ground_truth.csv"
     if not (meta_path.exists() and gt_path.exists()):
-        return None, None, False
+        return None, None
     meta = json.loads(meta_path.read_text())
     gt = pd.read_csv(gt_path, dtype={"admission_id": "str"}).set_index("admission_id")
     made_for = meta.get("summary", {}).get("label", {})
@@ -160,7 +173,7 @@ def _ground_truth(data_dir: Path, label: dict, frame_ids):
     )
     oracle = gt[col].reindex(frame_ids).to_numpy() if (same and col) else None
     ranking = [r["group"] for r in meta.get("driver_ranking", {}).get("ranking", [])] or None
-    return oracle, ranking, True
+    return oracle, ranking
 
 
 def run(
@@ -170,6 +183,7 @@ def run(
     synthetic_n: int = 5000,
     promote: bool = True,
     data_given: bool = False,
+    oracle: bool = False,
 ) -> int:
     import mlflow
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -185,12 +199,22 @@ def run(
         console=console,
         transient=False,
     ) as progress:
+        started: dict = {}
 
         def step(text: str):
-            return progress.add_task(text, total=1)
+            task = progress.add_task(text, total=1)
+            started[task] = (text, time.perf_counter())
+            return task
 
         def done(task, text: str):
             progress.update(task, completed=1, description=text)
+            # Wall time and peak memory so far, per step (bench/train_scaling.py prints them).
+            name, t = started.pop(task)
+            if mlflow.active_run() is not None:
+                key = "".join(c if c.isalnum() else "_" for c in name.split(",")[0].lower())
+                mlflow.log_metrics(
+                    {f"step_{key}_s": time.perf_counter() - t, f"step_{key}_peak_mb": _peak_mb()}
+                )
 
         log = lambda msg: progress.console.log(msg)  # noqa: E731
         try:
@@ -247,8 +271,11 @@ def run(
                     raise StepFailed(
                         f"{len(item_errors)} item/scale problem(s), first: {item_errors[0]}"
                     )
-                oracle, ranking, synthetic = _ground_truth(
-                    data_dir, labels.definition, frame["admission_id"].astype(str)
+                synthetic = _is_synthetic(data_dir)
+                oracle_p, ranking = (
+                    _ground_truth(data_dir, labels.definition, frame["admission_id"].astype(str))
+                    if oracle
+                    else (None, None)
                 )
                 done(
                     task,
@@ -259,7 +286,7 @@ def run(
                 from models.training import train_models
 
                 result = train_models(
-                    settings, scored, X, y, oracle=oracle, true_ranking=ranking, log=log
+                    settings, scored, X, y, oracle=oracle_p, true_ranking=ranking, log=log
                 )
                 done(task, f"candidates: champion candidate {result.champion}")
 
@@ -271,11 +298,23 @@ def run(
                 )
                 done(task, f"logged run {run_id}")
 
+                task = step("promotion gate")
+                name = settings.train.registered_model
+                evidence = _gate_evidence(client, name, scored, result, settings.train)
+                decision = registry.gate(evidence, settings.train)
+                mlflow.set_tag("gate", decision.reason[:5000])
+                verdict = f"gate: {'promote' if decision.promote else 'refuse'}: {decision.reason}"
+                log(verdict)
+                done(task, verdict)
+
+                # The alias is the last thing a run touches: a crash or kill before it leaves the
+                # champion as it was (tests/test_training.py kills at each point below).
                 task = step("registration and promotion")
-                mv = mlflow.register_model(model_uri, settings.train.registered_model)
-                name, version = settings.train.registered_model, str(mv.version)
-                champion_ll = _champion_log_loss(client, name, scored, result)
-                decision = registry.gate(metrics, settings.train, champion_ll)
+                _pause_for_tests("before_registration", log)
+                mv = mlflow.register_model(model_uri, name)
+                version = str(mv.version)
+                log(f"registered version {version}")
+                _pause_for_tests("before_alias", log)
                 if promote and decision.promote:
                     registry.set_champion(client, name, version, decision.reason)
                     outcome = f"version {version} is the new champion: {decision.reason}"
@@ -292,44 +331,73 @@ def run(
     return 0
 
 
-def _champion_log_loss(client, name: str, scored, result) -> float | None:
-    """The sitting champion scored on this run's held-out rows, for a like-for-like comparison."""
-    import mlflow
-    import numpy as np
+def _peak_mb() -> float:
+    import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _pause_for_tests(point: str, log) -> None:
+    """Fault injection for the kill tests: with ALLIANCE_RISK_TEST_PAUSE_AT=<point> the run says
+    so and waits here, so a test can kill it at exactly that point (no effect otherwise)."""
+    if os.environ.get("ALLIANCE_RISK_TEST_PAUSE_AT") == point:
+        log(f"paused at {point}")
+        sys.stdout.flush()
+        time.sleep(600)
+
+
+def _gate_evidence(client, name: str, scored, result, cfg):
+    """The candidate's figures and, when a champion sits, the paired log-loss difference to it on
+    the same admissions (the candidate's out-of-fold or held-out predictions vs the champion's)."""
+    import mlflow
+
+    from models import metrics as M
     from models import registry
 
+    evidence = registry.GateEvidence(result.test_metrics, result.null_log_loss)
     if registry.champion_version(client, name) is None:
-        return None
+        return evidence
     model = mlflow.pyfunc.load_model(f"models:/{name}@{registry.CHAMPION}")
-    rows = (
-        scored.set_index(scored["admission_id"].astype(str))
-        .loc[result.test_frame["admission_id"]]
-        .reset_index(drop=True)
-    )
-    p = np.clip(model.predict(rows)["risk"].to_numpy(), 1e-6, 1 - 1e-6)
+    rows = scored.iloc[result.eval_rows].reset_index(drop=True)
+    p_champion = model.predict(rows)["risk"].to_numpy()
     y = result.test_frame["y"].to_numpy()
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    evidence.vs_champion = M.paired_difference_ci(
+        M.row_log_loss(y, result.eval_P),
+        M.row_log_loss(y, p_champion),
+        result.test_frame["group"].to_numpy(),
+        n_boot=max(cfg.n_bootstrap, 1000),
+        seed=cfg.seed,
+    )
+    evidence.n_compared = len(y)
+    return evidence
 
 
 def _summary(console, result, outcome: str, seconds: float, synthetic: bool) -> None:
     from rich.table import Table
 
+    proto = result.protocol
+    where = (
+        f"out-of-fold, {proto.n_repeats} x {proto.n_splits}-fold grouped CV"
+        if proto.name == "cv"
+        else "held-out split"
+    )
     t = Table(title="alliance-risk training summary" + (" (SYNTHETIC data)" if synthetic else ""))
     t.add_column("candidate")
-    for c in ("CV log loss", "CV AUROC", "CV Brier", "CV cal. slope"):
+    for c in ("log loss", "- best", "SE", "AUROC", "Brier", "cal. slope"):
         t.add_column(c, justify="right")
     for _, r in result.cv_summary.iterrows():
         t.add_row(
             r["candidate"] + (" *" if r["candidate"] == result.champion else ""),
             f"{r.log_loss:.4f}",
+            f"{r.diff_vs_best:+.4f}",
+            f"{r.se:.4f}",
             f"{r.auroc:.3f}",
             f"{r.brier:.4f}",
             f"{r.cal_slope:.2f}",
         )
     console.print(t)
     m = Table(
-        title=f"held-out test ({len(result.test_frame)} clients), champion candidate {result.champion}"
+        title=f"{result.champion}: {where} on {len(result.test_frame):,} clients, 95% cluster-bootstrap CIs"
     )
     m.add_column("metric")
     m.add_column("model [95% CI]", justify="right")
@@ -344,6 +412,7 @@ def _summary(console, result, outcome: str, seconds: float, synthetic: bool) -> 
             row += [f"{o:.3f}", f"{pt - o:+.3f}"]
         m.add_row(*row)
     console.print(m)
+    console.print(f"protocol: {proto.why}")
     console.print(f"why {result.champion}: {result.reason}")
     console.print(f"registry: {outcome}")
     console.print(f"total time {seconds:.1f} s")
