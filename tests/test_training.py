@@ -54,12 +54,12 @@ def _client(uri: str) -> MlflowClient:
 
 
 def _versions(uri: str) -> list[str]:
-    return sorted(v.version for v in _client(uri).search_model_versions(f"name='{NAME}'"))
+    return sorted(str(v.version) for v in _client(uri).search_model_versions(f"name='{NAME}'"))
 
 
 def _champion(uri: str) -> str | None:
     try:
-        return _client(uri).get_model_version_by_alias(NAME, "champion").version
+        return str(_client(uri).get_model_version_by_alias(NAME, "champion").version)
     except mlflow.exceptions.MlflowException:
         return None
 
