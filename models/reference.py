@@ -13,13 +13,15 @@ model never recomputes it from data.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from features.catalog import PREDICTORS
 from features.rows import record_row
+
+if TYPE_CHECKING:  # pandas is for training only: the served path must not load it
+    import pandas as pd
 
 # A placeholder counsellor id that only marks "counsellor known" in the typical row; it is never
 # shown or logged and matches no real counsellor (the model never sees counsellor ids).
@@ -37,6 +39,8 @@ def typical_values(frame: pd.DataFrame) -> dict[str, Any]:
             mode = col.dropna().astype(str).mode()
             typical[f.name] = mode.iloc[0] if len(mode) else None
         else:
+            import pandas as pd
+
             vals = pd.to_numeric(col, errors="coerce")
             if vals.notna().any():
                 typical[f.name] = float(vals.median())

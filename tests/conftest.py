@@ -225,6 +225,18 @@ class Store:
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_REGISTRY_URI"}  # this store's
         return {**env, "MLFLOW_TRACKING_URI": self.uri, "GX_ANALYTICS_ENABLED": "false"}
 
+    def copy(self, root: Path) -> Store:
+        """The same registry in another database (a consistent SQLite backup), for a test that
+        registers or moves aliases: the shared store stays as trained, whatever the test order.
+        The runs' artifacts stay where they are (the experiment's artifact location)."""
+        import sqlite3
+
+        root.mkdir(parents=True, exist_ok=True)
+        db = root / "mlflow.db"
+        with sqlite3.connect(self.root / "mlflow.db") as a, sqlite3.connect(db) as b:
+            a.backup(b)
+        return Store(root, self.data, f"sqlite:///{db}", self.config)
+
     def train(self, *args: str, data: Path | None = None) -> subprocess.CompletedProcess:
         return run_pipeline(
             "train",

@@ -14,6 +14,7 @@ client and with the loader the service uses.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 
@@ -93,7 +94,8 @@ def test_list_shows_every_version_and_the_champion(registry):
     proc = registry.promote("--list")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert _listing(proc.stdout) == {"1": "champion", "2": "-", "3": "-"}
-    assert "no champion yet and the floors are met" in proc.stdout  # why version 1 is champion
+    # why version 1 is champion: the gate's reason with its figures and CIs
+    assert re.search(r"no champion yet; AUROC [0-9.]+ \[95% CI [0-9.]+ to [0-9.]+\]", proc.stdout)
 
 
 def test_promote_moves_the_alias_and_records_why(registry):

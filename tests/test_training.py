@@ -410,6 +410,7 @@ def _subset(src, dst, n: int):
 @pytest.mark.parametrize("point", ["before_registration", "before_alias"])
 def test_training_killed_at_registration_leaves_the_champion(trained_store, tmp_path, point):
     """Killed at registration time (not at the first fold): the champion alias must not move."""
+    trained_store = trained_store.copy(tmp_path / "store")  # this test may register a version
     client = _client(trained_store.uri)
     before_versions = _versions(trained_store.uri)
     before = _champion(trained_store.uri)
