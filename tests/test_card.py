@@ -175,7 +175,9 @@ def test_logged_card_shows_the_logged_metrics(trained_store, tmp_path):
 
     # Oracle columns appear only when the run was asked for them (--oracle); the store's run was not.
     has_oracle = any(k.startswith("oracle_") for k in logged)
-    header = "| metric | estimate | 95% CI |" + (" oracle | gap (model - oracle) |" if has_oracle else "")
+    header = "| metric | estimate | 95% CI |" + (
+        " oracle | gap (model - oracle) |" if has_oracle else ""
+    )
     assert header + "\n" in md, md[:3000]
     rows = _card_table(md, header)
     names = {k[len("test_") :] for k in logged if k.startswith("test_")}
