@@ -7,7 +7,12 @@ DATA ?= data/synthetic
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
-.PHONY: install run test test-fast lint format bench data train serve clean
+.PHONY: help install run test test-fast lint format bench data train clean
+.DEFAULT_GOAL := help
+
+## help: list the targets with what each does
+help:
+	@awk '/^## /{sub(/^## /,""); if ($$0 ~ /^[a-z-]+: /) {printf "\n  make %s", $$0} else {printf "\n      %s", $$0}} END{print ""}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,6 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,spark]'
 	touch $(STAMP)
 
+## install: make .venv and install the package with its dev and Spark extras (once per pyproject change)
 install: $(STAMP)
 
 ## data: build the default synthetic cohort (SYNTHETIC data) if it is absent
@@ -36,13 +42,16 @@ test: install
 	bash tests/ensure_prereqs.sh
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
+## test-fast: the suite without the slow training runs and the browser tests
 test-fast: install
 	$(BIN)/python -m pytest -n 2 -m "not slow and not browser"
 
+## lint: ruff check and format check
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## format: ruff format and autofix
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -55,5 +64,6 @@ bench: install
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/batch_throughput.py
 
+## clean: remove the venv, the synthetic cohort and the local MLflow store (keeps nothing trained)
 clean:
 	rm -rf $(VENV) data/synthetic mlruns/mlflow.db mlruns/artifacts mlruns/[0-9]* mlruns/models mlruns/audit.sqlite*
