@@ -2,10 +2,16 @@
 
 Why a long frame: GX 1.24 costs about 35 ms per *expectation* (graph building and configuration
 serialisation), so one expectation per field and rule (~290 for intake, ≈ 12 s) was far too slow.
-Each table is therefore validated in ONE run over a *cell frame*: one row per (data row, contract
-field), with a column per rule holding the cell's value where that rule applies and nothing
-elsewhere (map expectations skip missing values). About a dozen expectations per table then check
-every field, and each failure still comes back with its field, row id, row number and value.
+Each table is therefore validated over a *cell frame*, with a column per rule holding the cell's
+value where that rule applies and nothing elsewhere (map expectations skip missing values). About
+a dozen expectations per table then check every field, and each failure still comes back with its
+field, row id, row number and value.
+
+Two kinds of cells (national scale, issue 10 item 8; docs/design.md): *value cells*, one per
+distinct (field, text) of the table, for every rule that depends on the text alone (a failure is
+then reported on every row holding that text), and *row cells*, one per row for each rule that
+compares rows or fields (unique, one rating per key, not above, not before admission). One GX run
+over the value cells, one per chunk of ``CHUNK_ROWS`` rows over the row cells.
 
 Cell-frame columns (all derived from the catalog):
 
@@ -17,8 +23,9 @@ Cell-frame columns (all derived from the catalog):
 - ``code_cell``: ``field=value`` for coded fields, in the set of every allowed ``field=code``.
 - ``num_value`` with ``num_min`` / ``num_max``: the parsed number and its field's range (missing
   where the text did not parse: the type rule already reported it). ``date_value``: parsed date.
-- ``unique_key``, ``ref_intake`` / ``ref_counsellors``, ``not_above_value``, ``not_before_value``,
-  ``key_*`` (one rating per admission_id, week, rater): cross-row and cross-field rules.
+- ``ref_intake`` / ``ref_counsellors`` with ``found_in_*``: references (value cells).
+- Row cells: ``unique_key``; ``row_num_value`` with ``not_above_value``; ``row_date_value`` with
+  ``not_before_value``; ``key_*`` (one rating per admission_id, week, rater).
 
 Column presence (required columns, unknown or misspelt columns) is checked in Python on the
 table's header: it is a property of the header, not of cells.
