@@ -304,14 +304,14 @@ def refit_with_params(
 
     Used above ``train.holdout_from`` (the holdout protocol) for the leave-one-service-out fits
     and for the learning-curve points with at least ``TUNE_MAX_ROWS`` rows. Why it is sound
-    there: the hyper-parameters are one penalty (ridge: 1 of 10 values; spline: 2 of 18) tuned on
+    there: the hyper-parameters are one penalty (ridge: C; spline: lam and rho, 1 of 18) tuned on
     a sample of ``TUNE_MAX_ROWS`` (8,000) training rows, the same sample size every one of these
     fits would tune on again, and the left-out service is about a sixth of that sample
     (``bench/loso_params.py`` compares both ways per service, docs/benchmarks.md). Why it is
-    needed: a tuned fit is 30 inner fits (ridge) or 54 (spline) before the fit itself, and the
-    six services and three curve points cost nine of them; at n = 300,000 on the loaded 2-core
-    machine the tuned curve took 70 s (docs/benchmarks.md). Below ``holdout_from`` every fit is
-    tuned on its own rows (nested), as before.
+    needed: a tuned fit is the whole grid on inner folds (spline: 54 fits) before the fit
+    itself, and the six services and three curve points would cost nine of them; at n = 300,000
+    on the loaded 2-core machine the tuned curve took 70 s (docs/benchmarks.md). Below
+    ``holdout_from`` every fit is tuned on its own rows (nested), as before.
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
