@@ -123,6 +123,16 @@ def _require(df: pd.DataFrame, table: str, columns: tuple[str, ...]) -> None:
         raise DataError([FieldError(table, c, "column missing") for c in missing])
 
 
+def in_index(values: pd.Series | pd.Index, index: pd.Index) -> np.ndarray:
+    """``values.isin(index)`` for an index without duplicates, by hash lookup.
+
+    Why: pandas 3's ``isin`` on arrow-backed strings is slow with large value sets: at 300,000
+    admissions, ``universe.isin(alliance ids)`` (1.45 million rows) took 24.7 s and
+    ``alliance ids.isin(universe)`` 3.8 s; ``get_indexer`` gives the same answer in 1.0 s
+    (docs/benchmarks.md)."""
+    return index.get_indexer(values) >= 0
+
+
 def _unique_ids(*series: pd.Series) -> pd.Index:
     ids = pd.concat([s.astype("str") for s in series], ignore_index=True)
     return pd.Index(ids.drop_duplicates(), name="admission_id", dtype="str")
@@ -195,7 +205,7 @@ def build_labels(
     if intake is not None:
         _require(intake, "intake", ("admission_id",))
         universe = _unique_ids(intake["admission_id"])
-        unknown = ~a["admission_id"].isin(universe)
+        unknown = pd.Series(~in_index(a["admission_id"], universe), index=a.index)
         if unknown.any():
             bad = a.loc[unknown, "admission_id"].drop_duplicates().head(100)
             raise DataError(
@@ -237,7 +247,8 @@ def build_labels(
     labelled = score_all.notna()
 
     any_valid = (per_rater["client_valid_weeks"] + per_rater["counsellor_valid_weeks"]) > 0
-    rated_at_all = pd.Series(universe.isin(a["admission_id"]), index=universe)
+    rated = pd.Index(a["admission_id"].unique(), dtype="str")
+    rated_at_all = pd.Series(in_index(universe, rated), index=universe)
     ep_known, ep_early = _early_by_episode(universe, intake, episodes)
     early = ~any_valid & ((ep_known & ep_early) | (~ep_known & ~rated_at_all))
     early &= ~labelled  # cannot happen (no valid rating), kept as the stated invariant

@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 from features.catalog import DRIVER_GROUPS
 from features.settings import Settings, TrainConfig
 from models import metrics as M
-from models.estimators import fit_candidate
+from models.estimators import TUNE_MAX_ROWS, fit_candidate
 from models.explain import global_importance
 from models.reference import reference_cohort  # noqa: F401 - re-exported (tests, benches)
 from models.scorer import ScoringModel
@@ -58,6 +58,9 @@ CURVE_MIN_ROWS, CURVE_MIN_CLASS = 100, 20
 # Leave-one-service-out fits are capped at this many training rows (a random sample of them):
 # transport is a property of the population, and 20,000 rows estimate it as well as 250,000.
 LOSO_MAX_TRAIN = 20_000
+# Under the holdout protocol (n >= train.holdout_from) the leave-one-service-out fits reuse the
+# champion's tuned hyper-parameters instead of tuning again for every service left out; see
+# ``refit_with_params`` for why and what it saves.
 LOSO_MIN_CLASS = 5  # a service with fewer clients with (or without) the outcome is not scored
 # Global importance and dependence plots: mean |SHAP| over at most this many evaluation rows
 # (the standard error of a mean |SHAP| over 20,000 rows is well under 1% of it).
@@ -255,11 +258,15 @@ def learning_curve(
     cfg: TrainConfig,
     full: tuple[float, float],
     test: np.ndarray | None = None,
+    params: dict | None = None,
 ) -> pd.DataFrame:
     """Log loss and AUROC of the champion's kind at fractions of this data (1.0 = the main figures).
 
     CV protocol: a random sample of the admissions, then one repeat of the same grouped K-fold CV.
-    Holdout protocol: a sample of the training split, scored on the same held-out split."""
+    Holdout protocol: a sample of the training split, scored on the same held-out split; with
+    ``params`` (the champion's tuned hyper-parameters) a sample of at least ``TUNE_MAX_ROWS`` rows
+    is fitted with them (``refit_with_params``: it would tune on a sample of that same size
+    again), a smaller one is tuned on its own rows."""
     rng = np.random.default_rng(cfg.seed)
     train = np.setdiff1d(np.arange(len(y)), test) if test is not None else np.arange(len(y))
     rows = []
@@ -273,7 +280,11 @@ def learning_curve(
             P, _ = oof_predictions(kind, X[sub], y[sub], groups[sub], splits, cfg)
             yy, p = y[sub], P[0]
         else:
-            m = fit_candidate(kind, X[sub], y[sub], groups[sub], cfg.tune_iterations, cfg.seed)
+            m = (
+                refit_with_params(kind, X[sub], y[sub], groups[sub], params, cfg.seed)
+                if params is not None and len(sub) >= TUNE_MAX_ROWS
+                else fit_candidate(kind, X[sub], y[sub], groups[sub], cfg.tune_iterations, cfg.seed)
+            )
             yy, p = y[test], m.proba(X[test])
         pm = M.point_metrics(yy, p)
         rows.append(
@@ -283,6 +294,49 @@ def learning_curve(
     return pd.DataFrame(rows)
 
 
+def refit_with_params(
+    kind: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, params: dict, seed: int
+) -> ScoringModel:
+    """``kind`` fitted on these rows with hyper-parameters already tuned (``params``, as in a
+    fitted model's ``params``): no tuning grid. The kinds Platt-calibrated by
+    ``models.estimators.fit_candidate`` are calibrated the same way (inner grouped folds on at most
+    ``TUNE_MAX_ROWS`` rows, one configuration).
+
+    Used above ``train.holdout_from`` (the holdout protocol) for the leave-one-service-out fits
+    and for the learning-curve points with at least ``TUNE_MAX_ROWS`` rows. Why it is sound
+    there: the hyper-parameters are one penalty (ridge: C; spline: lam and rho, 1 of 18) tuned on
+    a sample of ``TUNE_MAX_ROWS`` (8,000) training rows, the same sample size every one of these
+    fits would tune on again, and the left-out service is about a sixth of that sample
+    (``bench/loso_params.py`` compares both ways per service, docs/benchmarks.md). Why it is
+    needed: a tuned fit is the whole grid on inner folds (spline: 54 fits) before the fit
+    itself, and the six services and three curve points would cost nine of them; at n = 300,000
+    on the loaded 2-core machine the tuned curve took 70 s (docs/benchmarks.md). Below
+    ``holdout_from`` every fit is tuned on its own rows (nested), as before.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from models.estimators import (
+        CALIBRATED,
+        INNER_SPLITS,
+        _oof_margins,
+        _raw_model,
+        _tuning_rows,
+        platt,
+    )
+
+    config = {k: v for k, v in params.items() if k != "inner_cv_log_loss"}
+    with threadpool_limits(1, user_api="blas"):
+        model = _raw_model(kind, X, y, config, seed)
+        if kind in CALIBRATED:
+            rows = _tuning_rows(y, seed)
+            inner = StratifiedGroupKFold(n_splits=INNER_SPLITS, shuffle=True, random_state=seed)
+            folds = list(inner.split(X[rows], y[rows], groups[rows]))
+            oof = _oof_margins(kind, [config], X[rows], y[rows], folds, seed)[0]
+            model.platt_a, model.platt_b = platt(oof, y[rows])
+    model.params = dict(config)
+    return model
+
+
 def leave_one_service_out(
     kind: str,
     frame: pd.DataFrame,
@@ -290,11 +344,14 @@ def leave_one_service_out(
     y: np.ndarray,
     groups: np.ndarray,
     cfg: TrainConfig,
+    params: dict | None = None,
 ) -> pd.DataFrame:
     """Internal-external validation (TRIPOD+AI): fit on every service but one, score that one.
 
     Says how the model transports to a service it has never seen. Services with fewer than
-    ``LOSO_MIN_CLASS`` clients with (or without) the outcome are listed, not scored."""
+    ``LOSO_MIN_CLASS`` clients with (or without) the outcome are listed, not scored. With
+    ``params`` (the holdout protocol) each fit reuses those tuned hyper-parameters
+    (``refit_with_params``); without, each is tuned on its own training services."""
     services = frame["service_id"].astype(str).to_numpy()
     rng = np.random.default_rng(cfg.seed)
     rows = []
@@ -309,7 +366,11 @@ def leave_one_service_out(
             continue
         if len(tr) > LOSO_MAX_TRAIN:
             tr = np.sort(rng.choice(tr, size=LOSO_MAX_TRAIN, replace=False))
-        m = fit_candidate(kind, X[tr], y[tr], groups[tr], cfg.tune_iterations, cfg.seed)
+        m = (
+            refit_with_params(kind, X[tr], y[tr], groups[tr], params, cfg.seed)
+            if params is not None
+            else fit_candidate(kind, X[tr], y[tr], groups[tr], cfg.tune_iterations, cfg.seed)
+        )
         ci = M.bootstrap_ci(
             y[te],
             m.proba(X[te]),
@@ -449,13 +510,26 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
             cfg,
             full,
             test=None if protocol.name == "cv" else ev,
+            params=model.params if protocol.name == "holdout" else None,
         )
         if extras
         else pd.DataFrame([{"fraction": 1.0, "n": len(y), "log_loss": full[0], "auroc": full[1]}])
     )
     timings["learning_curve_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    loso = leave_one_service_out(champion, frame, X, y, groups, cfg) if extras else None
+    loso = (
+        leave_one_service_out(
+            champion,
+            frame,
+            X,
+            y,
+            groups,
+            cfg,
+            params=model.params if protocol.name == "holdout" else None,
+        )
+        if extras
+        else None
+    )
     timings["transport_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -250,7 +250,7 @@ def run(
 
                 task = step("features and labels")
                 from features.build import scoring_frame, typed_records
-                from features.labels import build_labels
+                from features.labels import build_labels, in_index
                 from models.predict import frame_to_matrix
                 from validation.report import training_sanity
 
@@ -263,7 +263,7 @@ def run(
                     raise StepFailed("; ".join(str(e) for e in problems))
                 frame = typed_records(scoring_frame(tables["intake"], tables.get("counsellors")))
                 frame = frame[
-                    frame["admission_id"].astype(str).isin(labels.labels.index)
+                    in_index(frame["admission_id"].astype(str), labels.labels.index)
                 ].reset_index(drop=True)
                 y = labels.labels.reindex(frame["admission_id"].astype(str)).to_numpy().astype(int)
                 X, scored, item_errors = frame_to_matrix(frame)

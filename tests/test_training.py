@@ -545,3 +545,31 @@ def test_validation_in_chunks_finds_the_same_problems(monkeypatch):
     ) in found
     dup_rows = [r for t, f, r, _ in whole if f == "rater" and "more than one row" in r]
     assert len(dup_rows) == 2  # the original row 4 and its copy at the end
+
+
+def test_logged_dataset_schema_from_a_few_rows_is_the_whole_frames():
+    """The dataset logged to MLflow gets its schema from ``schema_rows`` (national scale: MLflow
+    reads every value of an object column otherwise); it must be the schema of every row."""
+    from mlflow.types.utils import _infer_schema
+
+    from models.tracking import schema_rows
+
+    n = 3000
+    rng = np.random.default_rng(0)
+    flags = rng.random(n) < 0.5
+    df = pd.DataFrame(
+        {
+            "admission_id": pd.Series([f"A{i:05d}" for i in range(n)], dtype="str"),
+            "score": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)),
+            "count": rng.integers(0, 5, n),
+            "flag_gaps": pd.Series(np.where(flags, True, False), dtype=object).where(
+                rng.random(n) > 0.2, np.nan
+            ),
+            "flag_full": pd.Series(flags, dtype=object),
+            "empty": pd.Series([np.nan] * n, dtype=object),
+            "code": pd.Series(rng.choice(["a", "b", None], n), dtype=object),
+        }
+    )
+    rows = schema_rows(df)
+    assert len(rows) < 20
+    assert _infer_schema(df.iloc[rows]) == _infer_schema(df)

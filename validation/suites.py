@@ -2,10 +2,16 @@
 
 Why a long frame: GX 1.24 costs about 35 ms per *expectation* (graph building and configuration
 serialisation), so one expectation per field and rule (~290 for intake, ≈ 12 s) was far too slow.
-Each table is therefore validated in ONE run over a *cell frame*: one row per (data row, contract
-field), with a column per rule holding the cell's value where that rule applies and nothing
-elsewhere (map expectations skip missing values). About a dozen expectations per table then check
-every field, and each failure still comes back with its field, row id, row number and value.
+Each table is therefore validated over a *cell frame*, with a column per rule holding the cell's
+value where that rule applies and nothing elsewhere (map expectations skip missing values). About
+a dozen expectations per table then check every field, and each failure still comes back with its
+field, row id, row number and value.
+
+Two kinds of cells (national scale, issue 10 item 8; docs/design.md): *value cells*, one per
+distinct (field, text) of the table, for every rule that depends on the text alone (a failure is
+then reported on every row holding that text), and *row cells*, one per row for each rule that
+compares rows or fields (unique, one rating per key, not above, not before admission). One GX run
+over the value cells, one per chunk of ``CHUNK_ROWS`` rows over the row cells.
 
 Cell-frame columns (all derived from the catalog):
 
@@ -17,8 +23,9 @@ Cell-frame columns (all derived from the catalog):
 - ``code_cell``: ``field=value`` for coded fields, in the set of every allowed ``field=code``.
 - ``num_value`` with ``num_min`` / ``num_max``: the parsed number and its field's range (missing
   where the text did not parse: the type rule already reported it). ``date_value``: parsed date.
-- ``unique_key``, ``ref_intake`` / ``ref_counsellors``, ``not_above_value``, ``not_before_value``,
-  ``key_*`` (one rating per admission_id, week, rater): cross-row and cross-field rules.
+- ``ref_intake`` / ``ref_counsellors`` with ``found_in_*``: references (value cells).
+- Row cells: ``unique_key``; ``row_num_value`` with ``not_above_value``; ``row_date_value`` with
+  ``not_before_value``; ``key_*`` (one rating per admission_id, week, rater).
 
 Column presence (required columns, unknown or misspelt columns) is checked in Python on the
 table's header: it is a property of the header, not of cells.
@@ -150,6 +157,19 @@ def column_issues(table: str, columns) -> list[Issue]:
 
 # --------------------------------------------------------------------------------------------
 # Cell frames
+#
+# Two kinds of cells, so that the work grows with the number of *distinct* values rather than
+# with rows x fields (issue 10 item 8, national scale):
+#
+# - value cells: one per distinct (field, text) of a table. Every rule whose verdict depends only
+#   on the cell's own text (required, id pattern, type, code, range, date format and range, and
+#   the references, which look the text up in another table) is checked once per distinct text;
+#   a failure is then reported on every row holding that text (``Values.rows``). At 50,000
+#   admissions a 10,000-row chunk of intake had 402,884 cells but 13,798 distinct (field, text)
+#   pairs (10,000 of them the admission ids), the alliance chunk 144,347 and 1,954.
+# - row cells: one per row for the rules that compare rows or fields (unique, one rating per
+#   admission, week and rater, not above another field, not before the admission date), with only
+#   the columns of those rules filled; a few cells per row instead of about 40.
 
 
 @dataclass
@@ -176,86 +196,38 @@ def build_context(tables: dict[str, pd.DataFrame]) -> Context:
     return ctx
 
 
-def cell_frame(
-    table: str, df: pd.DataFrame, ctx: Context, row_numbers: np.ndarray | None = None
-) -> pd.DataFrame:
-    """One row per (data row, contract field present in df). ``row_numbers``: the rows' positions
-    in the whole table when df is a chunk of it (default 0..n-1)."""
-    df = df.reset_index(drop=True)
-    n = len(df)
-    rows = np.arange(n, dtype="int64") if row_numbers is None else np.asarray(row_numbers, "int64")
-    rid_col = row_id_name(table)
-    row_ids = text_series(df[rid_col]) if rid_col in df.columns else pd.Series([None] * n)
-    row_ids = row_ids.to_numpy(dtype=object)
-    present = [f for f in TABLES[table] if f.name in df.columns]
-    texts = {f.name: text_series(df[f.name]).to_numpy(dtype=object) for f in present}
-    numbers = {
-        f.name: _parse_numbers(pd.Series(texts[f.name]), f.kind).to_numpy()
-        for f in present
-        if f.kind in ("integer", "number")
-    }
-    parts = []
-    for f in present:
-        text = texts[f.name]
-        part: dict[str, Any] = {
-            "__row_id__": row_ids,
-            "__row__": rows,
-            "field": np.full(n, f.name, dtype=object),
-            "text": text,
-            "required_value": text if f.required else np.full(n, OPTIONAL_MARK, dtype=object),
-        }
-        if f.pattern:
-            part["id_text"] = text
-        if f.kind in KINDS_WITH_TEXT:
-            part[f"{f.kind}_text"] = text
-        if f.codes:
-            part["code_cell"] = np.where(pd.isna(text), None, f.name + "=" + text.astype(str))
-        if f.name in numbers:
-            part["num_value"] = numbers[f.name]
-            if f.minimum is not None:
-                part["num_min"] = np.full(n, float(f.minimum))
-            if f.maximum is not None:
-                part["num_max"] = np.full(n, float(f.maximum))
-        if f.kind == "date":
-            part["date_text"] = text
-            part["date_value"] = _parse_dates(pd.Series(text)).to_numpy()
-        if f.unique:
-            part["unique_key"] = text
-        ref = REFERENCES.get((table, f.name))
-        if ref and ref[0] in ctx.ids:
-            parent_ids = ctx.id_sets[ref[0]]
-            part[f"ref_{ref[0]}"] = text
-            part[f"found_in_{ref[0]}"] = np.array(
-                [t if t in parent_ids else None for t in text], dtype=object
-            )
-        other = NOT_ABOVE.get(f.name)
-        if other and other in numbers:
-            part["not_above_value"] = numbers[other]
-        if f.name in NOT_BEFORE_ADMISSION.get(table, ()) and ctx.admission_dates is not None:
-            mapped = pd.Series(row_ids).map(ctx.admission_dates)
-            part["not_before_value"] = mapped.astype("datetime64[us]").to_numpy()
-        key = COMPOUND_KEYS.get(table)
-        if key and f.name == key[-1] and all(k in df.columns for k in key):
-            for k in key:
-                vals = numbers.get(k, texts[k])
-                part[f"key_{k}"] = vals
-        keep = np.ones(n, dtype=bool) if f.required else pd.notna(text)  # empty optional: no rule
-        parts.append({k: v[keep] for k, v in part.items()})
-    columns = _cell_columns(table)
+def _distinct_texts(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, texts): per row the index of its text form in ``texts`` (-1: missing), and the
+    distinct texts (object). Text columns are factorised as they are (an arrow-backed column is
+    never turned into 300,000 Python strings); an empty string counts as missing."""
+    if not pd.api.types.is_string_dtype(col):
+        col = text_series(col)
+    codes, uniques = pd.factorize(col.reset_index(drop=True), use_na_sentinel=True)
+    texts = np.asarray(uniques, dtype=object)
+    blank = np.flatnonzero(texts == "")
+    if blank.size:
+        b = int(blank[0])
+        codes = np.where(codes == b, -1, np.where(codes > b, codes - 1, codes))
+        texts = np.delete(texts, b)
+    return np.asarray(codes, dtype=np.int64), texts
+
+
+def _frame(table: str, parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """Parts (dicts of equal-length arrays) -> one frame with every column of the table's suite."""
     sizes = [len(p["__row__"]) for p in parts]
     data = {}
-    for col in columns:
-        if col in ("num_value", "num_min", "num_max", "not_above_value"):
+    for col in _cell_columns(table):
+        if col in ("num_value", "num_min", "num_max", "not_above_value", "row_num_value"):
             fill = lambda k: np.full(k, np.nan)  # noqa: E731
-        elif col in ("date_value", "not_before_value"):
+        elif col in ("date_value", "not_before_value", "row_date_value"):
             fill = lambda k: np.full(k, np.datetime64("NaT"), dtype="datetime64[us]")  # noqa: E731
         elif col == "__row__":
             fill = lambda k: np.zeros(k, dtype="int64")  # noqa: E731
+        elif col == "required_value":
+            fill = lambda k: np.full(k, OPTIONAL_MARK, dtype=object)  # noqa: E731
         else:
             fill = lambda k: np.full(k, None, dtype=object)  # noqa: E731
-        chunks = [
-            p.get(col, fill(k)) if col in p else fill(k) for p, k in zip(parts, sizes, strict=True)
-        ]
+        chunks = [p[col] if col in p else fill(k) for p, k in zip(parts, sizes, strict=True)]
         data[col] = np.concatenate(chunks) if chunks else fill(0)
         if data[col].dtype.kind == "M":
             data[col] = data[col].astype("datetime64[us]")
@@ -271,15 +243,149 @@ def cell_frame(
     return cells
 
 
+@dataclass
+class Values:
+    """The value cells of a table and the way back from a value cell to its rows."""
+
+    cells: pd.DataFrame
+    codes: dict[str, np.ndarray]  # field -> per-row index of the row's distinct text (-1 missing)
+    offsets: dict[str, int]  # field -> __cell__ of its first distinct text
+    missing_cell: dict[str, int]  # required field -> __cell__ of its missing-value cell
+    row_ids: np.ndarray  # per row (object; None when the table has no row-id column)
+
+    def rows(self, fname: str, cell: int) -> np.ndarray:
+        """Row positions holding the text of value cell ``cell`` of field ``fname``."""
+        if self.missing_cell.get(fname) == cell:
+            return np.flatnonzero(self.codes[fname] < 0)
+        return np.flatnonzero(self.codes[fname] == cell - self.offsets[fname])
+
+
+def _row_ids(table: str, df: pd.DataFrame) -> np.ndarray:
+    rid_col = row_id_name(table)
+    if rid_col not in df.columns:
+        return np.full(len(df), None, dtype=object)
+    return text_series(df[rid_col].reset_index(drop=True)).to_numpy(dtype=object)
+
+
+def value_cells(table: str, df: pd.DataFrame, ctx: Context) -> Values:
+    """One cell per distinct (field, text) of ``df``, with the value rules' columns."""
+    n = len(df)
+    row_ids = _row_ids(table, df)
+    parts, codes_by, offsets, missing_cell = [], {}, {}, {}
+    start = 0
+    for f in TABLES[table]:
+        if f.name not in df.columns:
+            continue
+        codes, texts = _distinct_texts(df[f.name])
+        first = np.full(len(texts), n, dtype=np.int64)
+        present = codes >= 0
+        np.minimum.at(first, codes[present], np.flatnonzero(present))
+        if f.required and (~present).any():  # the missing value is a cell of its own
+            missing_cell[f.name] = start + len(texts)
+            texts = np.append(texts, None)
+            first = np.append(first, int(np.flatnonzero(~present)[0]))
+        k = len(texts)
+        codes_by[f.name], offsets[f.name] = codes, start
+        part: dict[str, Any] = {
+            "__row_id__": row_ids[first] if n else np.full(k, None, dtype=object),
+            "__row__": first,
+            "field": np.full(k, f.name, dtype=object),
+            "text": texts,
+            "required_value": texts if f.required else np.full(k, OPTIONAL_MARK, dtype=object),
+        }
+        if f.pattern:
+            part["id_text"] = texts
+        if f.kind in KINDS_WITH_TEXT:
+            part[f"{f.kind}_text"] = texts
+        if f.codes:
+            part["code_cell"] = np.array(
+                [None if t is None else f"{f.name}={t}" for t in texts], dtype=object
+            )
+        if f.kind in ("integer", "number"):
+            part["num_value"] = _parse_numbers(pd.Series(texts), f.kind).to_numpy()
+            if f.minimum is not None:
+                part["num_min"] = np.full(k, float(f.minimum))
+            if f.maximum is not None:
+                part["num_max"] = np.full(k, float(f.maximum))
+        if f.kind == "date":
+            part["date_text"] = texts
+            part["date_value"] = _parse_dates(pd.Series(texts)).to_numpy()
+        ref = REFERENCES.get((table, f.name))
+        if ref and ref[0] in ctx.ids:
+            parent_ids = ctx.id_sets[ref[0]]
+            part[f"ref_{ref[0]}"] = texts
+            part[f"found_in_{ref[0]}"] = np.array(
+                [t if t in parent_ids else None for t in texts], dtype=object
+            )
+        parts.append(part)
+        start += k
+    return Values(_frame(table, parts), codes_by, offsets, missing_cell, row_ids)
+
+
+def row_cells(
+    table: str, df: pd.DataFrame, ctx: Context, row_numbers: np.ndarray | None = None
+) -> pd.DataFrame:
+    """One cell per row of ``df`` for each rule that compares rows or fields. ``row_numbers``:
+    the rows' positions in the whole table when df is a chunk of it (default 0..n-1)."""
+    df = df.reset_index(drop=True)
+    n = len(df)
+    rows = np.arange(n, dtype="int64") if row_numbers is None else np.asarray(row_numbers, "int64")
+    row_ids = _row_ids(table, df)
+    by_name = {f.name: f for f in TABLES[table] if f.name in df.columns}
+    texts = {}
+
+    def text(name: str) -> np.ndarray:
+        if name not in texts:
+            texts[name] = text_series(df[name]).to_numpy(dtype=object)
+        return texts[name]
+
+    def number(name: str) -> np.ndarray:
+        return _parse_numbers(pd.Series(text(name)), by_name[name].kind).to_numpy()
+
+    parts = []
+    for f in by_name.values():
+        part: dict[str, Any] = {}
+        if f.unique:
+            part["unique_key"] = text(f.name)
+        other = NOT_ABOVE.get(f.name)
+        if other in by_name and by_name[other].kind in ("integer", "number"):
+            part["row_num_value"] = number(f.name)
+            part["not_above_value"] = number(other)
+        if f.name in NOT_BEFORE_ADMISSION.get(table, ()) and ctx.admission_dates is not None:
+            part["row_date_value"] = _parse_dates(pd.Series(text(f.name))).to_numpy()
+            mapped = pd.Series(row_ids).map(ctx.admission_dates)
+            part["not_before_value"] = mapped.astype("datetime64[us]").to_numpy()
+        key = COMPOUND_KEYS.get(table)
+        if key and f.name == key[-1] and all(k in by_name for k in key):
+            for k in key:
+                is_num = by_name[k].kind in ("integer", "number")
+                part[f"key_{k}"] = number(k) if is_num else text(k)
+        if not part:
+            continue
+        t = text(f.name)
+        part |= {
+            "__row_id__": row_ids,
+            "__row__": rows,
+            "field": np.full(n, f.name, dtype=object),
+            "text": t,
+        }
+        keep = np.ones(n, dtype=bool) if f.required else pd.notna(t)  # empty optional: no rule
+        parts.append({k: v[keep] for k, v in part.items()})
+    if not parts:
+        return _frame(table, [])
+    return _frame(table, parts)
+
+
 def _cell_columns(table: str) -> list[str]:
     cols = ["__row_id__", "__row__", "field", "text", "required_value", "id_text"]
     cols += [f"{k}_text" for k in KINDS_WITH_TEXT] + ["date_text", "date_value"]
-    cols += ["code_cell", "num_value", "num_min", "num_max", "unique_key", "not_above_value"]
+    cols += ["code_cell", "num_value", "num_min", "num_max", "unique_key"]
+    cols += ["row_num_value", "not_above_value"]
     for (t, _), (p, _) in REFERENCES.items():
         if t == table:
             cols += [f"ref_{p}", f"found_in_{p}"]
     if table in NOT_BEFORE_ADMISSION:
-        cols.append("not_before_value")
+        cols += ["row_date_value", "not_before_value"]
     cols += [f"key_{k}" for k in COMPOUND_KEYS.get(table, ())]
     return cols
 
@@ -377,7 +483,7 @@ def build_expectations(table: str, ctx: Context) -> list:
         out.append(
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(
                 column_A="not_above_value",
-                column_B="num_value",
+                column_B="row_num_value",
                 or_equal=True,
                 ignore_row_if="either_value_is_missing",
                 meta=_meta("not_above", "text"),
@@ -386,7 +492,7 @@ def build_expectations(table: str, ctx: Context) -> list:
     if table in NOT_BEFORE_ADMISSION and ctx.admission_dates is not None:
         out.append(
             gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="date_value",
+                column_A="row_date_value",
                 column_B="not_before_value",
                 or_equal=True,
                 ignore_row_if="either_value_is_missing",
@@ -442,7 +548,12 @@ def _reason(f: Field, rule: str, meta: dict, cells: pd.DataFrame, cell: int) -> 
     return rule
 
 
-def issues_from_result(table: str, cells: pd.DataFrame, res) -> tuple[list[Issue], int]:
+def issues_from_result(
+    table: str, cells: pd.DataFrame, res, values: Values | None = None, texts=None
+) -> tuple[list[Issue], int]:
+    """FieldErrors of one GX run. ``values``: the run was over value cells, and a failing cell is
+    reported on every row holding its text. ``texts(field, rows)``: the texts of a field at whole-
+    table row positions (the one-rating-per-key rule names the whole key)."""
     by_name = {f.name: f for f in TABLES[table]}
     rid_name = row_id_name(table)
     issues: list[Issue] = []
@@ -462,26 +573,28 @@ def issues_from_result(table: str, cells: pd.DataFrame, res) -> tuple[list[Issue
         for entry in (r.result or {}).get("unexpected_index_list") or []:
             cell, row = int(entry["__cell__"]), int(entry["__row__"])
             fname = str(entry["field"])
-            rid = entry.get("__row_id__")
-            rid = None if rid is None or rid != rid else str(rid)
             f = by_name[fname]
             value = text[cell]
             value = None if value is None or value != value else value
-            if rule == "one_per_key":
-                value = ", ".join(f"{k}={text_at(cells, row, k)}" for k in meta["key"])
-            reason = _reason(f, rule, meta, cells, cell) + f" [row {row}]"
-            admission_id = rid if rid_name == "admission_id" else None
-            if admission_id is None and rid is not None:
-                reason += f" [{rid_name}={rid}]"
-            err = FieldError(table, fname, reason, value, admission_id, True)
-            issues.append(Issue(err, rule, rid, row))
+            reason = _reason(f, rule, meta, cells, cell)
+            if values is not None:
+                rows = values.rows(fname, cell)
+                rids = values.row_ids[rows]
+            else:
+                rows = np.array([row])
+                rids = np.array([entry.get("__row_id__")], dtype=object)
+            if rule == "one_per_key" and texts is not None:
+                value = ", ".join(f"{k}={texts(k, rows)[0]}" for k in meta["key"])
+            for row, rid in zip(rows.tolist(), rids, strict=True):
+                rid = None if rid is None or rid != rid else str(rid)
+                admission_id = rid if rid_name == "admission_id" else None
+                why = reason + f" [row {row}]"
+                if admission_id is None and rid is not None:
+                    why += f" [{rid_name}={rid}]"
+                err = FieldError(table, fname, why, value, admission_id, True)
+                issues.append(Issue(err, rule, rid, row))
     issues.sort(key=lambda i: (i.row if i.row is not None else -1, i.error.field))
     return issues, failed
-
-
-def text_at(cells: pd.DataFrame, row: int, fname: str) -> Any:
-    hit = cells.loc[(cells["__row__"] == row) & (cells["field"] == fname), "text"]
-    return hit.iloc[0] if len(hit) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -510,11 +623,11 @@ def _gx_context(docs_dir: Path | None):
     return ctx
 
 
-# Data rows per GX run. The cell frame has one row per (data row, field): about 150 per intake row.
-# 50,000 admissions in one run peaked at 3.8 GB (bench/train_scaling.py), so larger tables are
-# validated in chunks; each chunk holds whole row-id groups (``_chunks``), so the uniqueness rules
-# still see every duplicate.
-CHUNK_ROWS = 10_000
+# Data rows per GX run of the row cells (value cells: one run per table). A row has at most a
+# few row cells (intake: its admission_id and age_first_use; alliance: one rating key), so
+# 200,000 rows make a frame of at most about 400,000 cells. Each chunk holds whole row-id groups
+# (``_chunks``), so the uniqueness rules still see every duplicate.
+CHUNK_ROWS = 200_000
 
 
 def _chunks(table: str, df: pd.DataFrame) -> list[np.ndarray]:
@@ -533,8 +646,8 @@ def _chunks(table: str, df: pd.DataFrame) -> list[np.ndarray]:
 
 
 def run_suites(tables: dict[str, pd.DataFrame], docs_dir: Path | None = None) -> list[TableResult]:
-    """Validate every table given (one GX run per table, or per chunk of a large one); optionally
-    build Data Docs in docs_dir."""
+    """Validate every table given: one GX run over its value cells and one per chunk of its row
+    cells (module docstring); optionally build Data Docs in docs_dir."""
     import great_expectations as gx
 
     gctx = _gx_context(docs_dir)
@@ -544,20 +657,31 @@ def run_suites(tables: dict[str, pd.DataFrame], docs_dir: Path | None = None) ->
     for table in TABLES:
         if table not in tables:
             continue
-        df = tables[table]
+        df = tables[table].reset_index(drop=True)
         exps = build_expectations(table, ctx)
         suite = gctx.suites.add(gx.ExpectationSuite(name=table, expectations=exps))
         batch_def = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe(table)
         vd = gctx.validation_definitions.add(
             gx.ValidationDefinition(name=table, data=batch_def, suite=suite)
         )
+
+        def texts(name: str, rows: np.ndarray, df=df) -> list:
+            return text_series(df[name].iloc[rows]).tolist()
+
         issues: list[Issue] = []
         failed_exps: set[int] = set()
+        values = value_cells(table, df, ctx)
+        res = vd.run(batch_parameters={"dataframe": values.cells}, result_format=RESULT_FORMAT)
+        issues += issues_from_result(table, values.cells, res, values=values)[0]
+        failed_exps |= {i for i, r in enumerate(res.results) if not r.success}
+        del values, res
         for idx in _chunks(table, df):
             chunk = df if len(idx) == len(df) else df.iloc[idx]
-            cells = cell_frame(table, chunk, ctx, idx)
+            cells = row_cells(table, chunk, ctx, idx)
+            if not len(cells):
+                continue
             res = vd.run(batch_parameters={"dataframe": cells}, result_format=RESULT_FORMAT)
-            issues += issues_from_result(table, cells, res)[0]
+            issues += issues_from_result(table, cells, res, texts=texts)[0]
             failed_exps |= {i for i, r in enumerate(res.results) if not r.success}
             del cells, res
         issues.sort(key=lambda i: (i.row if i.row is not None else -1, i.error.field))
