@@ -601,11 +601,19 @@ def run_concurrent(
     concurrency: int,
     duration: float,
     timeout: float = 30.0,
+    max_requests: int | None = None,
+    start: list[float] | None = None,
 ) -> tuple[list[Outcome], float, float]:
     """Closed loop: ``concurrency`` threads, each with its own keep-alive ``httpx.Client``, send
-    one request after another for ``duration`` seconds. Returns (outcomes, wall seconds, CPU
-    seconds this client process used)."""
+    one request after another for ``duration`` seconds (or until ``max_requests`` have been sent,
+    if that comes first). Returns (outcomes, wall seconds, CPU seconds this client process used);
+    ``start``, if given, receives the ``time.perf_counter()`` at which the run started (outcome
+    times are relative to it)."""
+    import itertools
+
     import httpx
+
+    sent = itertools.count()  # next() on it is atomic under the GIL
 
     h = {**headers, "Content-Type": "application/json"}
     per_thread: list[list[Outcome]] = [[] for _ in range(concurrency)]
@@ -623,6 +631,8 @@ def run_concurrent(
                 t = time.perf_counter()
                 if t >= deadline:
                     break
+                if max_requests is not None and next(sent) >= max_requests:
+                    break
                 p = items[i % len(items)]
                 i += 1
                 try:
@@ -638,6 +648,8 @@ def run_concurrent(
         th.start()
     cpu0 = time.process_time()
     start_box.append(time.perf_counter())
+    if start is not None:
+        start.append(start_box[0])
     barrier.wait()
     for th in threads:
         th.join(duration + timeout + 30)

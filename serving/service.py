@@ -241,9 +241,13 @@ class AllianceRisk:
     support, not a diagnosis. Scoring routes and /model need `Authorization: Bearer <API key>`."""
 
     def __init__(self) -> None:
+        from serving import timers
         from serving.audit import AuditLog
         from serving.engine import Engine
         from serving.loader import ModelUnavailable, load_champion
+
+        # BentoML's timeout timer would hold every request for traffic.timeout: serving/timers.py
+        timers.install_on_running_loop()
 
         settings = SETTINGS  # read once, at import, in this process
         cfg = settings.serving
