@@ -21,7 +21,6 @@ import platform
 import secrets
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -39,7 +38,6 @@ if str(REPO) not in sys.path:
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-MODEL_NAME = "alliance-risk"
 SERVICE_WORKERS = 2  # settings serving.workers (default 2), used by serving/service.py
 AUDIT_HASH_KEY = "bench-audit-key"
 
@@ -70,23 +68,12 @@ class Store:
     train_seconds: float | None = None
 
 
-def champion_version(uri: str, name: str = MODEL_NAME) -> str | None:
-    """The champion's version in a SQLite store (read directly: no MLflow import), else None.
-    For a non-SQLite store the answer is unknown and "?" is returned."""
-    if not uri.startswith("sqlite:///"):
-        return "?"
-    db = Path(uri.removeprefix("sqlite:///"))
-    if not db.is_file():
-        return None
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            row = conn.execute(
-                "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
-                (name, "champion"),
-            ).fetchone()
-    except sqlite3.Error:
-        return None
-    return str(row[0]) if row else None
+def champion_version(uri: str, name: str | None = None) -> str | None:
+    """The champion's version in the store at ``uri``, or None (``models.resolve``, which reports a
+    missing SQLite file instead of creating it)."""
+    from models.resolve import version_of
+
+    return version_of(uri, name)
 
 
 def build_store(root: Path, n: int = 2000, seed: int = 11, kind: str = "any") -> Store:
@@ -355,6 +342,8 @@ def start_bentoml(workdir: Path, tracking_uri: str, key: str | None = None) -> S
 
 def start_mlflow(workdir: Path, tracking_uri: str, workers: int = 2) -> Server:
     """``mlflow models serve -m models:/alliance-risk@champion --env-manager local``."""
+    from models.resolve import default_name, model_uri
+
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = _clean_env()
@@ -373,7 +362,7 @@ def start_mlflow(workdir: Path, tracking_uri: str, workers: int = 2) -> Server:
         "models",
         "serve",
         "-m",
-        f"models:/{MODEL_NAME}@champion",
+        model_uri(default_name()),
         "--env-manager",
         "local",
         "-p",

@@ -34,8 +34,9 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _child(model_dir: str, bands: dict, csv: str, out: str, chunk: int, q) -> None:
-    from batch.scoring import LoadedModel, score_file
+    from batch.scoring import score_file
     from features.settings import BandConfig
+    from models.resolve import LoadedModel
     from models.scorer import ScoringModel
 
     m = ScoringModel.load(model_dir)
@@ -85,7 +86,6 @@ def stages(model, csv: Path, chunk: int) -> dict[str, float]:
     import pandas as pd
 
     from batch.scoring import (
-        LoadedModel,
         RowValidator,
         explanation_frame,
         iter_chunks,
@@ -95,6 +95,7 @@ def stages(model, csv: Path, chunk: int) -> dict[str, float]:
     from features.settings import BandConfig
     from models.explain import assessed_matrix, explain_contributions, group_log_odds
     from models.predict import frame_to_matrix
+    from models.resolve import LoadedModel
 
     lm = LoadedModel(model, BandConfig(**model.reference.get("bands", {})), "b", "0", "")
     v = RowValidator()
@@ -155,7 +156,7 @@ def main() -> None:
     settings = load_settings()
     models: list[tuple[str, ScoringModel]] = []
     try:
-        from batch.scoring import load_model
+        from models.resolve import load as load_model
 
         lm = load_model(settings.tracking_uri)
         models.append((f"registry champion v{lm.version} ({lm.model.kind})", lm.model))

@@ -50,13 +50,15 @@ def metrics(y: np.ndarray, p_true: np.ndarray, q: np.ndarray) -> dict[str, float
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
+    from models.metrics import row_log_loss
+
     q = np.clip(q, 1e-6, 1 - 1e-6)
     lq = np.log(q / (1 - q))
     slope = LogisticRegression(C=1e6).fit(lq[:, None], y).coef_[0, 0]
     return {
         "auroc": roc_auc_score(y, q),
         "brier": float(np.mean((y - q) ** 2)),
-        "exp_log_loss": float(-np.mean(p_true * np.log(q) + (1 - p_true) * np.log(1 - q))),
+        "exp_log_loss": float(row_log_loss(p_true, q).mean()),  # expected under the true p
         "cal_slope": float(slope),
     }
 

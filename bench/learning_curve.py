@@ -174,6 +174,7 @@ def one_run(world: str, n: int, seed: int, test_dir: str, root: str, config: str
 
     from features.settings import load_settings
     from models.metrics import point_metrics
+    from models.resolve import find_version, model_uri
     from simulator.generator import generate, write
 
     base = Path(root) / f"{world}_n{n}_s{seed}"
@@ -207,20 +208,16 @@ def one_run(world: str, n: int, seed: int, test_dir: str, root: str, config: str
     name = load_settings().train.registered_model
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
-    try:
-        client.get_model_version_by_alias(name, "champion")
-        champion = True
-    except mlflow.exceptions.MlflowException:
-        champion = False
+    champion = find_version(client, name) is not None
     if champion:
-        pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+        pyfunc = mlflow.pyfunc.load_model(model_uri(name))
         p = np.asarray(pyfunc.predict(test_frame)["risk"], dtype=float)
         model = trained = point_metrics(y_test, p)
     elif proc.returncode == 0:
         versions = client.search_model_versions(f"name = '{name}'")
         if versions:
             latest = max(int(v.version) for v in versions)
-            pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{latest}")
+            pyfunc = mlflow.pyfunc.load_model(model_uri(name, latest))
             p = np.asarray(pyfunc.predict(test_frame)["risk"], dtype=float)
             trained = point_metrics(y_test, p)
     shutil.rmtree(data, ignore_errors=True)  # keep the store and log, drop the copy of the data

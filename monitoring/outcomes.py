@@ -243,10 +243,10 @@ def training_figures(tracking_uri: str, name: str, version: str):
 
     import mlflow
 
-    from batch.scoring import resolve_version
     from models.registry import get_client
+    from models.resolve import resolve
 
-    mv = resolve_version(tracking_uri, name, version)
+    mv = resolve(tracking_uri, name, version)
     client = get_client(tracking_uri)
     metrics: dict[str, tuple[float, float, float]] = {}
     bands = holdout = None

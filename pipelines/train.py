@@ -353,13 +353,16 @@ def _gate_evidence(client, name: str, scored, result, cfg):
 
     from models import metrics as M
     from models import registry
+    from models.predict import score_table
+    from models.resolve import load
 
     evidence = registry.GateEvidence(result.test_metrics, result.null_log_loss)
-    if registry.champion_version(client, name) is None:
+    champion = registry.champion_version(client, name)
+    if champion is None:
         return evidence
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{registry.CHAMPION}")
+    lm = load(mlflow.get_tracking_uri(), name, champion.version)
     rows = scored.iloc[result.eval_rows].reset_index(drop=True)
-    p_champion = model.predict(rows)["risk"].to_numpy()
+    p_champion = score_table(lm.model, lm.bands, rows)["risk"].to_numpy()  # as its pyfunc does
     y = result.test_frame["y"].to_numpy()
     evidence.vs_champion = M.paired_difference_ci(
         M.row_log_loss(y, result.eval_P),

@@ -39,7 +39,7 @@ def flat_csv(trained_store, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(trained_store):
-    from batch.scoring import load_model
+    from models.resolve import load as load_model
 
     return load_model(trained_store.uri)
 

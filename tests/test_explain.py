@@ -32,10 +32,10 @@ from models.explain import (
     typical_row,
 )
 from models.predict import frame_to_matrix
+from models.resolve import LoadedModel
 from models.scorer import sigmoid
 from models.training import reference_cohort, split_groups
 from serving.engine import Engine
-from serving.loader import LoadedChampion
 from simulator.generator import generate
 
 MOTIVATION = [f.name for f in fields_of_driver("motivation")]
@@ -81,7 +81,7 @@ def monotone(cohort):
 
 
 def _engine(model) -> Engine:
-    champion = LoadedChampion(
+    champion = LoadedModel(
         model=model,
         bands=BandConfig(**BANDS),
         name="alliance-risk",
