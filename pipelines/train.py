@@ -291,10 +291,11 @@ def run(
                 done(task, f"candidates: champion candidate {result.champion}")
 
                 task = step("logging to MLflow")
-                from models.tracking import log_run
+                from models.tracking import log_model_card, log_run
 
+                card: dict = {}
                 model_uri, metrics = log_run(
-                    settings, result, labels, tables, data_dir, synthetic, scored
+                    settings, result, labels, tables, data_dir, synthetic, scored, card
                 )
                 done(task, f"logged run {run_id}")
 
@@ -314,6 +315,7 @@ def run(
                 mv = mlflow.register_model(model_uri, name)
                 version = str(mv.version)
                 log(f"registered version {version}")
+                log_model_card(card, version)  # the card names the version it describes
                 _pause_for_tests("before_alias", log)
                 if promote and decision.promote:
                     registry.set_champion(client, name, version, decision.reason)
