@@ -1,6 +1,6 @@
 """Candidates against the ridge baseline on several worlds and training sizes (issue 10 item 2).
 
-    .venv/bin/python bench/candidate_worlds.py [--n 190 500 1100 4000] [--seeds 2]
+    .venv/bin/python -m bench.candidate_worlds [--n 190 500 1100 4000] [--seeds 2]
         [--worlds simulator hinge interaction nonlinear_age weak] [--kinds ridge spline]
         [--n-test 5000]
 
@@ -20,12 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def cohort(n: int, seed: int):
@@ -79,8 +75,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import pandas as pd
-    from worlds import true_probability
 
+    from bench.worlds import true_probability
     from models.estimators import fit_candidate
 
     rows = []

@@ -1,8 +1,8 @@
 """Learning curves across SYNTHETIC worlds (issue 10, item 6): what a service of a given size gets.
 
-    .venv/bin/python bench/learning_curve.py                      # the full grid (CPU-heavy)
-    .venv/bin/python bench/learning_curve.py --quick              # smoke run, a few minutes
-    .venv/bin/python bench/learning_curve.py --worlds default,hinges --sizes 190,4000 --seeds 1,2,3
+    .venv/bin/python -m bench.learning_curve                      # the full grid (CPU-heavy)
+    .venv/bin/python -m bench.learning_curve --quick              # smoke run, a few minutes
+    .venv/bin/python -m bench.learning_curve --worlds default,hinges --sizes 190,4000 --seeds 1,2,3
 
 For every world, training size n and seed, a cohort of n admissions is generated
 (`simulator.generator`, world and seed given) and trained on exactly as a user would: `python -m
@@ -43,13 +43,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from tests.conftest import FAST_CONFIG, run_pipeline  # noqa: E402  (one training harness)
+from tests.support.harness import FAST_CONFIG, run_pipeline  # noqa: E402  (one training harness)
 
 SIZES = (190, 500, 1100, 4000)
 WORLDS = ("default", "hinges", "nonlinear")
@@ -307,7 +305,7 @@ def _ints(s: str) -> tuple[int, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="bench/learning_curve.py",
+        prog="python -m bench.learning_curve",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

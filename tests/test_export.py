@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.support.harness import REPO
 
 TABLES = ("intake", "counsellors", "alliance", "episodes")
 

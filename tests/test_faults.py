@@ -16,7 +16,7 @@ import pytest
 
 from serving.auth import KeyRing, key_digest
 from serving.loader import ModelUnavailable, load_champion
-from tests.conftest import SERVE_KEY, launch_service
+from tests.support.harness import SERVE_KEY, launch_service
 
 NAME = "alliance-risk"
 

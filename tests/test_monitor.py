@@ -23,7 +23,7 @@ from monitoring.drift import (
     psi_numeric,
     quantile_edges,
 )
-from tests.conftest import run_pipeline
+from tests.support.harness import run_pipeline
 
 
 def test_psi_by_hand():

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import FAST_CONFIG, Store, run_pipeline
+from tests.support.harness import FAST_CONFIG, Store, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("outcomes")]
 
