@@ -232,30 +232,24 @@ def _performance(info: Mapping) -> list[Block]:
         blocks += [("p", "Clinical utility (net benefit):")] + _text_or_table(
             info["decision_curve"]
         )
-    curve = info.get("learning_curve")
-    if curve is not None and len(curve):
-        blocks += [
-            (
-                "p",
-                "Learning curve of this data: the champion's kind evaluated the same way on "
-                "fractions of the training admissions (fraction 1 = the figures above). A curve "
-                "still falling at 1 says more admissions would still help.",
-            ),
-            ("table", _table(curve)),
-        ]
-    transport = info.get("transport")
-    if transport is not None and len(transport):
-        blocks += [
-            (
-                "p",
-                "Transport to a new service (leave-one-service-out, internal-external validation): "
-                "for each service, a model of the champion's kind trained on all the other services "
-                "and scored on that one (AUROC with its cluster-bootstrap 95% CI). Calibration "
-                "intercept far from 0 means that service's rate differs from the others'.",
-            ),
-            ("table", _table(transport)),
-        ]
+    for key, note in (("learning_curve", LEARNING_CURVE_NOTE), ("transport", TRANSPORT_NOTE)):
+        frame = info.get(key)
+        if frame is not None and len(frame):
+            blocks += [("p", note), ("table", _table(frame))]
     return blocks or [("p", NOT_RECORDED)]
+
+
+LEARNING_CURVE_NOTE = (
+    "Learning curve of this data: the champion's kind evaluated the same way on fractions of the "
+    "training admissions (fraction 1 = the figures above). A curve still falling at 1 says more "
+    "admissions would still help."
+)
+TRANSPORT_NOTE = (
+    "Transport to a new service (leave-one-service-out, internal-external validation): for each "
+    "service, a model of the champion's kind trained on all the other services and scored on that "
+    "one (AUROC with its cluster-bootstrap 95% CI). Calibration intercept far from 0 means that "
+    "service's rate differs from the others'."
+)
 
 
 def _performance_heading(protocol: str | None) -> str:

@@ -431,30 +431,15 @@ def calibration_plot(holdout, current, tag: str = "") -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.plots import _binned
+    from models.plots import draw_calibration
 
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    top = 0.0
-    for name, data, colour, marker in (
+    periods = (
         ("training hold-out", holdout, "tab:gray", "s"),
         ("current batch", current, "tab:blue", "o"),
-    ):
-        if data is None:
-            continue
-        b = _binned(np.asarray(data[0], float), np.asarray(data[1], float), 10)
-        ax.errorbar(
-            b["pred"],
-            b["obs"],
-            yerr=np.vstack([b["obs"] - b["lo"], b["hi"] - b["obs"]]),
-            fmt=marker,
-            color=colour,
-            label=name,
-            capsize=3,
-        )
-        top = max(top, b["hi"].max(), b["pred"].max())
-    top = min(1.0, top * 1.1 + 0.02)
-    ax.plot([0, top], [0, top], "k--", lw=1, label="ideal")
-    ax.set(xlim=(0, top), ylim=(0, top), xlabel="mean predicted risk", ylabel="observed rate")
+    )
+    series = [(n, d[0], d[1], c, m, True) for n, d, c, m in periods if d is not None]
+    draw_calibration(ax, series, 10)
     ax.set_title(
         f"{tag}calibration, by tenth of predicted risk"
         if tag

@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from markupsafe import Markup, escape
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -43,15 +44,12 @@ def safe_text(value: Any) -> Markup:
 def fmt(value: Any, digits: int = 3, missing: str = "-") -> str:
     """One value as text: ``digits`` decimals for floats (whole numbers without), yes/no for
     booleans, ``missing`` for None and NaN, lists joined with commas."""
+    if isinstance(value, np.generic):  # a numpy scalar as the Python value it holds
+        value = value.item()
     if value is None:
         return missing
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalar
-        try:
-            value = value.item()
-        except (ValueError, AttributeError):
-            pass
     if isinstance(value, float):
         if math.isnan(value):
             return missing
