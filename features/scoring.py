@@ -14,7 +14,7 @@ Two entry points share one core (the per-scale key table ``_SPECS``, the value p
 ``score_intake`` is vectorised for whole tables (training, batch scoring) and ``score_record`` is
 plain Python for one API record, where pandas' per-call overhead would dominate. Because every
 score is an exact integer sum divided the same way in both paths, the two give bit-identical
-results; tests/test_scoring.py checks that.
+results; tests/code/test_scoring.py checks that.
 
 Rules chosen here (the contract leaves them open):
 - A scale is scored from items when the record carries at least one of its items, none of them

@@ -309,7 +309,7 @@ def run(
                 done(task, verdict)
 
                 # The alias is the last thing a run touches: a crash or kill before it leaves the
-                # champion as it was (tests/test_training.py kills at each point below).
+                # champion as it was (tests/model/test_training.py kills at each point below).
                 task = step("registration and promotion")
                 _pause_for_tests("before_registration", log)
                 mv = mlflow.register_model(model_uri, name)

@@ -126,8 +126,8 @@ def make_store(root: Path, n: int = 2000, seed: int = 11) -> Store:
 
 
 # ---------------------------------------------------------------------------------------------
-# A real `bentoml serve` of the service on a free loopback port (tests/test_serving.py and
-# tests/test_browser.py each start one in a module-scoped fixture). Output goes to a log file the
+# A real `bentoml serve` of the service on a free loopback port (tests/service/test_serving.py and
+# tests/service/test_browser.py each start one in a module-scoped fixture). Output goes to a log file the
 # tests read (to check that no intake value is logged); the server is stopped by SIGTERM to its
 # process group.
 

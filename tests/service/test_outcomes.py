@@ -110,7 +110,7 @@ def test_same_population_with_outcomes_is_quiet(world, tmp_path):
     assert "Performance on outcomes" in html and "Fairness at the band thresholds" in html
     assert "training hold-out" in html and "ref_rows" not in html.split("<h2>Scores</h2>")[0]
     assert o["synthetic"] is True and "Performance on outcomes (SYNTHETIC data)" in html
-    from tests.test_monitor import external_refs
+    from tests.service.test_monitor import external_refs
 
     assert external_refs(html) == []
 

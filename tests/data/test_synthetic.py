@@ -20,7 +20,7 @@ from simulator import effects as fx
 from simulator.generator import client_linear_predictor, generate, write
 from simulator.worlds import WORLDS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WAI = WAI_S.item_codes()
 
 
