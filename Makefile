@@ -58,11 +58,11 @@ format: install
 
 ## bench: run the benchmarks under bench/ (prints figures; see docs/benchmarks.md)
 bench: install
-	$(BIN)/python bench/train_scaling.py
-	$(BIN)/python bench/explain_speed.py
-	$(BIN)/python bench/serve_latency.py
-	$(BIN)/python bench/load.py
-	$(BIN)/python bench/batch_throughput.py
+	$(BIN)/python -m bench.train_scaling
+	$(BIN)/python -m bench.explain_speed
+	$(BIN)/python -m bench.serve_latency
+	$(BIN)/python -m bench.load
+	$(BIN)/python -m bench.batch_throughput
 
 ## clean: remove the venv, the synthetic cohort and the local MLflow store (keeps nothing trained)
 clean:

@@ -34,7 +34,6 @@ fields was on the record; ``driver_1..k`` repeat the k largest for a quick read.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,82 +49,15 @@ from features.catalog import (
     SCORING_BY_NAME,
     TABLES,
 )
-from features.settings import BandConfig
-from models.scorer import ScoringModel
+from models.resolve import LoadedModel
 from validation.rows import RowValidator
 
-REGISTERED_MODEL = "alliance-risk"
-CHAMPION = "champion"
 REJECT_COLUMNS = ["row", "admission_id", "table", "field", "value", "reason"]
 SUFFIXES = (".csv", ".parquet")
 
 
 class InputError(Exception):
     """The input is missing, unreadable or lacks required columns (CLI exit 2)."""
-
-
-class ModelNotFound(Exception):
-    """No champion (or no such version) in the registry (CLI exit 3)."""
-
-
-# --------------------------------------------------------------------------------------------
-# The model
-
-
-@dataclass
-class LoadedModel:
-    model: ScoringModel
-    bands: BandConfig
-    name: str
-    version: str
-    uri: str  # models:/name/version, what mlflow.pyfunc.load_model / spark_udf take
-
-
-def resolve_version(tracking_uri: str, name: str = REGISTERED_MODEL, version: str | None = None):
-    """The registry's model version: the one given, else the champion. Raises ModelNotFound."""
-    from mlflow.exceptions import MlflowException
-
-    from models.registry import get_client
-
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not db.is_file():
-            raise ModelNotFound(
-                f"tracking store {db} does not exist: no model has been trained there "
-                "(train one with `python -m pipelines.train`, or set MLFLOW_TRACKING_URI)"
-            )
-    client = get_client(tracking_uri)
-    try:
-        if version is not None:
-            return client.get_model_version(name, str(version))
-        return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException as exc:
-        what = f"version {version}" if version is not None else f"'{CHAMPION}' alias"
-        raise ModelNotFound(
-            f"registered model {name!r} has no {what} in the tracking store {tracking_uri} "
-            f"(train one with `python -m pipelines.train`, or pass --model-version)"
-        ) from exc
-
-
-def load_model(
-    tracking_uri: str, name: str = REGISTERED_MODEL, version: str | None = None
-) -> LoadedModel:
-    """Load the ScoringModel of the champion (or of ``version``) from the pyfunc's artifacts."""
-    import mlflow
-
-    mv = resolve_version(tracking_uri, name, version)
-    uri = f"models:/{name}/{mv.version}"
-    with tempfile.TemporaryDirectory(prefix="alliance-risk-model-") as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
-        scorer = local / "artifacts" / "scorer"
-        if not scorer.is_dir():
-            found = list(local.rglob("model.json"))
-            if not found:
-                raise ModelNotFound(f"{uri} carries no scorer artifact (artifacts/scorer)")
-            scorer = found[0].parent
-        model = ScoringModel.load(scorer)
-    bands = BandConfig(**model.reference.get("bands", {}))
-    return LoadedModel(model, bands, name, str(mv.version), uri)
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,8 +233,7 @@ def explanation_frame(
     """The output rows from a ``models.explain.Explanation`` (both engines end here). ``risk``:
     the model's own risk when it came from elsewhere (the Spark UDF); else the explanation's."""
     risk = ex.risk if risk is None else risk
-    hi, mid = lm.bands.high_from, lm.bands.moderate_from
-    band = np.where(risk >= hi, "high", np.where(risk >= mid, "moderate", "low"))
+    band = lm.bands.bands(risk)
     out = pd.DataFrame(
         {
             "admission_id": pd.array(np.asarray(admission_ids).astype(str), dtype="str"),

@@ -36,7 +36,6 @@ import pandas as pd
 from batch.scoring import (
     REJECT_COLUMNS,
     BatchSummary,
-    LoadedModel,
     RowValidator,
     TableWriter,
     check_columns,
@@ -48,6 +47,7 @@ from batch.scoring import (
     reject_record,
 )
 from features.catalog import COUNSELLOR_PREFIX, COUNSELLORS, DRIVER_GROUPS, SCORING_BY_NAME
+from models.resolve import LoadedModel
 
 _SPARK_TYPES = {
     "string": "string",

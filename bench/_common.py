@@ -1,11 +1,11 @@
 """Shared pieces of the serving benchmarks (bench/serve_latency.py, bench/load.py).
 
 - a throw-away tracking store with a champion, trained by the real CLI (``pipelines.train``) on a
-  SYNTHETIC cohort with the fast settings the tests use;
+  SYNTHETIC cohort with the fast settings the tests use (tests/support/harness.py ``make_store``);
 - scoring records taken from a SYNTHETIC intake (``simulator.generator``), as the flat JSON record
   the API takes, plus malformed variants that must be answered 4xx;
-- starting and stopping ``bentoml serve`` (as tests/conftest.py ``launch_service`` does) and
-  ``mlflow models serve``, each in its own process group, and timing the first good answer;
+- starting and stopping ``bentoml serve`` (with the environment and command of the tests'
+  harness, tests/support/harness.py) and ``mlflow models serve``, each in its own process group, and timing the first good answer;
 - resident memory of a server's process tree (psutil, or /proc when psutil is absent);
 - a sequential keep-alive client and a closed-loop concurrent client (one thread and one
   ``httpx.Client`` per connection).
@@ -19,9 +19,7 @@ import json
 import os
 import platform
 import secrets
-import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -33,28 +31,89 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from tests.support.harness import (
+    FAST_CONFIG,
+    REPO,
+    SERVE_COMMAND,
+    make_store,
+    service_env,
+    stop_group,
+)
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-MODEL_NAME = "alliance-risk"
 SERVICE_WORKERS = 2  # settings serving.workers (default 2), used by serving/service.py
 AUDIT_HASH_KEY = "bench-audit-key"
 
-# The fast training settings of tests/conftest.py (FAST_CONFIG).
-FAST_CONFIG = """[train]
-n_splits = 3
-tune_iterations = 2
-n_bootstrap = 50
-"""
 # train.candidates forces the model family of a store trained here ("any" compares both).
 FORCE = {
     "any": "",
     "logistic": 'candidates = ["logistic"]\n',
     "lightgbm": 'candidates = ["lightgbm"]\n',
 }
+
+
+def add_options(group, *rows: tuple[str, type, Any, str]) -> None:
+    """Options from (flag, type, default, help) rows; the help ends with the default."""
+    for flag, kind, default, text in rows:
+        group.add_argument(flag, type=kind, default=default, help=f"{text} (default %(default)s)")
+
+
+def record_options(seed: int) -> tuple[tuple[str, type, Any, str], ...]:
+    """--records and --seed rows for ``add_options``: the SYNTHETIC records a client sends."""
+    return (
+        ("--records", int, 500, "distinct scoring records (SYNTHETIC intake), cycled through"),
+        ("--seed", int, seed, "seed of the records' cohort"),
+    )
+
+
+def add_store_options(group) -> None:
+    """--tracking-uri, --store-dir, --n and --kind: the store a server started here serves."""
+    group.add_argument(
+        "--tracking-uri",
+        help="use this existing tracking store (it must hold alliance-risk@champion) instead of "
+        "training a throw-away one",
+    )
+    group.add_argument(
+        "--store-dir",
+        type=Path,
+        help="train the throw-away store here and keep it; if it already holds a champion, reuse "
+        "it (default: a temporary folder, deleted at the end)",
+    )
+    add_options(
+        group, ("--n", int, 2000, "admissions in the SYNTHETIC cohort of the throw-away store")
+    )
+    group.add_argument(
+        "--kind",
+        choices=list(FORCE),
+        default="any",
+        help="champion family for a store trained here: 'any' lets training choose (as in "
+        "production); 'logistic' or 'lightgbm' sets train.candidates to that one family; the "
+        "kind served is always reported (default %(default)s)",
+    )
+
+
+# A deliberately large monotone LightGBM (300 trees of up to 63 leaves): the slow end of the
+# explanation and batch benchmarks, beside the tuned compact model.
+BIG_LIGHTGBM = {
+    "objective": "binary",
+    "num_leaves": 63,
+    "max_depth": 6,
+    "learning_rate": 0.05,
+    "verbose": -1,
+    "seed": 7,
+}
+
+
+def best_of(fn, repeat: int) -> float:
+    """The fastest of ``repeat`` timed calls of ``fn``, in seconds."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
 
 
 def log(msg: str) -> None:
@@ -70,23 +129,12 @@ class Store:
     train_seconds: float | None = None
 
 
-def champion_version(uri: str, name: str = MODEL_NAME) -> str | None:
-    """The champion's version in a SQLite store (read directly: no MLflow import), else None.
-    For a non-SQLite store the answer is unknown and "?" is returned."""
-    if not uri.startswith("sqlite:///"):
-        return "?"
-    db = Path(uri.removeprefix("sqlite:///"))
-    if not db.is_file():
-        return None
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            row = conn.execute(
-                "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
-                (name, "champion"),
-            ).fetchone()
-    except sqlite3.Error:
-        return None
-    return str(row[0]) if row else None
+def champion_version(uri: str, name: str | None = None) -> str | None:
+    """The champion's version in the store at ``uri``, or None (``models.resolve``, which reports a
+    missing SQLite file instead of creating it)."""
+    from models.resolve import version_of
+
+    return version_of(uri, name)
 
 
 def build_store(root: Path, n: int = 2000, seed: int = 11, kind: str = "any") -> Store:
@@ -97,24 +145,13 @@ def build_store(root: Path, n: int = 2000, seed: int = 11, kind: str = "any") ->
     if champion_version(uri):
         log(f"reusing the champion already in {uri}")
         return Store(uri, root)
-    from simulator.generator import generate, write
-
     root.mkdir(parents=True, exist_ok=True)
-    data = root / "data"
-    log(f"generating a SYNTHETIC cohort of {n} admissions in {data}")
-    write(generate(n, seed=seed), data)
-    config = root / "fast.toml"
-    config.write_text(FAST_CONFIG + FORCE[kind])
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": uri,
-        "GX_ANALYTICS_ENABLED": "false",
-        "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
-    }
-    cmd = [sys.executable, "-m", "pipelines.train", "--data", str(data), "--config", str(config)]
-    log("training a champion: " + " ".join(cmd[1:]))
+    log(f"generating a SYNTHETIC cohort of {n} admissions in {root / 'data'}")
+    store = make_store(root, n=n, seed=seed)  # the tests' harness: data, fast settings, store
+    store.config.write_text(FAST_CONFIG + FORCE[kind])
+    log(f"training a champion: pipelines.train --data {store.data} --config {store.config}")
     t = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    proc = store.train(timeout=1800)
     secs = time.perf_counter() - t
     (root / "train.log").write_text(proc.stdout + "\n" + proc.stderr)
     if proc.returncode != 0:
@@ -273,26 +310,9 @@ class Server:
         return tree_memory(self.proc.pid, with_pss)
 
     def stop(self) -> None:
-        """SIGTERM to the process group, SIGKILL after 20 s."""
-        if self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=10)
-        # Workers that outlived their parent in the same group.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        """SIGTERM to the process group, SIGKILL after 20 s, then any worker left in the group."""
+        if self.proc.poll() is None:
+            stop_group(self.proc, timeout=20, reap=True)
 
 
 def _popen(cmd: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen, float]:
@@ -322,26 +342,8 @@ def start_bentoml(workdir: Path, tracking_uri: str, key: str | None = None) -> S
     workdir.mkdir(parents=True, exist_ok=True)
     key = key or secrets.token_urlsafe(18)
     port = free_port()
-    env = _clean_env()
-    env.update(
-        MLFLOW_TRACKING_URI=tracking_uri,
-        ALLIANCE_RISK_SERVING__API_KEY=key,
-        ALLIANCE_RISK_SERVING__AUDIT_DB=str(workdir / "audit.sqlite"),
-        ALLIANCE_RISK_SERVING__AUDIT_HASH_KEY=AUDIT_HASH_KEY,
-        BENTOML_DO_NOT_TRACK="True",
-        GX_ANALYTICS_ENABLED="false",
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "serving.service:AllianceRisk",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    env = service_env(workdir, tracking_uri, key, AUDIT_HASH_KEY)  # as the tests start it
+    cmd = [sys.executable, *SERVE_COMMAND, "--port", str(port)]
     proc, started = _popen(cmd, env, workdir / "bentoml.log")
     return Server(
         "bentoml",
@@ -355,6 +357,8 @@ def start_bentoml(workdir: Path, tracking_uri: str, key: str | None = None) -> S
 
 def start_mlflow(workdir: Path, tracking_uri: str, workers: int = 2) -> Server:
     """``mlflow models serve -m models:/alliance-risk@champion --env-manager local``."""
+    from models.resolve import default_name, model_uri
+
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = _clean_env()
@@ -373,7 +377,7 @@ def start_mlflow(workdir: Path, tracking_uri: str, workers: int = 2) -> Server:
         "models",
         "serve",
         "-m",
-        f"models:/{MODEL_NAME}@champion",
+        model_uri(default_name()),
         "--env-manager",
         "local",
         "-p",

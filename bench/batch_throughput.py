@@ -1,6 +1,6 @@
 """Batch scoring throughput: scoring with explanations vs the model's own contribution call.
 
-    .venv/bin/python bench/batch_throughput.py [--n 50000] [--chunk-size 10000] [--repeat 3]
+    .venv/bin/python -m bench.batch_throughput [--n 50000] [--chunk-size 10000] [--repeat 3]
 
 On a SYNTHETIC cohort of --n admissions written as a flat CSV, for each model:
 - end to end: ``batch.scoring.score_file`` (read CSV chunks, validate every row, score items,
@@ -21,21 +21,23 @@ import argparse
 import multiprocessing as mp
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._common import BIG_LIGHTGBM, best_of
+from tests.support.cohort import labelled_matrix
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _child(model_dir: str, bands: dict, csv: str, out: str, chunk: int, q) -> None:
-    from batch.scoring import LoadedModel, score_file
+    from batch.scoring import score_file
     from features.settings import BandConfig
+    from models.resolve import LoadedModel
     from models.scorer import ScoringModel
 
     m = ScoringModel.load(model_dir)
@@ -71,21 +73,11 @@ def end_to_end(model, csv: Path, tmp: Path, chunk: int) -> tuple[float, int, int
     return secs, rows, scored, rss_kb / 1024
 
 
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def stages(model, csv: Path, chunk: int) -> dict[str, float]:
     """Seconds per stage of one in-process pass (same code as ChunkScorer.run)."""
     import pandas as pd
 
     from batch.scoring import (
-        LoadedModel,
         RowValidator,
         explanation_frame,
         iter_chunks,
@@ -95,6 +87,7 @@ def stages(model, csv: Path, chunk: int) -> dict[str, float]:
     from features.settings import BandConfig
     from models.explain import assessed_matrix, explain_contributions, group_log_odds
     from models.predict import frame_to_matrix
+    from models.resolve import LoadedModel
 
     lm = LoadedModel(model, BandConfig(**model.reference.get("bands", {})), "b", "0", "")
     v = RowValidator()
@@ -144,46 +137,31 @@ def main() -> None:
     import lightgbm as lgb
 
     from features.build import MONOTONE, scoring_frame, typed_records
-    from features.labels import build_labels
     from features.settings import load_settings
     from models.estimators import fit_candidate
     from models.predict import frame_to_matrix
     from models.scorer import ScoringModel
-    from models.training import reference_cohort, split_groups
+    from models.training import reference_cohort
     from simulator.generator import generate
 
     settings = load_settings()
     models: list[tuple[str, ScoringModel]] = []
     try:
-        from batch.scoring import load_model
+        from models.resolve import load as load_model
 
         lm = load_model(settings.tracking_uri)
         models.append((f"registry champion v{lm.version} ({lm.model.kind})", lm.model))
     except Exception as exc:  # no store / no champion: say so and go on
         print(f"(no registry champion: {exc})")
     if not args.no_lightgbm:
-        c = generate(3000, seed=7)
-        labels = build_labels(c.alliance, settings.label, c.intake, c.episodes)
-        fr = typed_records(scoring_frame(c.intake, c.counsellors))
-        fr = fr[fr["admission_id"].isin(labels.labels.index)].reset_index(drop=True)
-        X, scored, _ = frame_to_matrix(fr)
-        y = labels.labels.reindex(fr["admission_id"]).to_numpy().astype(int)
-        groups = split_groups(scored, "counsellor")
+        scored, X, y, groups = labelled_matrix(3000, seed=7, label_cfg=settings.label)
         ref = reference_cohort(scored, settings.bands.model_dump(), settings.label.model_dump())
         compact = fit_candidate("lightgbm", X, y, groups, 2, 7)
         big = ScoringModel(
             "lightgbm",
             {"trees": 300, "max_depth": 6},
             booster=lgb.train(
-                {
-                    "objective": "binary",
-                    "num_leaves": 63,
-                    "max_depth": 6,
-                    "learning_rate": 0.05,
-                    "verbose": -1,
-                    "monotone_constraints": list(MONOTONE),
-                    "seed": 7,
-                },
+                {**BIG_LIGHTGBM, "monotone_constraints": list(MONOTONE)},
                 lgb.Dataset(X, label=y),
                 num_boost_round=300,
             ),

@@ -1,6 +1,6 @@
 """Candidates against the ridge baseline on several worlds and training sizes (issue 10 item 2).
 
-    .venv/bin/python bench/candidate_worlds.py [--n 190 500 1100 4000] [--seeds 2]
+    .venv/bin/python -m bench.candidate_worlds [--n 190 500 1100 4000] [--seeds 2]
         [--worlds simulator hinge interaction nonlinear_age weak] [--kinds ridge spline]
         [--n-test 5000]
 
@@ -20,12 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def cohort(n: int, seed: int):
@@ -50,13 +46,15 @@ def metrics(y: np.ndarray, p_true: np.ndarray, q: np.ndarray) -> dict[str, float
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
+    from models.metrics import row_log_loss
+
     q = np.clip(q, 1e-6, 1 - 1e-6)
     lq = np.log(q / (1 - q))
     slope = LogisticRegression(C=1e6).fit(lq[:, None], y).coef_[0, 0]
     return {
         "auroc": roc_auc_score(y, q),
         "brier": float(np.mean((y - q) ** 2)),
-        "exp_log_loss": float(-np.mean(p_true * np.log(q) + (1 - p_true) * np.log(1 - q))),
+        "exp_log_loss": float(row_log_loss(p_true, q).mean()),  # expected under the true p
         "cal_slope": float(slope),
     }
 
@@ -77,8 +75,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import pandas as pd
-    from worlds import true_probability
 
+    from bench.worlds import true_probability
     from models.estimators import fit_candidate
 
     rows = []

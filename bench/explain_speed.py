@@ -1,6 +1,6 @@
 """Explanation cost: contributions against the typical client, per record and per 10,000 records.
 
-    .venv/bin/python bench/explain_speed.py [--n 5000] [--repeat 3]
+    .venv/bin/python -m bench.explain_speed [--n 5000] [--repeat 3]
 
 Trains on a SYNTHETIC cohort, in-process: the spline GAM and the ridge baseline (additive: each
 column's term minus its term at the typical value), the compact monotone LightGBM the pipeline
@@ -16,22 +16,11 @@ what-ifs). Prints; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from bench._common import BIG_LIGHTGBM, best_of
+from tests.support.cohort import labelled_matrix
 
 
 def main() -> None:
@@ -47,26 +36,17 @@ def main() -> None:
     import lightgbm as lgb
     from sklearn.metrics import roc_auc_score
 
-    from features.build import COLUMN_DRIVERS, MONOTONE, scoring_frame, typed_records
+    from features.build import COLUMN_DRIVERS, MONOTONE
     from features.catalog import DRIVER_GROUPS
-    from features.labels import build_labels
     from features.settings import load_settings
     from models.estimators import fit_candidate
     from models.explain import explain_row
-    from models.predict import frame_to_matrix
     from models.reference import reference_cohort, typical_row
     from models.scorer import ScoringModel
-    from models.training import holdout_split, split_groups
-    from simulator.generator import generate
+    from models.training import holdout_split
 
     settings = load_settings()
-    c = generate(args.n, seed=7)
-    labels = build_labels(c.alliance, settings.label, c.intake, c.episodes)
-    frame = typed_records(scoring_frame(c.intake, c.counsellors))
-    frame = frame[frame["admission_id"].isin(labels.labels.index)].reset_index(drop=True)
-    X, scored, _ = frame_to_matrix(frame)
-    y = labels.labels.reindex(frame["admission_id"]).to_numpy().astype(int)
-    groups = split_groups(scored, "counsellor")
+    scored, X, y, groups = labelled_matrix(args.n, seed=7, label_cfg=settings.label)
     tr, te = holdout_split(y, groups, 0.2, 7)
     ref = reference_cohort(
         scored.iloc[tr], settings.bands.model_dump(), settings.label.model_dump()
@@ -74,16 +54,7 @@ def main() -> None:
 
     compact = fit_candidate("lightgbm", X[tr], y[tr], groups[tr], settings.train.tune_iterations, 7)
     big_booster = lgb.train(
-        {
-            "objective": "binary",
-            "num_leaves": 63,
-            "max_depth": 6,
-            "learning_rate": 0.05,
-            "verbose": -1,
-            "monotone_constraints": list(MONOTONE),
-            "num_threads": 2,
-            "seed": 7,
-        },
+        {**BIG_LIGHTGBM, "monotone_constraints": list(MONOTONE), "num_threads": 2},
         lgb.Dataset(X[tr], label=y[tr]),
         num_boost_round=300,
     )

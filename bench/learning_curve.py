@@ -1,8 +1,8 @@
 """Learning curves across SYNTHETIC worlds (issue 10, item 6): what a service of a given size gets.
 
-    .venv/bin/python bench/learning_curve.py                      # the full grid (CPU-heavy)
-    .venv/bin/python bench/learning_curve.py --quick              # smoke run, a few minutes
-    .venv/bin/python bench/learning_curve.py --worlds default,hinges --sizes 190,4000 --seeds 1,2,3
+    .venv/bin/python -m bench.learning_curve                      # the full grid (CPU-heavy)
+    .venv/bin/python -m bench.learning_curve --quick              # smoke run, a few minutes
+    .venv/bin/python -m bench.learning_curve --worlds default,hinges --sizes 190,4000 --seeds 1,2,3
 
 For every world, training size n and seed, a cohort of n admissions is generated
 (`simulator.generator`, world and seed given) and trained on exactly as a user would: `python -m
@@ -43,13 +43,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from tests.conftest import FAST_CONFIG, run_pipeline  # noqa: E402  (one training harness)
+from tests.support.harness import FAST_CONFIG, run_pipeline  # noqa: E402  (one training harness)
 
 SIZES = (190, 500, 1100, 4000)
 WORLDS = ("default", "hinges", "nonlinear")
@@ -174,6 +172,7 @@ def one_run(world: str, n: int, seed: int, test_dir: str, root: str, config: str
 
     from features.settings import load_settings
     from models.metrics import point_metrics
+    from models.resolve import find_version, model_uri
     from simulator.generator import generate, write
 
     base = Path(root) / f"{world}_n{n}_s{seed}"
@@ -207,20 +206,16 @@ def one_run(world: str, n: int, seed: int, test_dir: str, root: str, config: str
     name = load_settings().train.registered_model
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
-    try:
-        client.get_model_version_by_alias(name, "champion")
-        champion = True
-    except mlflow.exceptions.MlflowException:
-        champion = False
+    champion = find_version(client, name) is not None
     if champion:
-        pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+        pyfunc = mlflow.pyfunc.load_model(model_uri(name))
         p = np.asarray(pyfunc.predict(test_frame)["risk"], dtype=float)
         model = trained = point_metrics(y_test, p)
     elif proc.returncode == 0:
         versions = client.search_model_versions(f"name = '{name}'")
         if versions:
             latest = max(int(v.version) for v in versions)
-            pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{latest}")
+            pyfunc = mlflow.pyfunc.load_model(model_uri(name, latest))
             p = np.asarray(pyfunc.predict(test_frame)["risk"], dtype=float)
             trained = point_metrics(y_test, p)
     shutil.rmtree(data, ignore_errors=True)  # keep the store and log, drop the copy of the data
@@ -310,7 +305,7 @@ def _ints(s: str) -> tuple[int, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="bench/learning_curve.py",
+        prog="python -m bench.learning_curve",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,7 +1,7 @@
 """How much room each SYNTHETIC world leaves above a linear model, at a size where estimation
 noise no longer matters.
 
-    .venv/bin/python bench/linear_gap.py --worlds default,hinges,nonlinear
+    .venv/bin/python -m bench.linear_gap --worlds default,hinges,nonlinear
 
 Why: the learning-curve goal "in non-linear worlds at n >= 4,000 the champion beats the ridge
 baseline" only means something if a linear model cannot reach the oracle there. This trains the
@@ -14,16 +14,14 @@ calibration slope and the gap to the oracle. Nothing here asserts.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from learning_curve import ORACLE, TEST_N, _load, _test_cohort, ridge_baseline  # noqa: E402
+from bench.learning_curve import ORACLE, TEST_N, _load, _test_cohort, ridge_baseline
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench/linear_gap.py", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench.linear_gap", description=__doc__)
     p.add_argument("--worlds", default="default,hinges,nonlinear")
     p.add_argument("--n", type=int, default=20_000, help="training size of the ridge baseline")
     p.add_argument("--seed", type=int, default=4242, help="training cohort seed")

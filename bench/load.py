@@ -1,8 +1,8 @@
 """Load test of POST /score: --concurrency clients for --duration seconds, with malformed records.
 
-    .venv/bin/python bench/load.py [--concurrency 32] [--duration 60] [--malformed 0.05]
-    .venv/bin/python bench/load.py --duration 1200 --requests 100000   # memory over 100k requests
-    .venv/bin/python bench/load.py --url http://127.0.0.1:3000 --key KEY [--server-pid PID]
+    .venv/bin/python -m bench.load [--concurrency 32] [--duration 60] [--malformed 0.05]
+    .venv/bin/python -m bench.load --duration 1200 --requests 100000   # memory over 100k requests
+    .venv/bin/python -m bench.load --url http://127.0.0.1:3000 --key KEY [--server-pid PID]
 
 Closed loop: each of --concurrency threads holds one keep-alive ``httpx.Client`` and sends one
 request after another. About --malformed of the bodies break the contract (out-of-range value,
@@ -42,14 +42,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import _common as C  # noqa: E402
+from bench import _common as C
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        prog="bench/load.py",
+        prog="python -m bench.load",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -68,86 +66,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         help="with --url: pid of the server's top process, to report the memory of its tree",
     )
-    s.add_argument(
-        "--tracking-uri",
-        help="for the server started here: an existing tracking store with "
-        "alliance-risk@champion (default: train a throw-away one)",
-    )
-    s.add_argument(
-        "--store-dir",
-        type=Path,
-        help="train the throw-away store here and keep it; reuse it if it already holds a "
-        "champion (default: a temporary folder, deleted at the end)",
-    )
-    s.add_argument(
-        "--n",
-        type=int,
-        default=2000,
-        help="admissions in the SYNTHETIC cohort of the throw-away store (default %(default)s)",
-    )
-    s.add_argument(
-        "--kind",
-        choices=["any", "logistic", "lightgbm"],
-        default="any",
-        help="champion family for a store trained here (sets train.candidates) "
-        "(default %(default)s)",
-    )
+    C.add_store_options(s)
     r = ap.add_argument_group("load")
-    r.add_argument(
-        "--concurrency",
-        type=int,
-        default=32,
-        help="client threads, one connection each (default %(default)s)",
-    )
-    r.add_argument(
-        "--duration", type=float, default=60.0, help="seconds of load (default %(default)s)"
-    )
-    r.add_argument(
-        "--requests",
-        type=int,
-        help="stop after this many requests, if --duration has not ended first (default: no "
-        "limit; give a long --duration with it to run to a request count)",
-    )
-    r.add_argument(
-        "--malformed",
-        type=float,
-        default=0.05,
-        help="fraction of bodies that break the contract and must get 400/422 "
-        "(default %(default)s)",
-    )
-    r.add_argument(
-        "--records",
-        type=int,
-        default=500,
-        help="distinct scoring records (SYNTHETIC intake), cycled through (default %(default)s)",
-    )
-    r.add_argument(
-        "--seed", type=int, default=29, help="seed of the records' cohort (default %(default)s)"
-    )
-    r.add_argument(
-        "--timeout",
-        type=float,
-        default=30.0,
-        help="per-request timeout, s; a timeout counts as an error (default %(default)s)",
-    )
-    r.add_argument(
-        "--warmup",
-        type=int,
-        default=100,
-        help="untimed requests before the run, for a server started here (default %(default)s)",
+    C.add_options(
+        r,
+        ("--concurrency", int, 32, "client threads, one connection each"),
+        ("--duration", float, 60.0, "seconds of load"),
+        (
+            "--requests",
+            int,
+            None,
+            "stop after this many requests, if --duration has not ended first (give a long "
+            "--duration with it to run to a request count)",
+        ),
+        (
+            "--malformed",
+            float,
+            0.05,
+            "fraction of bodies that break the contract and must get 400/422",
+        ),
+        *C.record_options(seed=29),
+        ("--timeout", float, 30.0, "per-request timeout, s; a timeout counts as an error"),
+        ("--warmup", int, 100, "untimed requests before the run, for a server started here"),
     )
     o = ap.add_argument_group("output")
-    o.add_argument(
-        "--window",
-        type=float,
-        default=10.0,
-        help="seconds per row of the over-time table (default %(default)s)",
-    )
-    o.add_argument(
-        "--sample-every",
-        type=float,
-        default=1.0,
-        help="seconds between memory samples during the run (default %(default)s)",
+    C.add_options(
+        o,
+        ("--window", float, 10.0, "seconds per row of the over-time table"),
+        ("--sample-every", float, 1.0, "seconds between memory samples during the run"),
     )
     o.add_argument(
         "--milestones",

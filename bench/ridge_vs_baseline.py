@@ -1,6 +1,6 @@
 """The pipeline's ridge candidate against issue 10's ten-line scikit-learn baseline, per world and n.
 
-    .venv/bin/python bench/ridge_vs_baseline.py [--worlds default,hinges,nonlinear]
+    .venv/bin/python -m bench.ridge_vs_baseline [--worlds default,hinges,nonlinear]
         [--n 190,500,1100] [--seeds 3] [--n-test 5000] [--workdir /tmp/ridge_vs_baseline]
 
 Why this exists: at n = 190 the pipeline's tuned ridge lost to the baseline by 0.03 AUROC although
@@ -28,13 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "bench")]
-
 
 def _cohort(workdir: Path, world: str, n: int, seed: int):
-    from learning_curve import _load
-
+    from bench.learning_curve import _load
     from simulator.generator import generate, write
 
     d = workdir / f"{world}_{n}_{seed}"
@@ -68,8 +64,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/ridge_vs_baseline"))
     args = ap.parse_args()
 
-    from learning_curve import ridge_baseline
-
+    from bench.learning_curve import ridge_baseline
     from models.metrics import point_metrics
 
     print("| world | n | model | AUROC | Brier | slope | AUROC - baseline | Brier vs baseline |")

@@ -1,6 +1,6 @@
 """Serving latency, throughput, cold start and memory of POST /score, in one run on one machine.
 
-    .venv/bin/python bench/serve_latency.py [--n 2000] [--requests 2000] [--concurrency 16]
+    .venv/bin/python -m bench.serve_latency [--n 2000] [--requests 2000] [--concurrency 16]
         [--duration 20] [--mlflow-requests 500] [--skip-mlflow] [--tracking-uri URI] [--json PATH]
 
 Against the same registered model (``alliance-risk@champion``):
@@ -39,9 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import _common as C  # noqa: E402
+from bench import _common as C
 
 # Goals and the reference from the issue.
 FLOOR_P50_MS = 2.4  # bare-floor reference: an empty endpoint of the same stack
@@ -55,99 +53,56 @@ GOAL_RSS_MB = 450.0
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        prog="bench/serve_latency.py",
+        prog="python -m bench.serve_latency",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     m = ap.add_argument_group("model")
-    m.add_argument(
-        "--tracking-uri",
-        help="use this existing tracking store (it must hold alliance-risk@champion) instead of "
-        "training a throw-away one",
-    )
-    m.add_argument(
-        "--store-dir",
-        type=Path,
-        help="train the throw-away store here and keep it; if it already holds a champion, reuse "
-        "it (default: a temporary folder, deleted at the end)",
-    )
-    m.add_argument(
-        "--n",
-        type=int,
-        default=2000,
-        help="admissions in the SYNTHETIC training cohort of the throw-away store "
-        "(default %(default)s)",
-    )
-    m.add_argument(
-        "--kind",
-        choices=["any", "logistic", "lightgbm"],
-        default="any",
-        help="champion family for a store trained here: 'any' lets training choose (as in "
-        "production); 'logistic' or 'lightgbm' sets train.candidates to that one family. "
-        "The kind served is always reported. (default %(default)s)",
-    )
+    C.add_store_options(m)
     r = ap.add_argument_group("requests")
-    r.add_argument(
-        "--records",
-        type=int,
-        default=500,
-        help="distinct scoring records (SYNTHETIC intake), cycled through (default %(default)s)",
-    )
-    r.add_argument(
-        "--seed", type=int, default=23, help="seed of the records' cohort (default %(default)s)"
-    )
-    r.add_argument(
-        "--requests",
-        type=int,
-        default=2000,
-        help="sequential POST /score requests, and in-process Engine.score calls "
-        "(default %(default)s; the issue asks for >= 2000)",
-    )
-    r.add_argument(
-        "--warmup",
-        type=int,
-        default=200,
-        help="untimed requests sent on one connection to each server after it answers, followed "
-        "by a 1 s burst on 4 connections so that every worker is warm; 0 skips both "
-        "(default %(default)s)",
-    )
-    r.add_argument(
-        "--floor-requests",
-        type=int,
-        default=500,
-        help="sequential GET /livez requests to the BentoML server as this run's own "
-        "client+server floor; 0 skips (default %(default)s)",
-    )
-    r.add_argument(
-        "--concurrency",
-        type=int,
-        default=16,
-        help="client threads (one connection each) in the throughput run (default %(default)s)",
-    )
-    r.add_argument(
-        "--duration",
-        type=float,
-        default=20.0,
-        help="seconds of each throughput run (default %(default)s)",
-    )
-    r.add_argument(
-        "--timeout", type=float, default=30.0, help="per-request timeout, s (default %(default)s)"
-    )
-    r.add_argument(
-        "--starts",
-        type=int,
-        default=1,
-        help="cold starts of the BentoML server to time (the median is reported; the last "
-        "start is measured further) (default %(default)s)",
+    C.add_options(
+        r,
+        *C.record_options(seed=23),
+        (
+            "--requests",
+            int,
+            2000,
+            "sequential POST /score requests, and in-process Engine.score calls "
+            "(the issue asks for >= 2000)",
+        ),
+        (
+            "--warmup",
+            int,
+            200,
+            "untimed requests sent on one connection to each server after it answers, followed "
+            "by a 1 s burst on 4 connections so that every worker is warm; 0 skips both",
+        ),
+        (
+            "--floor-requests",
+            int,
+            500,
+            "sequential GET /livez requests to the BentoML server as this run's own "
+            "client+server floor; 0 skips",
+        ),
+        (
+            "--concurrency",
+            int,
+            16,
+            "client threads (one connection each) in the throughput run",
+        ),
+        ("--duration", float, 20.0, "seconds of each throughput run"),
+        ("--timeout", float, 30.0, "per-request timeout, s"),
+        (
+            "--starts",
+            int,
+            1,
+            "cold starts of the BentoML server to time (the median is reported; the last "
+            "start is measured further)",
+        ),
     )
     f = ap.add_argument_group("mlflow models serve")
     f.add_argument("--skip-mlflow", action="store_true", help="do not measure mlflow models serve")
-    f.add_argument(
-        "--mlflow-requests",
-        type=int,
-        default=500,
-        help="sequential POST /invocations requests (default %(default)s)",
-    )
+    C.add_options(f, ("--mlflow-requests", int, 500, "sequential POST /invocations requests"))
     f.add_argument(
         "--mlflow-workers",
         type=int,
@@ -401,43 +356,22 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> None:
     t = Table(title="Sequential, one keep-alive connection (ms)")
     for col in ("target", "n", "p50", "p90", "p99", "mean", "max", "server p50", "non-200"):
         t.add_column(col, justify="left" if col == "target" else "right")
+    stats = ("p50", "p90", "p99", "mean", "max")
+
+    def row(target: str, d: dict, server: str, non_200: str, scale: float = 1.0) -> None:
+        vals = (d[k] if scale == 1 else d[k] / scale for k in stats)
+        t.add_row(target, f(d["n"]), *(f(v) for v in vals), server, non_200)
+
     if b:
         s = b["sequential"]
-        lat, srv = s["latency_ms"], s["server_timing_ms"] or {}
-        t.add_row(
-            "bentoml POST /score",
-            f(lat["n"]),
-            *(f(lat[k]) for k in ("p50", "p90", "p99", "mean", "max")),
-            f(srv.get("p50")),
-            f(s["non_200"]),
-        )
+        srv = s["server_timing_ms"] or {}
+        row("bentoml POST /score", s["latency_ms"], f(srv.get("p50")), f(s["non_200"]))
         if b["livez_floor"]:
-            fl = b["livez_floor"]
-            t.add_row(
-                "bentoml GET /livez (floor)",
-                f(fl["n"]),
-                *(f(fl[k]) for k in ("p50", "p90", "p99", "mean", "max")),
-                "-",
-                "-",
-            )
+            row("bentoml GET /livez (floor)", b["livez_floor"], "-", "-")
     if m:
         s = m["sequential"]
-        lat = s["latency_ms"]
-        t.add_row(
-            "mlflow POST /invocations",
-            f(lat["n"]),
-            *(f(lat[k]) for k in ("p50", "p90", "p99", "mean", "max")),
-            "-",
-            f(s["non_200"]),
-        )
-    us = ip["engine_score_us"]
-    t.add_row(
-        "in process Engine.score",
-        f(us["n"]),
-        *(f(us[k] / 1000) for k in ("p50", "p90", "p99", "mean", "max")),
-        "-",
-        f(ip["non_200"]),
-    )
+        row("mlflow POST /invocations", s["latency_ms"], "-", f(s["non_200"]))
+    row("in process Engine.score", ip["engine_score_us"], "-", f(ip["non_200"]), scale=1000)
     t.add_row("goal /score", "", f(GOAL_P50_MS), "", f(GOAL_P99_MS), "", "", "", "")
     t.add_row("issue's bare floor", "", f(FLOOR_P50_MS), "", "", "", "", "", "")
     con.print(t)

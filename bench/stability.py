@@ -1,8 +1,8 @@
 """Smooth risk (issue 10 item 4): how far one step within measurement error moves the risk.
 
-    .venv/bin/python bench/stability.py [--n 2000] [--seed 7] [--kinds ridge spline lightgbm]
-    .venv/bin/python bench/stability.py --model-uri models:/alliance-risk@champion [--n 2000]
-    .venv/bin/python bench/stability.py --truth [--n 6000]
+    .venv/bin/python -m bench.stability [--n 2000] [--seed 7] [--kinds ridge spline lightgbm]
+    .venv/bin/python -m bench.stability --model-uri models:/alliance-risk@champion [--n 2000]
+    .venv/bin/python -m bench.stability --truth [--n 6000]
 
 Without ``--model-uri``: generates a SYNTHETIC cohort of ``--n`` admissions, fits each candidate
 kind in-process (``models.estimators.fit_candidate``, as training does) on the labelled clients
@@ -24,13 +24,10 @@ risk change it gives at the 99th percentile of p(1 - p).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def records(n: int, seed: int):

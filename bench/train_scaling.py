@@ -1,6 +1,6 @@
 """Wall time, peak memory and learning curve of the whole training pipeline.
 
-    .venv/bin/python bench/train_scaling.py [--sizes 5000 50000 300000] [--seed 7] [--keep DIR]
+    .venv/bin/python -m bench.train_scaling [--sizes 5000 50000 300000] [--seed 7] [--keep DIR]
 
 For each cohort size: generate a SYNTHETIC cohort (timed apart; reused from --keep DIR when
 already there), then run the real `python -m pipelines.train --oracle` in a fresh process against
@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 
 def run_child(cmd: list[str], env: dict[str, str]) -> tuple[int, float, float, str]:

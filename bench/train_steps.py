@@ -1,6 +1,6 @@
 """Where the time and memory of training's data steps go, one step after another in one process.
 
-    .venv/bin/python bench/train_steps.py DATA_DIR [--no-validation]
+    .venv/bin/python -m bench.train_steps DATA_DIR [--no-validation]
 
 Steps: imports, load_tables, validate_tables (Great Expectations, in chunks of
 ``validation.suites.CHUNK_ROWS`` rows), build_labels, scoring_frame + typed_records,
@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 

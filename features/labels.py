@@ -72,7 +72,7 @@ def weekly_label(weekly: np.ndarray, cfg: LabelConfig) -> tuple[np.ndarray, np.n
 
     Why an array form: the simulator's ground truth applies the label to hundreds of simulated
     follow-ups per admission (simulator/generator.py), where building rating tables would cost
-    minutes; tests/test_synthetic.py checks that both forms agree on a generated cohort.
+    minutes; tests/data/test_synthetic.py checks that both forms agree on a generated cohort.
     """
     valid = ~np.isnan(weekly)
     n_valid = valid.sum(axis=1)

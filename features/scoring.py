@@ -14,7 +14,7 @@ Two entry points share one core (the per-scale key table ``_SPECS``, the value p
 ``score_intake`` is vectorised for whole tables (training, batch scoring) and ``score_record`` is
 plain Python for one API record, where pandas' per-call overhead would dominate. Because every
 score is an exact integer sum divided the same way in both paths, the two give bit-identical
-results; tests/test_scoring.py checks that.
+results; tests/code/test_scoring.py checks that.
 
 Rules chosen here (the contract leaves them open):
 - A scale is scored from items when the record carries at least one of its items, none of them
@@ -483,20 +483,21 @@ def attachment_style(secure: Any, fearful: Any, preoccupied: Any, dismissing: An
 
 def model_of_self(secure: Any, fearful: Any, preoccupied: Any, dismissing: Any) -> float:
     """(secure + dismissing) - (preoccupied + fearful); NaN if any rating is missing."""
-    vals = _rq_values(secure, fearful, preoccupied, dismissing)
-    if vals is None:
-        return math.nan
-    s, f, p, d = vals
-    return (s + d) - (p + f)
+    return _rq_contrast((secure, fearful, preoccupied, dismissing), plus=(0, 3), minus=(2, 1))
 
 
 def model_of_others(secure: Any, fearful: Any, preoccupied: Any, dismissing: Any) -> float:
     """(secure + preoccupied) - (dismissing + fearful); NaN if any rating is missing."""
-    vals = _rq_values(secure, fearful, preoccupied, dismissing)
+    return _rq_contrast((secure, fearful, preoccupied, dismissing), plus=(0, 2), minus=(3, 1))
+
+
+def _rq_contrast(ratings: tuple, plus: tuple[int, int], minus: tuple[int, int]) -> float:
+    """(rating plus[0] + rating plus[1]) - (rating minus[0] + rating minus[1]), ratings in the
+    order secure, fearful, preoccupied, dismissing; NaN if any is missing."""
+    vals = _rq_values(*ratings)
     if vals is None:
         return math.nan
-    s, f, p, d = vals
-    return (s + p) - (d + f)
+    return (vals[plus[0]] + vals[plus[1]]) - (vals[minus[0]] + vals[minus[1]])
 
 
 def score_attachment(df: pd.DataFrame) -> pd.DataFrame:

@@ -66,6 +66,9 @@ class ValidationConfig(_Section):
     max_drop_fraction: float = Field(0.0, ge=0.0, le=0.2)
 
 
+BAND_NAMES = ("low", "moderate", "high")
+
+
 class BandConfig(_Section):
     """Risk bands shown to intake workers: low < moderate_from <= moderate < high_from <= high."""
 
@@ -78,8 +81,19 @@ class BandConfig(_Section):
             raise ValueError("bands.moderate_from must be below bands.high_from")
         return self
 
+    def level(self, p):
+        """The band rule, written once: 0 low, 1 moderate, 2 high for a risk or an array of risks
+        (a risk at a cut-off belongs to the band above it)."""
+        return (p >= self.moderate_from) * 1 + (p >= self.high_from) * 1
+
     def band(self, p: float) -> str:
-        return "high" if p >= self.high_from else "moderate" if p >= self.moderate_from else "low"
+        return BAND_NAMES[self.level(p)]
+
+    def bands(self, risk):
+        """``band`` for every risk of an array: an array of band names."""
+        import numpy as np
+
+        return np.asarray(BAND_NAMES)[self.level(np.asarray(risk, dtype=float))]
 
 
 class TrainConfig(_Section):

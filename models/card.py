@@ -11,10 +11,13 @@ Sections follow TRIPOD+AI (Collins et al., BMJ 2024;385:e078378) in the order of
 
 The ``info`` dict (every key optional except where noted; missing ones render as "not recorded"):
 
-- model_name: str; version: str | int; trained_at: str (ISO date-time); synthetic: bool
+- model_name: str; version: str | int (the registry version; before registration the title says
+  "not yet registered", and ``pipelines.train`` renders the card again once it is registered);
+  trained_at: str (ISO date-time); synthetic: bool
 - intended_use: str, users: str, out_of_scope: list[str]
 - data: {source, n_admissions, n_labelled, date_range: str | (start, end), digest, **extra}
-- label: {rater, threshold, min_valid_weeks, prevalence, definition: str (overrides the default)}
+- label: {rater, threshold, min_valid_weeks, prevalence, definition: str (overrides the default)};
+  label_counts: {name: count} (``features.labels.LabelResult.counts``), shown as a table
 - predictors: list of (name, driver, modifiable, direction) tuples or dicts with those keys;
   predictors_note: str (timing, definitions)
 - missing: str | DataFrame | list[dict]
@@ -39,15 +42,15 @@ The ``info`` dict (every key optional except where noted; missing ones render as
 
 from __future__ import annotations
 
-import base64
-import html
-import math
-import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from reporting import data_uri
+from reporting import fmt as _fmt
 
 SYNTHETIC_HEADING = "Synthetic data warning"
 SECTIONS: tuple[str, ...] = (
@@ -74,44 +77,12 @@ DEFAULT_USERS = (
     "Intake workers and counsellors, as a prompt to act on modifiable drivers and to monitor the "
     "alliance. Not for refusing, delaying or rationing treatment, and not a diagnosis."
 )
-_URL = re.compile(r"(?i)\b(https?|ftp)://")
 
 # A card is a list of sections; a section is a list of blocks, each rendered to both formats.
 Block = tuple  # ("p", str) | ("ul", list[str]) | ("table", DataFrame) | ("img", title, path)
 
 
 # ----------------------------------------------------------------------------- formatting
-def _fmt(value: Any) -> str:
-    """One cell or value as text: 3 decimals for floats, a dash for missing."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        return f"{value:.0f}" if value.is_integer() else f"{value:.3f}"
-    if isinstance(value, tuple | list):
-        return ", ".join(_fmt(v) for v in value)
-    try:
-        if pd.isna(value):
-            return "-"
-    except (TypeError, ValueError):
-        pass
-    if hasattr(value, "item"):  # numpy scalar
-        return _fmt(value.item())
-    return str(value)
-
-
-def _esc(text: str, quote: bool = True) -> str:
-    """HTML-escape, then defang URL schemes so no text can become a fetch or a link."""
-    return _URL.sub(lambda m: f"{m.group(1)}&#58;//", html.escape(text, quote=quote))
-
-
-def _md_esc(text: str) -> str:
-    return _esc(text, quote=False).replace("|", "&#124;").replace("\n", " ")
-
-
 def _table(data: Any, columns: Sequence[str] | None = None) -> pd.DataFrame:
     if isinstance(data, pd.DataFrame):
         return data.reset_index(drop=True) if columns is None else data[list(columns)]
@@ -168,7 +139,10 @@ def _data(info: Mapping) -> list[Block]:
         "date_range": "Dates",
         "digest": "Data digest (SHA-256)",
     }
-    items = [f"{labels[k]}: {_fmt(data[k])}" for k in labels if k in data]
+    shown = {**data}
+    if isinstance(shown.get("date_range"), tuple | list) and len(shown["date_range"]) == 2:
+        shown["date_range"] = f"{shown['date_range'][0]} to {shown['date_range'][1]}"
+    items = [f"{labels[k]}: {_fmt(shown[k])}" for k in labels if k in data]
     items += [f"{k}: {_fmt(v)}" for k, v in data.items() if k not in labels]
     return [("ul", items)]
 
@@ -186,7 +160,29 @@ def _label(info: Mapping) -> list[Block]:
     blocks: list[Block] = [("p", definition)]
     if "prevalence" in label:
         blocks.append(("p", f"Prevalence of low alliance: {_fmt(label['prevalence'])}."))
+    counts = info.get("label_counts")
+    if counts:
+        rows = [(LABEL_COUNT_WORDS.get(k, k.replace("_", " ")), v) for k, v in counts.items()]
+        blocks += [
+            ("p", "Admissions and rating rows by what the label rule made of them:"),
+            ("table", pd.DataFrame(rows, columns=["what", "count"])),
+        ]
     return blocks
+
+
+LABEL_COUNT_WORDS = {
+    "admissions": "admissions",
+    "labelled": "labelled",
+    "low": "labelled: low alliance",
+    "not_low": "labelled: not low",
+    "unlabelled": "unlabelled",
+    "unlabelled_no_valid_rating": "unlabelled: no valid rating",
+    "unlabelled_too_few_weeks": "unlabelled: too few rated weeks",
+    "early_leavers": "early leavers (counted apart, never low alliance)",
+    "ratings": "week 1-3 rating rows used",
+    "void_ratings": "void rating rows (more than 2 items missing)",
+    "ratings_ignored": "rating rows ignored (outside weeks 1-3, or an unknown rater)",
+}
 
 
 def _predictors(info: Mapping) -> list[Block]:
@@ -236,30 +232,24 @@ def _performance(info: Mapping) -> list[Block]:
         blocks += [("p", "Clinical utility (net benefit):")] + _text_or_table(
             info["decision_curve"]
         )
-    curve = info.get("learning_curve")
-    if curve is not None and len(curve):
-        blocks += [
-            (
-                "p",
-                "Learning curve of this data: the champion's kind evaluated the same way on "
-                "fractions of the training admissions (fraction 1 = the figures above). A curve "
-                "still falling at 1 says more admissions would still help.",
-            ),
-            ("table", _table(curve)),
-        ]
-    transport = info.get("transport")
-    if transport is not None and len(transport):
-        blocks += [
-            (
-                "p",
-                "Transport to a new service (leave-one-service-out, internal-external validation): "
-                "for each service, a model of the champion's kind trained on all the other services "
-                "and scored on that one (AUROC with its cluster-bootstrap 95% CI). Calibration "
-                "intercept far from 0 means that service's rate differs from the others'.",
-            ),
-            ("table", _table(transport)),
-        ]
+    for key, note in (("learning_curve", LEARNING_CURVE_NOTE), ("transport", TRANSPORT_NOTE)):
+        frame = info.get(key)
+        if frame is not None and len(frame):
+            blocks += [("p", note), ("table", _table(frame))]
     return blocks or [("p", NOT_RECORDED)]
+
+
+LEARNING_CURVE_NOTE = (
+    "Learning curve of this data: the champion's kind evaluated the same way on fractions of the "
+    "training admissions (fraction 1 = the figures above). A curve still falling at 1 says more "
+    "admissions would still help."
+)
+TRANSPORT_NOTE = (
+    "Transport to a new service (leave-one-service-out, internal-external validation): for each "
+    "service, a model of the champion's kind trained on all the other services and scored on that "
+    "one (AUROC with its cluster-bootstrap 95% CI). Calibration intercept far from 0 means that "
+    "service's rate differs from the others'."
+)
 
 
 def _performance_heading(protocol: str | None) -> str:
@@ -365,7 +355,8 @@ def _images_by_section(info: Mapping) -> dict[str, list[Block]]:
         section, path = value if isinstance(value, tuple | list) else ("Performance", value)
         if section not in SECTIONS:
             section = "Performance"
-        out.setdefault(section, []).append(("img", str(title), Path(path)))
+        img = path if isinstance(path, Image) else Path(path)
+        out.setdefault(section, []).append(("img", str(title), img))
     return out
 
 
@@ -396,112 +387,77 @@ def build_sections(info: Mapping) -> list[tuple[str, list[Block]]]:
     return sections
 
 
-# ----------------------------------------------------------------------------- markdown
-def _md_table(frame: pd.DataFrame) -> str:
-    """Minimal GitHub-flavoured table (pandas' to_markdown would need tabulate)."""
-    header = "| " + " | ".join(_md_esc(str(c)) for c in frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = [
-        "| " + " | ".join(_md_esc(_fmt(v)) for v in row) + " |"
-        for row in frame.itertuples(index=False, name=None)
-    ]
-    return "\n".join([header, rule, *body])
+# ----------------------------------------------------------------------------- rendering
+@dataclass(frozen=True)
+class Image:
+    """A figure read into memory (a data URI), so a card can be rendered again after the files
+    it came from are gone (``embed_images``; the card is re-rendered once the version is known)."""
+
+    title: str
+    name: str
+    uri: str | None  # None: the file was missing or not an image
+
+    @classmethod
+    def read(cls, title: str, path: Path) -> Image:
+        return cls(title, path.name, data_uri(path))
 
 
-def _md_block(block: Block) -> str:
+def embed_images(info: Mapping[str, Any]) -> dict[str, Any]:
+    """``info`` with every image path read into an ``Image`` (the files may then be deleted)."""
+    images = {}
+    for title, value in (info.get("images") or {}).items():
+        section, path = value if isinstance(value, tuple | list) else ("Performance", value)
+        images[title] = (
+            section,
+            path if isinstance(path, Image) else Image.read(title, Path(path)),
+        )
+    return {**info, "images": images}
+
+
+def _view(block: Block) -> dict[str, Any]:
+    """A block as the templates read it."""
     kind = block[0]
     if kind == "p":
-        return _md_esc(str(block[1]))
+        return {"kind": "p", "text": str(block[1])}
     if kind == "ul":
-        return "\n".join(f"- {_md_esc(str(item))}" for item in block[1])
+        return {"kind": "ul", "entries": [str(i) for i in block[1]]}
     if kind == "table":
-        return _md_table(block[1])
-    title, path = block[1], block[2]
-    return (
-        f"![{_md_esc(title)}]({path.name})"
-        if path.exists()
-        else f"(image missing: {_md_esc(title)})"
-    )
+        return {"kind": "table", "frame": block[1]}
+    title, img = block[1], block[2]
+    if not isinstance(img, Image):
+        img = Image.read(title, Path(img))
+    return {
+        "kind": "img",
+        "title": title,
+        "name": img.name,
+        "uri": img.uri,
+        "exists": bool(img.uri),
+    }
 
 
 def _header(info: Mapping) -> tuple[str, str]:
     title = f"Model card: {_fmt(info.get('model_name') or 'alliance-risk')}"
     if info.get("version") is not None:
         title += f" version {_fmt(info['version'])}"
+    elif info.get("trained_at"):
+        title += " (not yet registered)"
     sub = f"Trained {_fmt(info['trained_at'])}." if info.get("trained_at") else ""
-    return title, sub + " Reporting standard: TRIPOD+AI."
-
-
-# ----------------------------------------------------------------------------- html
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:60rem;margin:2rem auto;
-padding:0 1rem;color:#1a1a1a;line-height:1.45}
-h1{font-size:1.6rem;border-bottom:2px solid #333;padding-bottom:.3rem}
-h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.5rem 0;font-size:.85rem}
-th,td{border:1px solid #bbb;padding:.2rem .5rem;text-align:left}th{background:#f0f0f0}
-tr:nth-child(even) td{background:#fafafa}
-.synthetic{border:3px solid #b00020;background:#fdecee;padding:.5rem 1rem;margin:1rem 0}
-.synthetic h2{color:#b00020;border:none;margin-top:.3rem}
-figure{margin:1rem 0}figcaption{font-size:.85rem;color:#555}img{max-width:100%}
-"""
-
-
-def _html_table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{_esc(str(c))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_esc(_fmt(v))}</td>" for v in row) + "</tr>"
-        for row in frame.itertuples(index=False, name=None)
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _data_uri(path: Path) -> str | None:
-    mime = {
-        ".png": "image/png",
-        ".jpg": "image/jpeg",
-        ".jpeg": "image/jpeg",
-        ".svg": "image/svg+xml",
-    }
-    if not path.is_file() or path.suffix.lower() not in mime:
-        return None
-    return (
-        f"data:{mime[path.suffix.lower()]};base64," + base64.b64encode(path.read_bytes()).decode()
-    )
-
-
-def _html_block(block: Block) -> str:
-    kind = block[0]
-    if kind == "p":
-        return f"<p>{_esc(str(block[1]))}</p>"
-    if kind == "ul":
-        return "<ul>" + "".join(f"<li>{_esc(str(i))}</li>" for i in block[1]) + "</ul>"
-    if kind == "table":
-        return _html_table(block[1])
-    title, uri = _esc(block[1]), _data_uri(block[2])
-    if uri is None:
-        return f"<p>(image missing: {title})</p>"
-    return f'<figure><img src="{uri}" alt="{title}"><figcaption>{title}</figcaption></figure>'
+    return title, (sub + " Reporting standard: TRIPOD+AI.").strip()
 
 
 def render_model_card(info: Mapping[str, Any]) -> tuple[str, str]:
-    """Render the card; returns (markdown, html). See the module docstring for ``info`` keys.
+    """Render the card from reporting/templates/model_card.{md,html}.j2; returns (markdown, html).
+    See the module docstring for ``info`` keys.
 
     Markdown image links use the file name only, so log the images next to the card."""
-    sections = build_sections(info)
+    from reporting import render
+
     title, sub = _header(info)
-    md = [f"# {_md_esc(title)}", _md_esc(sub.strip())]
-    body = [f"<h1>{_esc(title)}</h1>", f"<p>{_esc(sub.strip())}</p>"]
-    for heading, blocks in sections:
-        md.append(f"## {heading}")
-        md += [_md_block(b) for b in blocks]
-        inner = f"<h2>{_esc(heading)}</h2>" + "".join(_html_block(b) for b in blocks)
-        cls = ' class="synthetic"' if heading == SYNTHETIC_HEADING else ""
-        body.append(f"<section{cls}>{inner}</section>")
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_esc(title)}</title><style>{CSS}</style></head>"
-        f"<body>{''.join(body)}</body></html>\n"
-    )
-    return "\n\n".join(md) + "\n", page
+    sections = [(h, [_view(b) for b in blocks]) for h, blocks in build_sections(info)]
+    context = {
+        "title": title,
+        "subtitle": sub,
+        "sections": sections,
+        "synthetic_heading": SYNTHETIC_HEADING,
+    }
+    return render("model_card.md.j2", **context), render("model_card.html.j2", **context)

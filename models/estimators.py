@@ -358,8 +358,9 @@ def platt(margin: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    from models.metrics import row_log_loss
+
+    return float(row_log_loss(y, p).mean())
 
 
 def _tuning_rows(y: np.ndarray, seed: int) -> np.ndarray:

@@ -157,12 +157,11 @@ def _oe_ratio(y: np.ndarray, p: np.ndarray) -> float:
 
 def _metrics(y: np.ndarray, p: np.ndarray, lp: np.ndarray) -> dict[str, float]:
     """All point metrics on already-validated arrays (lp = logit of the clipped p)."""
-    pc = np.clip(p, EPS, 1 - EPS)
     return {
         "auroc": _auroc(y, p),
         "auprc": _auprc(y, p),
         "brier": float(np.mean((p - y) ** 2)),
-        "log_loss": float(-np.mean(y * np.log(pc) + (1 - y) * np.log1p(-pc))),
+        "log_loss": float(row_log_loss(y, p).mean()),
         "cal_intercept": _cal_intercept(y, lp),
         "cal_slope": _cal_slope(y, lp),
         "ece": _ece(y, p),

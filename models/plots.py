@@ -72,21 +72,28 @@ def calibration_plot(
     ``oracle_p`` (true simulated risk) shows what perfect calibration looks like on the same data."""
     y = np.asarray(y, dtype=float)
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    series = [("model", np.asarray(p, dtype=float), "tab:blue", "o")]
-    if oracle_p is not None:
-        series.append(("oracle (true risk)", np.asarray(oracle_p, dtype=float), "tab:gray", "s"))
+    series = [("model", y, p, "tab:blue", "o", True)]
+    if oracle_p is not None:  # open oracle markers keep the model visible
+        series.append(("oracle (true risk)", y, oracle_p, "tab:gray", "s", False))
+    draw_calibration(ax, series, n_bins)
+    ax.set_title(_title(title, synthetic))
+    ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def draw_calibration(ax, series, n_bins: int = 10) -> None:
+    """Observed rate vs mean predicted risk per equal-frequency bin, Wilson 95% bars, and the
+    ideal line, on ``ax``. ``series``: (label, y, p, colour, marker, filled) per curve."""
     top = 0.0
-    for label, probs, colour, marker in series:
-        b = _binned(y, probs, n_bins)
-        err = np.vstack([b["obs"] - b["lo"], b["hi"] - b["obs"]])
-        face = colour if label == "model" else "none"  # open oracle markers keep the model visible
+    for label, y, p, colour, marker, filled in series:
+        b = _binned(np.asarray(y, dtype=float), np.asarray(p, dtype=float), n_bins)
         ax.errorbar(
             b["pred"],
             b["obs"],
-            yerr=err,
+            yerr=np.vstack([b["obs"] - b["lo"], b["hi"] - b["obs"]]),
             fmt=marker,
             color=colour,
-            mfc=face,
+            mfc=colour if filled else "none",
             label=label,
             capsize=3,
         )
@@ -94,51 +101,48 @@ def calibration_plot(
     top = min(1.0, top * 1.1 + 0.02)
     ax.plot([0, top], [0, top], "k--", lw=1, label="ideal")
     ax.set(xlim=(0, top), ylim=(0, top), xlabel="mean predicted risk", ylabel="observed rate")
-    ax.set_title(_title(title, synthetic))
-    ax.legend(loc="upper left")
-    return _save(fig, path)
 
 
-def roc_plot(
+def curve_plot(
+    kind: str,
     y: ArrayLike,
     p: ArrayLike,
     path: str | Path,
     *,
     oracle_p: ArrayLike | None = None,
     synthetic: bool = False,
-    title: str = "ROC curve",
+    title: str | None = None,
 ) -> Path:
-    """ROC curve of the model (and the oracle), chance diagonal for reference."""
+    """The ROC (``kind`` "roc", chance diagonal for reference) or precision-recall curve ("pr";
+    the prevalence line is what a random ranking achieves) of the model, and of the oracle."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for label, probs, colour in _series(p, oracle_p):
-        fpr, tpr, _ = roc_curve(y, probs)
-        ax.plot(fpr, tpr, color=colour, label=label)
-    ax.plot([0, 1], [0, 1], "k--", lw=1, label="chance")
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1))
-    ax.set_title(_title(title, synthetic))
-    ax.legend(loc="lower right")
+        if kind == "roc":
+            fpr, tpr, _ = roc_curve(y, probs)
+            ax.plot(fpr, tpr, color=colour, label=label)
+        else:
+            precision, recall, _ = precision_recall_curve(y, probs)
+            ax.step(recall, precision, where="post", color=colour, label=label)
+    if kind == "roc":
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="chance")
+        ax.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1))
+    else:
+        ax.axhline(float(np.mean(y)), color="k", ls="--", lw=1, label="prevalence")
+        ax.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", xlim=(0, 1), ylim=(0, 1.02))
+    default = "ROC curve" if kind == "roc" else "Precision-recall curve"
+    ax.set_title(_title(title or default, synthetic))
+    ax.legend(loc="lower right" if kind == "roc" else "upper right")
     return _save(fig, path)
 
 
-def pr_plot(
-    y: ArrayLike,
-    p: ArrayLike,
-    path: str | Path,
-    *,
-    oracle_p: ArrayLike | None = None,
-    synthetic: bool = False,
-    title: str = "Precision-recall curve",
-) -> Path:
-    """Precision-recall curve; the prevalence line is what a random ranking achieves."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    for label, probs, colour in _series(p, oracle_p):
-        precision, recall, _ = precision_recall_curve(y, probs)
-        ax.step(recall, precision, where="post", color=colour, label=label)
-    ax.axhline(float(np.mean(y)), color="k", ls="--", lw=1, label="prevalence")
-    ax.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", xlim=(0, 1), ylim=(0, 1.02))
-    ax.set_title(_title(title, synthetic))
-    ax.legend(loc="upper right")
-    return _save(fig, path)
+def roc_plot(*args, **kwargs) -> Path:
+    """``curve_plot("roc", y, p, path, ...)``."""
+    return curve_plot("roc", *args, **kwargs)
+
+
+def pr_plot(*args, **kwargs) -> Path:
+    """``curve_plot("pr", y, p, path, ...)``."""
+    return curve_plot("pr", *args, **kwargs)
 
 
 def _series(p: ArrayLike, oracle_p: ArrayLike | None) -> list[tuple[str, np.ndarray, str]]:

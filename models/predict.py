@@ -60,7 +60,7 @@ def _scores(model: ScoringModel, bands: BandConfig, X: np.ndarray, ids: np.ndarr
 
     ex = explain_matrix(model, X)
     risk = ex.risk
-    out = pd.DataFrame({"admission_id": ids, "risk": risk, "band": [bands.band(p) for p in risk]})
+    out = pd.DataFrame({"admission_id": ids, "risk": risk, "band": bands.bands(risk)})
     for j, g in enumerate(DRIVER_GROUPS):
         out[f"contrib_{g}"] = ex.log_odds[:, j]
     return out[OUTPUT_COLUMNS]

@@ -20,9 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from features.settings import TrainConfig
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+from models.resolve import CHALLENGER, CHAMPION, find_version
 
 
 def registry_uri(tracking_uri: str) -> str:
@@ -68,10 +66,8 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
 
 
 def champion_version(client: MlflowClient, name: str):
-    try:
-        return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
+    """The champion's ModelVersion, or None (``models.resolve.find_version``)."""
+    return find_version(client, name, alias=CHAMPION)
 
 
 Interval = tuple[float, float, float]  # (point, lo, hi): a 95% cluster-bootstrap CI

@@ -7,7 +7,7 @@ The goal: a step of ``MEASUREMENT_STEP`` on any one scale moves the risk by at m
 points for 99% of clients and by at most 4 for any client.
 
 One definition used by ``bench/stability.py``, the model card (``models.tracking``) and the
-behavioural tests (``tests/test_model_behaviour.py``).
+behavioural tests (``tests/model/test_model_behaviour.py``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ card and the pyfunc model. Called inside an active run by ``pipelines.train``.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -179,7 +178,6 @@ def _card_info(
     oracle = {k: v[0] for k, v in result.oracle_metrics.items()} if result.oracle_metrics else None
     return {
         "model_name": settings.train.registered_model,
-        "version": "registered after this run (see the registry)",
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
         "synthetic": synthetic,
         "data": {
@@ -189,8 +187,8 @@ def _card_info(
             "n_labelled": int(len(labels.labels)),
             "date_range": (str(dates.min().date()), str(dates.max().date())),
             "digest": digest,
-            "label_counts": json.dumps(labels.counts),
         },
+        "label_counts": dict(labels.counts),
         "label": {**labels.definition, "prevalence": round(float(labels.labels.mean()), 4)},
         "predictors": [(f.name, f.driver, f.modifiable, f.direction) for f in PREDICTORS],
         "predictors_note": "All predictors are known at admission (intake assessment and the assigned counsellor's attributes). Scale scores may be given directly or as item responses scored with the publishers' keys.",
@@ -260,10 +258,30 @@ def _set_schema(ds, df: pd.DataFrame) -> None:
         ds.__dict__.pop("schema", None)
 
 
+def log_model_card(info: dict[str, Any], version: str | None = None) -> None:
+    """Render the model card and log it (model_card/model_card.{md,html}) to the active run.
+    ``log_run`` logs it before registration ("not yet registered"); ``pipelines.train`` logs it
+    again with the registry version once the version exists, replacing the first."""
+    with tempfile.TemporaryDirectory() as tmp:
+        md, html = card.render_model_card({**info, "version": version})
+        for name, text in (("model_card.md", md), ("model_card.html", html)):
+            (Path(tmp) / name).write_text(text)
+            mlflow.log_artifact(str(Path(tmp) / name), "model_card")
+
+
 def log_run(
-    settings, result, labels, tables, data_dir: Path, synthetic: bool, scored: pd.DataFrame
+    settings,
+    result,
+    labels,
+    tables,
+    data_dir: Path,
+    synthetic: bool,
+    scored: pd.DataFrame,
+    card_info: dict[str, Any] | None = None,
 ) -> tuple[str, dict[str, float]]:
-    """Log the run and the pyfunc model; return the model URI and the test metrics (points)."""
+    """Log the run and the pyfunc model; return the model URI and the test metrics (points).
+    ``card_info``: filled with what the model card was rendered from (images read into memory),
+    so that the card can be logged again with its registry version (``log_model_card``)."""
     from models.signature import model_metadata, model_signature
 
     mlflow.log_params(
@@ -304,11 +322,10 @@ def log_run(
         info = _card_info(settings, result, labels, tables, synthetic, ds.digest, images)
         info["stability"] = _stability(result, scored)
         info.update(fairness)
-        md, html = card.render_model_card(info)
-        (out / "model_card.md").write_text(md)
-        (out / "model_card.html").write_text(html)
-        mlflow.log_artifact(str(out / "model_card.md"), "model_card")
-        mlflow.log_artifact(str(out / "model_card.html"), "model_card")
+        info = card.embed_images(info)
+        log_model_card(info)
+        if card_info is not None:
+            card_info.update(info)
         result.cv.to_csv(out / "cv_folds.csv", index=False)
         result.subgroups.to_csv(out / "subgroups.csv", index=False)
         result.bands.to_csv(out / "bands.csv", index=False)

@@ -21,9 +21,6 @@ empty bin does not give infinity. Common reading: < 0.1 stable, 0.1-0.2 moderate
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import math
 import sqlite3
@@ -36,6 +33,7 @@ import pandas as pd
 
 from features.catalog import PREDICTORS
 from features.settings import MonitorConfig  # the [monitor] settings section
+from reporting import figure_uri
 
 EPS = 1e-4
 MISSING = "(missing)"
@@ -379,15 +377,6 @@ def validation_summary(report) -> dict[str, Any]:
 # Plots (PNG as data URIs: the report loads nothing from anywhere)
 
 
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def make_plots(result: MonitorResult, ref_risk: np.ndarray, cur_risk: np.ndarray) -> None:
     import matplotlib
 
@@ -402,7 +391,7 @@ def make_plots(result: MonitorResult, ref_risk: np.ndarray, cur_risk: np.ndarray
         ax.set_xlabel("risk of a low early alliance")
         ax.set_ylabel("density")
         ax.legend()
-        result.plots["risk"] = _png(fig)
+        result.plots["risk"] = figure_uri(fig)
     s = result.scores
     if s.get("ref_band_mix"):
         fig, ax = plt.subplots(figsize=(5, 3))
@@ -413,7 +402,7 @@ def make_plots(result: MonitorResult, ref_risk: np.ndarray, cur_risk: np.ndarray
         ax.set_xticks(x, names)
         ax.set_ylabel("share of admissions")
         ax.legend()
-        result.plots["bands"] = _png(fig)
+        result.plots["bands"] = figure_uri(fig)
     top = [f for f in result.features if f["psi"] is not None][:15]
     if top:
         fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1))
@@ -425,121 +414,115 @@ def make_plots(result: MonitorResult, ref_risk: np.ndarray, cur_risk: np.ndarray
         )
         ax.axvline(t, color="k", ls="--", lw=1)
         ax.set_xlabel("PSI (dashed: threshold)")
-        result.plots["features"] = _png(fig)
+        result.plots["features"] = figure_uri(fig)
 
 
 # --------------------------------------------------------------------------------------------
 # HTML
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5rem;color:#1c1c1c}
-h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:1.6rem}
-table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}
-th{background:#f1f1f1}.bad{color:#a40000;font-weight:600}.ok{color:#116611;font-weight:600}
-.note{color:#555}img{max-width:100%}
-"""
-
-
-def _e(v: Any) -> str:
-    return html.escape("" if v is None else str(v))
-
-
-def _f(v: Any, nd: int = 3) -> str:
-    return "" if v is None else f"{v:.{nd}f}"
-
-
-def _outcome_section(r: MonitorResult) -> str:
-    if r.outcomes is None:
-        return ""
-    from monitoring.outcomes import render_section
-
-    return render_section(r.outcomes)
+SCORE_WORDS = {
+    "ref_rows": "admissions scored in the reference",
+    "cur_rows": "admissions scored in the current batch",
+    "ref_mean_risk": "mean risk, reference",
+    "cur_mean_risk": "mean risk, current batch",
+    "mean_risk_diff": "change in mean risk (current - reference)",
+    "risk_psi": "shift of the risk distribution (PSI)",
+    "band_psi": "shift of the band mix (PSI)",
+    "cur_source": "current scores come from",
+}
+THRESHOLD_WORDS = {
+    "psi_threshold": "alarm when a PSI (feature, risk or band mix) exceeds",
+    "score_shift_threshold": "alarm when the mean risk moves by more than",
+    "bins": "bins for numbers and risk (reference quantiles)",
+    "fail_on_blocking": "a blocking data-contract problem is an alarm",
+    "min_rows": "fewest current admissions for drift to be computed",
+}
 
 
 def render_html(r: MonitorResult) -> str:
-    status = (
-        '<p class="bad">DRIFT: '
-        + str(len(r.alarms))
-        + " alarm(s)</p><ul>"
-        + "".join(f"<li>{_e(a)}</li>" for a in r.alarms)
-        + "</ul>"
-        if r.alarms
-        else '<p class="ok">No threshold crossed.</p>'
-    )
-    notes = "".join(f'<p class="note">{_e(n)}</p>' for n in r.notes)
+    """The report from reporting/templates/monitoring_report.html.j2, in plain words."""
+    from reporting import render
+
     s = r.scores
-    score_rows = "".join(
-        f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>"
+    scores = [
+        (
+            SCORE_WORDS.get(k, k.replace("_", " ")),
+            v,
+        )
         for k, v in s.items()
         if not isinstance(v, dict)
-    )
-    mix = ""
+    ]
+    band_mix = None
     if s.get("ref_band_mix"):
-        mix = "".join(
-            f"<tr><td>{_e(b)}</td><td>{_f(s['ref_band_mix'][b])}</td>"
-            f"<td>{_f(s['cur_band_mix'][b])}</td></tr>"
-            for b in s["ref_band_mix"]
+        band_mix = pd.DataFrame(
+            [(b, s["ref_band_mix"][b], s["cur_band_mix"][b]) for b in s["ref_band_mix"]],
+            columns=["band", "share, reference", "share, current batch"],
         )
-        mix = f"<table><tr><th>band</th><th>reference</th><th>current</th></tr>{mix}</table>"
+    features = pd.DataFrame(
+        [
+            (
+                f["feature"],
+                f["driver"],
+                f["kind"],
+                f["psi"],
+                f.get("ref_mean"),
+                f.get("cur_mean"),
+                f["ref_missing"],
+                f["cur_missing"],
+            )
+            for f in r.features
+        ],
+        columns=[
+            "feature",
+            "driver",
+            "kind",
+            "PSI",
+            "mean, reference",
+            "mean, current",
+            "share missing, reference",
+            "share missing, current",
+        ],
+    )
     t = r.config.psi_threshold
-    feats = "".join(
-        f'<tr class="{"bad" if (f["psi"] or 0) > t else ""}"><td>{_e(f["feature"])}</td>'
-        f"<td>{_e(f['driver'])}</td><td>{_e(f['kind'])}</td><td>{_f(f['psi'])}</td>"
-        f"<td>{_f(f.get('ref_mean'), 2)}</td><td>{_f(f.get('cur_mean'), 2)}</td>"
-        f"<td>{_f(f['ref_missing'])}</td><td>{_f(f['cur_missing'])}</td></tr>"
-        for f in r.features
-    )
-    feat_table = (
-        "<table><tr><th>feature</th><th>driver</th><th>kind</th><th>PSI</th><th>ref mean</th>"
-        f"<th>cur mean</th><th>ref missing</th><th>cur missing</th></tr>{feats}</table>"
-        if r.features
-        else '<p class="note">Feature drift not computed (see notes).</p>'
-    )
     v = r.validation
-    if v is None:
-        val = '<p class="note">Not run (no current intake table).</p>'
-    else:
-        rows = "".join(
-            f'<tr class="{"bad" if g["blocking"] else ""}"><td>{_e(g["table"])}</td>'
-            f"<td>{_e(g['field'])}</td><td>{_e(g['rule'])}</td><td>{g['count']}</td>"
-            f"<td>{_e(g['reason'])}</td><td>{_e(', '.join(g['example_ids']))}</td>"
-            f"<td>{'yes' if g['blocking'] else 'no'}</td></tr>"
-            for g in v["summary"]
+    validation_rows = None
+    if v is not None:
+        validation_rows = pd.DataFrame(
+            [
+                (
+                    g["table"],
+                    g["field"],
+                    g["rule"],
+                    g["count"],
+                    g["reason"],
+                    ", ".join(g["example_ids"]),
+                    "yes" if g["blocking"] else "no",
+                )
+                for g in v["summary"]
+            ],
+            columns=["table", "field", "rule", "rows failing", "reason", "example ids", "blocking"],
         )
-        head = (
-            f'<p class="bad">{v["blocking_errors"]} blocking problem(s).</p>'
-            if v["blocking"]
-            else f'<p class="ok">No blocking problem ({v["errors"]} note(s)).</p>'
-        )
-        val = head + (
-            "<table><tr><th>table</th><th>field</th><th>rule</th><th>failing</th><th>reason</th>"
-            f"<th>example ids</th><th>blocking</th></tr>{rows}</table>"
-            if rows
-            else ""
-        )
-    img = lambda k, alt: (  # noqa: E731
-        f'<p><img alt="{_e(alt)}" src="{r.plots[k]}"></p>' if k in r.plots else ""
+    outcomes = None
+    if r.outcomes is not None:
+        from monitoring.outcomes import section_context
+
+        outcomes = section_context(r.outcomes)
+    return render(
+        "monitoring_report.html.j2",
+        title=f"Drift monitoring: alliance-risk model version {r.model_version}",
+        reference=r.reference,
+        current=r.current,
+        alarms=r.alarms,
+        notes=r.notes,
+        outcomes=outcomes,
+        plots=r.plots,
+        scores=scores,
+        band_mix=band_mix,
+        features=features,
+        feature_classes=["bad" if (f["psi"] or 0) > t else "" for f in r.features],
+        validation=v,
+        validation_rows=validation_rows,
+        validation_classes=["bad" if g["blocking"] else "" for g in (v or {}).get("summary", [])],
+        thresholds=[(THRESHOLD_WORDS.get(k, k), val) for k, val in r.config.model_dump().items()],
+        eps=EPS,
     )
-    cfg = "".join(
-        f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in r.config.model_dump().items()
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Drift monitoring report</title>
-<style>{CSS}</style></head><body>
-<h1>Drift monitoring: alliance-risk model version {_e(r.model_version)}</h1>
-<p>Reference: <code>{_e(r.reference)}</code><br>Current: <code>{_e(r.current)}</code></p>
-{status}{notes}
-{_outcome_section(r)}
-<h2>Scores</h2>
-{img("risk", "risk distribution, reference vs current")}
-<table><tr><th>measure</th><th>value</th></tr>{score_rows}</table>
-<h2>Band mix</h2>{img("bands", "band mix")}{mix}
-<h2>Feature drift (PSI)</h2>{img("features", "PSI per feature")}{feat_table}
-<h2>Data contract on the current batch</h2>{val}
-<h2>Thresholds</h2><table>{cfg}</table>
-<p class="note">PSI = sum (cur - ref) ln(cur / ref) over bins (reference quantiles for numbers,
-codes for categories, missing as its own bin; proportions floored at {EPS}).
-Below 0.1 stable, 0.1-0.2 moderate, above 0.2 a shift.</p>
-</body></html>
-"""

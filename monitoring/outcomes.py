@@ -26,9 +26,6 @@ Alarms (the monitor exits 1; the alarm text starts with its kind):
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +33,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from reporting import figure_uri
 
 OE_LOW, OE_HIGH = 0.8, 1.25
 N_BOOT = 200
@@ -243,10 +242,10 @@ def training_figures(tracking_uri: str, name: str, version: str):
 
     import mlflow
 
-    from batch.scoring import resolve_version
     from models.registry import get_client
+    from models.resolve import resolve
 
-    mv = resolve_version(tracking_uri, name, version)
+    mv = resolve(tracking_uri, name, version)
     client = get_client(tracking_uri)
     metrics: dict[str, tuple[float, float, float]] = {}
     bands = holdout = None
@@ -339,7 +338,7 @@ def evaluate_outcomes(
         holdout, (y, p), tag
     )
     for measure in F.MEASURES:
-        res.plots[f"Fairness: {F.MEASURES[measure][0]}"] = _uri(
+        res.plots[f"Fairness: {F.MEASURES[measure][0]}"] = figure_uri(
             F.plot_measure(fair, measure, f"{tag}current batch:")
         )
     return res
@@ -415,15 +414,6 @@ def check_outcomes(
 # Plots and HTML
 
 
-def _uri(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def is_synthetic(folder: Path) -> bool:
     """The simulator writes ground_truth.json (with "SYNTHETIC": true) beside its tables."""
     import json
@@ -441,62 +431,28 @@ def calibration_plot(holdout, current, tag: str = "") -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.plots import _binned
+    from models.plots import draw_calibration
 
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    top = 0.0
-    for name, data, colour, marker in (
+    periods = (
         ("training hold-out", holdout, "tab:gray", "s"),
         ("current batch", current, "tab:blue", "o"),
-    ):
-        if data is None:
-            continue
-        b = _binned(np.asarray(data[0], float), np.asarray(data[1], float), 10)
-        ax.errorbar(
-            b["pred"],
-            b["obs"],
-            yerr=np.vstack([b["obs"] - b["lo"], b["hi"] - b["obs"]]),
-            fmt=marker,
-            color=colour,
-            label=name,
-            capsize=3,
-        )
-        top = max(top, b["hi"].max(), b["pred"].max())
-    top = min(1.0, top * 1.1 + 0.02)
-    ax.plot([0, top], [0, top], "k--", lw=1, label="ideal")
-    ax.set(xlim=(0, top), ylim=(0, top), xlabel="mean predicted risk", ylabel="observed rate")
+    )
+    series = [(n, d[0], d[1], c, m, True) for n, d, c, m in periods if d is not None]
+    draw_calibration(ax, series, 10)
     ax.set_title(
         f"{tag}calibration, by tenth of predicted risk"
         if tag
         else "Calibration, by tenth of predicted risk"
     )
     ax.legend(loc="upper left")
-    return _uri(fig)
-
-
-def _e(v: Any) -> str:
-    return html.escape("" if v is None else str(v))
+    return figure_uri(fig)
 
 
 def _ci(t) -> str:
     if t is None or not np.isfinite(t[0]):
         return "not available"
     return f"{t[0]:.3f} ({t[1]:.3f} to {t[2]:.3f})"
-
-
-def _table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in df.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_e(_fmt(v))}</td>" for v in row) + "</tr>"
-        for row in df.itertuples(index=False)
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _fmt(v: Any) -> Any:
-    if isinstance(v, float):
-        return "" if np.isnan(v) else f"{v:.3f}"
-    return v
 
 
 def _count_words(r: OutcomeResult) -> str:
@@ -509,24 +465,18 @@ def _count_words(r: OutcomeResult) -> str:
     )
 
 
-def render_section(r: OutcomeResult) -> str:
-    """The report's "Performance on outcomes" and "Fairness at the band thresholds" sections."""
+def section_context(r: OutcomeResult) -> dict[str, Any]:
+    """What reporting/templates/monitoring_outcomes.html.j2 shows: the report's "Performance on
+    outcomes" and "Fairness at the band thresholds" sections."""
     from models import fairness as F
 
-    status = (
-        '<p class="bad">' + "<br>".join(_e(a) for a in r.alarms) + "</p>"
-        if r.alarms
-        else '<p class="ok">Calibration and discrimination within bounds.</p>'
-    )
     d = r.label_definition
-    rows = "".join(
-        f"<tr><td>{_e(WORDS[k])}</td><td>{_e(_ci(r.training.get(k)))}</td>"
-        f"<td>{_e(_ci(r.current.get(k)))}</td></tr>"
-        for k in (*HEADLINE, "cal_intercept", "prevalence")
-    )
-    metrics = (
-        "<table><tr><th>measure</th><th>training hold-out (95% CI)</th>"
-        f"<th>current batch (95% CI)</th></tr>{rows}</table>"
+    metrics = pd.DataFrame(
+        [
+            (WORDS[k], _ci(r.training.get(k)), _ci(r.current.get(k)))
+            for k in (*HEADLINE, "cal_intercept", "prevalence")
+        ],
+        columns=["measure", "training hold-out (95% CI)", "current batch (95% CI)"],
     )
     band = r.bands[["band", "n", "events", "observed_rate", "mean_predicted"]].rename(
         columns={
@@ -540,35 +490,23 @@ def render_section(r: OutcomeResult) -> str:
         band["observed rate at training"] = (
             r.training_bands.set_index("band")["observed_rate"].reindex(band["band"]).to_numpy()
         )
-    img = "".join(
-        f'<h3>{_e(t)}</h3><p><img alt="{_e(t)}" src="{u}"></p>'
-        for t, u in r.plots.items()
-        if t.startswith("Calibration")
-    )
-    fair_img = "".join(
-        f'<h3>{_e(t)}</h3><p><img alt="{_e(t)}" src="{u}"></p>'
-        for t, u in r.plots.items()
-        if t.startswith("Fairness")
-    )
-    notes = "".join(f'<p class="note">{_e(n)}</p>' for n in r.notes)
-    return f"""
-<h2>Performance on outcomes{" (SYNTHETIC data)" if r.synthetic else ""}</h2>
-<p>{_e(r.source)}. Label: {_e(d.get("rater"))}-rated WAI-S item mean below {_e(d.get("threshold"))},
-at least {_e(d.get("min_valid_weeks"))} valid week(s) (the champion's own definition).
-{_e(_count_words(r))}</p>
-{status}{notes}
-{metrics}
-<p class="note">Alarm rules: calibration when the 95% CI of observed / expected excludes 1 and the
-ratio is outside {OE_LOW}-{OE_HIGH}; discrimination when AUROC is below the training 95% CI.
-CIs: bootstrap over counsellors ({N_BOOT} resamples); for observed / expected, the wider of that
-and the exact Poisson interval.</p>
-<h3>Observed rate per band</h3>{_table(band)}
-{img}
-<h2>Fairness at the band thresholds (current batch{", SYNTHETIC data" if r.synthetic else ""})</h2>
-<p class="note">Per subgroup level, 95% CIs (Wilson for shares, exact Poisson for observed /
-expected). Levels with fewer than {F.MIN_COUNT} clients, and measures whose own denominator is below
-{F.MIN_COUNT}, are suppressed.</p>
-{_table(F.display_table(r.fairness))}
-<h3>Largest gap between levels</h3>{_table(F.display_gaps(r.gaps))}
-{fair_img}
-"""
+    return {
+        "synthetic": r.synthetic,
+        "source": r.source,
+        "rater": d.get("rater"),
+        "threshold": d.get("threshold"),
+        "min_valid_weeks": d.get("min_valid_weeks"),
+        "counts": _count_words(r),
+        "alarms": r.alarms,
+        "notes": r.notes,
+        "metrics": metrics,
+        "oe_low": OE_LOW,
+        "oe_high": OE_HIGH,
+        "n_boot": N_BOOT,
+        "bands": band,
+        "calibration_plots": [(t, u) for t, u in r.plots.items() if t.startswith("Calibration")],
+        "min_count": F.MIN_COUNT,
+        "fairness": F.display_table(r.fairness),
+        "gaps": F.display_gaps(r.gaps),
+        "fairness_plots": [(t, u) for t, u in r.plots.items() if t.startswith("Fairness")],
+    }

@@ -17,6 +17,7 @@ without loading pandas, MLflow or Great Expectations.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -63,18 +64,22 @@ def parser(name: str, description: str, raw: bool = True) -> argparse.ArgumentPa
     return p
 
 
-def add_input(
+def add_path(
     p: argparse.ArgumentParser,
     help: str,
     aliases: tuple[str, ...] = (),
     required: bool = False,
     metavar: str = "PATH",
     default: str | None = None,
+    *,
+    name: str,
 ) -> None:
+    """A ``--<name>`` path option; a relative ``default`` is shown as typed and resolved against
+    the working folder."""
     p.add_argument(
-        "--input",
+        f"--{name}",
         *aliases,
-        dest="input",
+        dest=name,
         type=path_arg,
         required=required,
         metavar=metavar,
@@ -83,25 +88,8 @@ def add_input(
     )
 
 
-def add_output(
-    p: argparse.ArgumentParser,
-    help: str,
-    aliases: tuple[str, ...] = (),
-    required: bool = False,
-    metavar: str = "PATH",
-    default: str | None = None,
-) -> None:
-    """``default`` is a relative path shown as typed and resolved against the working folder."""
-    p.add_argument(
-        "--output",
-        *aliases,
-        dest="output",
-        type=path_arg,
-        required=required,
-        metavar=metavar,
-        default=default,
-        help=help,
-    )
+add_input = functools.partial(add_path, name="input")
+add_output = functools.partial(add_path, name="output")
 
 
 def add_quiet(p: argparse.ArgumentParser) -> None:

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = settings.monitor
     output = args.output or cli.resolve(DEFAULT_OUTPUT)
 
-    from batch.scoring import ModelNotFound, load_model
+    from models.resolve import ModelNotFound, load
     from monitoring.drift import (
         MonitorResult,
         feature_drift,
@@ -159,9 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
         t = s.start("loading the model from the registry")
         try:
-            lm = load_model(
-                settings.tracking_uri, settings.train.registered_model, args.model_version
-            )
+            lm = load(settings.tracking_uri, settings.train.registered_model, args.model_version)
         except ModelNotFound as exc:
             s.stop()
             return fail(str(exc), EXIT_MODEL)

@@ -108,11 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     settings, code = cli.settings_or_exit(console, args.config, EXIT_INPUT)
     if settings is None:
         return code
-    from batch.scoring import InputError, ModelNotFound, load_model
+    from batch.scoring import InputError
+    from models.resolve import ModelNotFound, load
 
     name = settings.train.registered_model
     try:
-        lm = load_model(settings.tracking_uri, name, args.model_version)
+        lm = load(settings.tracking_uri, name, args.model_version)
     except ModelNotFound as exc:
         return fail(str(exc), EXIT_MODEL)
     console.print(f"model: {name} version {lm.version} ({lm.model.kind})", highlight=False)

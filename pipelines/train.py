@@ -291,10 +291,11 @@ def run(
                 done(task, f"candidates: champion candidate {result.champion}")
 
                 task = step("logging to MLflow")
-                from models.tracking import log_run
+                from models.tracking import log_model_card, log_run
 
+                card: dict = {}
                 model_uri, metrics = log_run(
-                    settings, result, labels, tables, data_dir, synthetic, scored
+                    settings, result, labels, tables, data_dir, synthetic, scored, card
                 )
                 done(task, f"logged run {run_id}")
 
@@ -308,12 +309,13 @@ def run(
                 done(task, verdict)
 
                 # The alias is the last thing a run touches: a crash or kill before it leaves the
-                # champion as it was (tests/test_training.py kills at each point below).
+                # champion as it was (tests/model/test_training.py kills at each point below).
                 task = step("registration and promotion")
                 _pause_for_tests("before_registration", log)
                 mv = mlflow.register_model(model_uri, name)
                 version = str(mv.version)
                 log(f"registered version {version}")
+                log_model_card(card, version)  # the card names the version it describes
                 _pause_for_tests("before_alias", log)
                 if promote and decision.promote:
                     registry.set_champion(client, name, version, decision.reason)
@@ -353,13 +355,16 @@ def _gate_evidence(client, name: str, scored, result, cfg):
 
     from models import metrics as M
     from models import registry
+    from models.predict import score_table
+    from models.resolve import load
 
     evidence = registry.GateEvidence(result.test_metrics, result.null_log_loss)
-    if registry.champion_version(client, name) is None:
+    champion = registry.champion_version(client, name)
+    if champion is None:
         return evidence
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{registry.CHAMPION}")
+    lm = load(mlflow.get_tracking_uri(), name, champion.version)
     rows = scored.iloc[result.eval_rows].reset_index(drop=True)
-    p_champion = model.predict(rows)["risk"].to_numpy()
+    p_champion = score_table(lm.model, lm.bands, rows)["risk"].to_numpy()  # as its pyfunc does
     y = result.test_frame["y"].to_numpy()
     evidence.vs_champion = M.paired_difference_ci(
         M.row_log_loss(y, result.eval_P),

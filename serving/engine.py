@@ -31,8 +31,8 @@ from features.instruments import MAX_MISSING_FRACTION, SCALES, SCALES_BY_FIELD
 from features.rows import record_row
 from features.scoring import ITEMS_USED, score_record
 from models.explain import explain_row, monitoring_actions
+from models.resolve import LoadedModel
 from serving.audit import AuditLog
-from serving.loader import LoadedChampion
 from validation.record import check_record
 from validation.rules import range_words
 
@@ -153,7 +153,7 @@ def _label_words(label: Mapping[str, Any]) -> str:
 class Engine:
     """The loaded champion and everything a request needs, built once at start."""
 
-    def __init__(self, champion: LoadedChampion, audit: AuditLog | None, max_batch: int):
+    def __init__(self, champion: LoadedModel, audit: AuditLog | None, max_batch: int):
         self.champion = champion
         self.model = champion.model
         self.bands = champion.bands

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # What the test suite needs outside Python, installed through apt when missing:
-#   - Debian's Chromium at /usr/bin/chromium: tests/test_browser.py drives it through Playwright
+#   - Debian's Chromium at /usr/bin/chromium: tests/service/test_browser.py drives it through Playwright
 #     (no browser download: the network here reaches package registries only);
-#   - a Java runtime 17+: tests/test_batch.py runs the Spark engine (PySpark needs Java).
+#   - a Java runtime 17+: tests/service/test_batch.py runs the Spark engine (PySpark needs Java).
 # `make test` runs this first. When something is missing and cannot be installed (not root and no
 # passwordless sudo, no apt-get, or apt-get fails) it exits 1 naming what is missing, so the suite
 # never runs with those tests quietly skipped. (Under CI=true the tests themselves also fail, not
-# skip, when a prerequisite is absent: tests/conftest.py `need`.)
+# skip, when a prerequisite is absent: tests/support/prereqs.py `need`.)
 set -u
 
 java_ok() {

@@ -9,7 +9,6 @@ reference is removed from them after building and a small inline stylesheet is a
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -221,75 +220,66 @@ def validate_dir(
 # --------------------------------------------------------------------------------------------
 # HTML
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5rem;color:#1c1c1c}
-h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:1.6rem}
-table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}
-th{background:#f1f1f1}.block{color:#a40000;font-weight:600}.warn{color:#7a5a00}
-.ok{color:#116611;font-weight:600}.bad{color:#a40000;font-weight:600}code{font-size:.85rem}
-"""
-
-
-def _e(v: Any) -> str:
-    return html.escape("" if v is None else str(v))
-
 
 def _render_html(report: ValidationReport) -> str:
-    status = (
-        '<p class="bad">BLOCKING: this dataset fails the data contract; training will refuse it.</p>'
-        if report.blocking
-        else '<p class="ok">No blocking problem.</p>'
+    """The report from reporting/templates/validation_report.html.j2."""
+    from reporting import render
+
+    yes = lambda b: "yes" if b else "no"  # noqa: E731
+    tables = pd.DataFrame(
+        [
+            (s.table, s.rows, s.expectations, s.failed_expectations, s.errors, yes(s.blocking))
+            for s in report.tables.values()
+        ],
+        columns=["table", "rows", "expectations", "expectations failed", "problems", "blocking"],
     )
-    tables = "".join(
-        f"<tr><td>{_e(s.table)}</td><td>{s.rows}</td><td>{s.expectations}</td>"
-        f"<td>{s.failed_expectations}</td><td>{s.errors}</td>"
-        f"<td>{'yes' if s.blocking else 'no'}</td></tr>"
-        for s in report.tables.values()
+    groups = report.summary_rows()
+    failed = pd.DataFrame(
+        [
+            (
+                g["table"],
+                g["field"],
+                g["rule"],
+                g["reason"],
+                g["count"],
+                ", ".join(map(str, g["example_ids"])),
+                ", ".join(map(repr, g["example_values"])),
+                yes(g["blocking"]),
+            )
+            for g in groups
+        ],
+        columns=[
+            "table",
+            "field",
+            "rule",
+            "reason",
+            "rows failing",
+            "example ids",
+            "example values",
+            "blocking",
+        ],
     )
-    summary = "".join(
-        f'<tr class="{"block" if g["blocking"] else "warn"}"><td>{_e(g["table"])}</td>'
-        f"<td>{_e(g['field'])}</td><td>{_e(g['rule'])}</td><td>{_e(g['reason'])}</td>"
-        f"<td>{g['count']}</td><td>{_e(', '.join(map(str, g['example_ids'])))}</td>"
-        f"<td>{_e(', '.join(map(repr, g['example_values'])))}</td>"
-        f"<td>{'yes' if g['blocking'] else 'no'}</td></tr>"
-        for g in report.summary_rows()
+    listed = list(zip(report.errors, report.rules, report.row_ids, strict=True))[:MAX_HTML_ROWS]
+    rows = pd.DataFrame(
+        [
+            (e.table, e.field, r, repr(e.value), rid, e.reason, yes(e.blocking))
+            for e, r, rid in listed
+        ],
+        columns=["table", "field", "rule", "value", "row id", "reason", "blocking"],
     )
-    rows = "".join(
-        f"<tr><td>{_e(e.table)}</td><td>{_e(e.field)}</td><td>{_e(r)}</td>"
-        f"<td><code>{_e(repr(e.value))}</code></td><td>{_e(rid)}</td><td>{_e(e.reason)}</td>"
-        f"<td>{'yes' if e.blocking else 'no'}</td></tr>"
-        for e, r, rid in list(zip(report.errors, report.rules, report.row_ids, strict=True))[
-            :MAX_HTML_ROWS
-        ]
+    return render(
+        "validation_report.html.j2",
+        title="Data validation report (data contract v1)",
+        blocking=report.blocking,
+        dropped=report.dropped_admission_ids,
+        failed_any=bool(groups),
+        tables=tables,
+        failed=failed,
+        failed_classes=["block" if g["blocking"] else "warn" for g in groups],
+        rows=rows,
+        row_classes=["block" if e.blocking else "warn" for e, _, _ in listed],
+        more=max(len(report.errors) - MAX_HTML_ROWS, 0),
     )
-    more = (
-        f"<p>{len(report.errors) - MAX_HTML_ROWS} more not listed; use --json for all.</p>"
-        if len(report.errors) > MAX_HTML_ROWS
-        else ""
-    )
-    dropped = (
-        f"<p>Dropped admissions ({len(report.dropped_admission_ids)}): "
-        f"{_e(', '.join(report.dropped_admission_ids))}</p>"
-        if report.dropped_admission_ids
-        else ""
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Data validation report</title>
-<style>{CSS}</style></head><body>
-<h1>Data validation report (data contract v1)</h1>
-{status}{dropped}
-<h2>Tables</h2>
-<table><tr><th>table</th><th>rows</th><th>expectations</th><th>failed expectations</th>
-<th>errors</th><th>blocking</th></tr>{tables}</table>
-<h2>Failed rules</h2>
-<table><tr><th>table</th><th>field</th><th>rule</th><th>reason</th><th>failing</th>
-<th>example ids</th><th>example values</th><th>blocking</th></tr>{summary}</table>
-<h2>Every failing row</h2>
-<table><tr><th>table</th><th>field</th><th>rule</th><th>value</th><th>row id</th><th>reason</th>
-<th>blocking</th></tr>{rows}</table>{more}
-</body></html>
-"""
 
 
 # --------------------------------------------------------------------------------------------

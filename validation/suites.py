@@ -398,6 +398,17 @@ def _meta(rule: str, column: str, **extra) -> dict:
     return {"rule": rule, "column": column, "blocking": True, **extra}
 
 
+def _at_least(gxe, a: str, b: str, rule: str):
+    """Column ``a`` >= column ``b`` wherever both are present."""
+    return gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A=a,
+        column_B=b,
+        or_equal=True,
+        ignore_row_if="either_value_is_missing",
+        meta=_meta(rule, "text"),
+    )
+
+
 def build_expectations(table: str, ctx: Context) -> list:
     """The expectations of one table: every rule, for every field, from the catalog."""
     import great_expectations.expectations as gxe
@@ -428,25 +439,9 @@ def build_expectations(table: str, ctx: Context) -> list:
             )
         )
     if any(f.minimum is not None for f in fields):
-        out.append(
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="num_value",
-                column_B="num_min",
-                or_equal=True,
-                ignore_row_if="either_value_is_missing",
-                meta=_meta("range", "text"),
-            )
-        )
+        out.append(_at_least(gxe, "num_value", "num_min", "range"))
     if any(f.maximum is not None for f in fields):
-        out.append(
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="num_max",
-                column_B="num_value",
-                or_equal=True,
-                ignore_row_if="either_value_is_missing",
-                meta=_meta("range", "text"),
-            )
-        )
+        out.append(_at_least(gxe, "num_max", "num_value", "range"))
     if any(f.kind == "date" for f in fields):
         out.append(
             gxe.ExpectColumnValuesToMatchStrftimeFormat(
@@ -480,25 +475,9 @@ def build_expectations(table: str, ctx: Context) -> list:
                 )
             )
     if any(f.name in NOT_ABOVE for f in fields):
-        out.append(
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="not_above_value",
-                column_B="row_num_value",
-                or_equal=True,
-                ignore_row_if="either_value_is_missing",
-                meta=_meta("not_above", "text"),
-            )
-        )
+        out.append(_at_least(gxe, "not_above_value", "row_num_value", "not_above"))
     if table in NOT_BEFORE_ADMISSION and ctx.admission_dates is not None:
-        out.append(
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="row_date_value",
-                column_B="not_before_value",
-                or_equal=True,
-                ignore_row_if="either_value_is_missing",
-                meta=_meta("not_before_admission", "text"),
-            )
-        )
+        out.append(_at_least(gxe, "row_date_value", "not_before_value", "not_before_admission"))
     if table in COMPOUND_KEYS:
         key = COMPOUND_KEYS[table]
         out.append(

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from features.settings import ENV_PREFIX, load_settings
-from tests.conftest import REPO
+from tests.support.harness import REPO
 
 DEFAULT_THRESHOLD, TOML_THRESHOLD, ENV_THRESHOLD, FLAG_THRESHOLD = 5.0, 4.0, 6.0, 5.5
 
@@ -21,6 +21,13 @@ def clean_env(monkeypatch):
     for k in list(os.environ):
         if k.startswith(ENV_PREFIX) or k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
             monkeypatch.delenv(k)
+
+
+def _toml(tmp_path, text: str):
+    """A settings file holding ``text``."""
+    config = tmp_path / "settings.toml"
+    config.write_text(text)
+    return config
 
 
 @pytest.mark.parametrize(
@@ -36,10 +43,11 @@ def clean_env(monkeypatch):
     ids=["default", "toml", "env", "toml+env", "flag over toml+env", "flag"],
 )
 def test_label_threshold_precedence(tmp_path, monkeypatch, toml, env, flag, want):
-    config = None
-    if toml:
-        config = tmp_path / "settings.toml"
-        config.write_text(f"[label]\nthreshold = {TOML_THRESHOLD}\nrater = 'counsellor'\n")
+    config = (
+        _toml(tmp_path, f"[label]\nthreshold = {TOML_THRESHOLD}\nrater = 'counsellor'\n")
+        if toml
+        else None
+    )
     if env:
         monkeypatch.setenv("ALLIANCE_RISK_LABEL__THRESHOLD", str(ENV_THRESHOLD))
     s = load_settings(config, label__threshold=FLAG_THRESHOLD if flag else None)
@@ -54,10 +62,7 @@ def test_label_threshold_precedence(tmp_path, monkeypatch, toml, env, flag, want
     ids=["default", "toml", "env", "toml+env"],
 )
 def test_monitor_thresholds_are_settings(tmp_path, monkeypatch, toml, env, want):
-    config = None
-    if toml:
-        config = tmp_path / "settings.toml"
-        config.write_text("[monitor]\npsi_threshold = 0.3\nbins = 5\n")
+    config = _toml(tmp_path, "[monitor]\npsi_threshold = 0.3\nbins = 5\n") if toml else None
     if env:
         monkeypatch.setenv("ALLIANCE_RISK_MONITOR__PSI_THRESHOLD", "0.25")
     s = load_settings(config)
@@ -71,10 +76,7 @@ def test_monitor_thresholds_are_settings(tmp_path, monkeypatch, toml, env, want)
     ids=["default", "toml", "MLFLOW_TRACKING_URI over toml"],
 )
 def test_tracking_uri_precedence(tmp_path, monkeypatch, toml, env, want):
-    config = None
-    if toml:
-        config = tmp_path / "settings.toml"
-        config.write_text("tracking_uri = 'sqlite:////from/toml.db'\n")
+    config = _toml(tmp_path, "tracking_uri = 'sqlite:////from/toml.db'\n") if toml else None
     if env:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////from/env.db")
     uri = load_settings(config).tracking_uri

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from serving.metrics import field_label
-from tests.conftest import launch_service
+from tests.support.harness import launch_service
 
 pytestmark = [pytest.mark.xdist_group("trained"), pytest.mark.slow]
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.support.harness import REPO
 
 TABLES = ("intake", "counsellors", "alliance", "episodes")
 
@@ -207,7 +207,8 @@ def test_registry_model_scores_tables_as_pandas_reads_them(
 def test_registry_model_batch_and_service_engine_give_the_same_risk(
     trained_store, champion, tmp_path
 ):
-    from batch.scoring import load_model, score_file
+    from batch.scoring import score_file
+    from models.resolve import load as load_model
     from serving.engine import Engine
     from serving.loader import load_champion
 

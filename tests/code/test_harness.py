@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from tests.conftest import need, restored_mlflow_uris
+from tests.support.harness import restored_mlflow_uris
+from tests.support.prereqs import need
 
 
 @pytest.mark.parametrize("ci", ["true", "1", "TRUE"])

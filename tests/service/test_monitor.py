@@ -23,7 +23,7 @@ from monitoring.drift import (
     psi_numeric,
     quantile_edges,
 )
-from tests.conftest import run_pipeline
+from tests.support.harness import run_pipeline
 
 
 def test_psi_by_hand():
@@ -147,7 +147,8 @@ def _audit_store(path, ids, version: str, risks, bands):
 def test_audit_store_as_the_current_scores(trained_store, tmp_path):
     """The service's audit table as the current scores: the reference's own scores give no drift
     (exit 0); the same admissions scored 0.3 higher, all in the high band, do (exit 1)."""
-    from batch.scoring import load_model, score_file
+    from batch.scoring import score_file
+    from models.resolve import load as load_model
 
     lm = load_model(trained_store.uri)
     scores = tmp_path / "ref.csv"

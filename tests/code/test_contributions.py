@@ -14,30 +14,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import FEATURE_NAMES, FeatureBuilder, scoring_frame, typed_records
+from features.build import FEATURE_NAMES, FeatureBuilder
 from features.catalog import PREDICTORS, fields_of_driver
-from features.labels import build_labels
-from features.settings import LabelConfig
 from models.estimators import fit_candidate
-from models.predict import frame_to_matrix
 from models.reference import reference_cohort, typical_row
 from models.scorer import ScoringModel
-from models.training import split_groups
-from simulator.generator import generate
+from tests.support.cohort import labelled_matrix
 
 BANDS = {"moderate_from": 0.2, "high_from": 0.4}
 
 
 @pytest.fixture(scope="module")
 def cohort():
-    c = generate(900, seed=5, ground_truth=False)
-    labels = build_labels(c.alliance, LabelConfig(), c.intake, c.episodes)
-    frame = typed_records(scoring_frame(c.intake, c.counsellors))
-    frame = frame[frame["admission_id"].isin(labels.labels.index)].reset_index(drop=True)
-    X, scored, errors = frame_to_matrix(frame)
-    assert not errors
-    y = labels.labels.reindex(frame["admission_id"]).to_numpy().astype(int)
-    return scored, X, y, split_groups(scored, "counsellor")
+    return labelled_matrix(900, seed=5, ground_truth=False)
 
 
 @pytest.fixture(scope="module", params=["ridge", "spline", "lightgbm"])

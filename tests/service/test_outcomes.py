@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import FAST_CONFIG, Store, run_pipeline
+from tests.support.harness import FAST_CONFIG, Store, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("outcomes")]
 
@@ -110,7 +110,7 @@ def test_same_population_with_outcomes_is_quiet(world, tmp_path):
     assert "Performance on outcomes" in html and "Fairness at the band thresholds" in html
     assert "training hold-out" in html and "ref_rows" not in html.split("<h2>Scores</h2>")[0]
     assert o["synthetic"] is True and "Performance on outcomes (SYNTHETIC data)" in html
-    from tests.test_monitor import external_refs
+    from tests.service.test_monitor import external_refs
 
     assert external_refs(html) == []
 
@@ -151,7 +151,8 @@ def test_monitor_runs_are_logged_to_mlflow(world, tmp_path):
 def test_scores_from_the_audit_store_joined_by_keyed_hash(world, tmp_path):
     """The service's audit rows (hashed ids, installation key beside the store) joined to the
     outcomes give the same figures as scoring the intake; an unknown key cannot join."""
-    from batch.scoring import load_model, score_file
+    from batch.scoring import score_file
+    from models.resolve import load as load_model
     from serving.audit import AuditLog
 
     lm = load_model(world.uri)
@@ -196,7 +197,7 @@ def test_scores_from_the_audit_store_joined_by_keyed_hash(world, tmp_path):
 
 
 def test_label_definition_comes_from_the_model(world):
-    from batch.scoring import load_model
+    from models.resolve import load as load_model
     from monitoring.outcomes import label_config
 
     lm = load_model(world.uri)

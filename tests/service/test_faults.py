@@ -16,7 +16,7 @@ import pytest
 
 from serving.auth import KeyRing, key_digest
 from serving.loader import ModelUnavailable, load_champion
-from tests.conftest import SERVE_KEY, launch_service
+from tests.support.harness import SERVE_KEY, launch_service
 
 NAME = "alliance-risk"
 
@@ -174,7 +174,7 @@ def test_scoring_answers_while_the_audit_store_is_unwritable(trained_store, tmp_
     the way) costs the audit rows, not the answers, and is logged once without the id."""
     from serving.audit import AuditLog
     from serving.engine import Engine
-    from tests.test_serving import record
+    from tests.service.test_serving import record
 
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the audit folder should be")

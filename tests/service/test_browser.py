@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import SERVE_KEY, launch_service, need
+from tests.support.harness import SERVE_KEY
+from tests.support.prereqs import need
+from tests.support.records import CRACK_INTAKE, FAVOURABLE_SCALES
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -38,12 +40,7 @@ def chromium_present():
 HIGH = {
     "admission_id": "WEB_HIGH_01",
     "service_id": "S1",
-    "admission_date": "2024-03-01",
-    "age": 34,
-    "sex": "male",
-    "primary_substance": "crack",
-    "crack_days_28": 20,
-    "age_first_use": 15,
+    **CRACK_INTAKE,
     "mot_problem_recognition": 20,
     "mot_desire_for_help": 14,
     "mot_treatment_readiness": 16,
@@ -61,14 +58,7 @@ LOW = {
     "sex": "female",
     "primary_substance": "alcohol",
     "employment": "employed",
-    "mot_problem_recognition": 46,
-    "mot_desire_for_help": 47,
-    "mot_treatment_readiness": 46,
-    "self_efficacy": 44,
-    "social_support": 45,
-    "psych_distress": 6,
-    "coping_adaptive": 3.6,
-    "coping_avoidant": 1.3,
+    **FAVOURABLE_SCALES,
     "attach_secure": 6,
     "attach_fearful": 2,
     "attach_preoccupied": 2,
@@ -77,13 +67,6 @@ LOW = {
     "counsellor_years_experience": 12,
     "counsellor_ex_user": True,
 }
-
-
-@pytest.fixture(scope="module")
-def service(trained_store, tmp_path_factory):
-    svc = launch_service(tmp_path_factory.mktemp("serve-browser"), trained_store.uri)
-    yield svc
-    svc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import need, run_pipeline
+from tests.support.harness import run_pipeline
+from tests.support.prereqs import need
 
 SLOW = [pytest.mark.slow, pytest.mark.xdist_group("trained")]
 
@@ -39,7 +40,7 @@ def flat_csv(trained_store, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(trained_store):
-    from batch.scoring import load_model
+    from models.resolve import load as load_model
 
     return load_model(trained_store.uri)
 
@@ -135,17 +136,16 @@ def test_missing_input_exits_2(tmp_path):
     assert "does not exist" in proc.stderr
 
 
-def test_no_champion_exits_with_a_clear_message(tmp_path, valid_dir):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty' / 'mlflow.db'}"}
-    proc = run_pipeline(
-        "score",
-        "--input",
-        str(valid_dir),
-        "--output",
-        str(tmp_path / "o.csv"),
-        env=env,
-        timeout=120,
+def _score_with_store(uri: str, valid_dir, out):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    return run_pipeline(
+        "score", "--input", str(valid_dir), "--output", str(out), env=env, timeout=120
     )
+
+
+def test_no_champion_exits_with_a_clear_message(tmp_path, valid_dir):
+    uri = f"sqlite:///{tmp_path / 'empty' / 'mlflow.db'}"
+    proc = _score_with_store(uri, valid_dir, tmp_path / "o.csv")
     assert proc.returncode == 3, proc.stderr
     assert "does not exist" in proc.stderr and "pipelines.train" in proc.stderr
     assert not (tmp_path / "o.csv").exists()
@@ -157,16 +157,7 @@ def test_registry_without_champion_exits_3(tmp_path, valid_dir):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()  # creates it
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    proc = run_pipeline(
-        "score",
-        "--input",
-        str(valid_dir),
-        "--output",
-        str(tmp_path / "o.csv"),
-        env=env,
-        timeout=120,
-    )
+    proc = _score_with_store(uri, valid_dir, tmp_path / "o.csv")
     assert proc.returncode == 3, proc.stderr
     assert "champion" in proc.stderr
 

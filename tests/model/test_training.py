@@ -36,7 +36,7 @@ from models.training import (
     train_models,
 )
 from simulator.generator import generate, write
-from tests.conftest import REPO, make_store
+from tests.support.harness import REPO, make_store
 
 NAME = "alliance-risk"
 CFG = TrainConfig()  # min_auroc 0.60, slope_range (0.7, 1.3), log_loss_margin 0.005
@@ -328,6 +328,7 @@ def test_model_card_holds_every_tripod_section(trained_store, tmp_path):
         run_id=champ.run_id, artifact_path="model_card/model_card.md", dst_path=str(tmp_path)
     )
     md = open(local).read()
+    assert md.startswith(f"# Model card: {NAME} version {champ.version}\n"), md[:200]
     for heading in ("Synthetic data warning", *SECTIONS):
         assert heading in md, heading
     assert "Protocol: repeated grouped cross-validation on all" in md
@@ -519,7 +520,7 @@ def test_validation_in_chunks_finds_the_same_problems(monkeypatch):
     """Large tables are validated in chunks (memory); duplicates split across row ranges must still
     be found, because chunks hold whole row-id groups."""
     import validation.suites as suites
-    from tests.conftest import make_valid_tables
+    from tests.support.cohort import make_valid_tables
     from validation.report import validate_tables
 
     tables = make_valid_tables()

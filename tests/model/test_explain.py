@@ -17,11 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.build import FEATURE_NAMES, FeatureBuilder, scoring_frame, typed_records
+from features.build import FEATURE_NAMES, FeatureBuilder
 from features.catalog import DRIVER_GROUPS, MODIFIABLE_GROUPS, PREDICTORS, fields_of_driver
-from features.labels import build_labels
 from features.rows import COLUMNS, record_row
-from features.settings import BandConfig, LabelConfig
+from features.settings import BandConfig
 from models.estimators import fit_candidate
 from models.explain import (
     GROUP_COLUMNS,
@@ -31,12 +30,11 @@ from models.explain import (
     monitoring_actions,
     typical_row,
 )
-from models.predict import frame_to_matrix
+from models.resolve import LoadedModel
 from models.scorer import sigmoid
-from models.training import reference_cohort, split_groups
+from models.training import reference_cohort
 from serving.engine import Engine
-from serving.loader import LoadedChampion
-from simulator.generator import generate
+from tests.support.cohort import labelled_matrix
 
 MOTIVATION = [f.name for f in fields_of_driver("motivation")]
 BANDS = {"moderate_from": 0.2, "high_from": 0.4}
@@ -52,14 +50,7 @@ PROPERTY = settings(
 
 @pytest.fixture(scope="module")
 def cohort():
-    c = generate(1500, seed=3)
-    labels = build_labels(c.alliance, LabelConfig(), c.intake, c.episodes)
-    frame = typed_records(scoring_frame(c.intake, c.counsellors))
-    frame = frame[frame["admission_id"].isin(labels.labels.index)].reset_index(drop=True)
-    X, scored, errors = frame_to_matrix(frame)
-    assert not errors
-    y = labels.labels.reindex(frame["admission_id"]).to_numpy().astype(int)
-    return scored, X, y, split_groups(scored, "counsellor")
+    return labelled_matrix(1500, seed=3)
 
 
 def _fit(kind: str, cohort):
@@ -81,7 +72,7 @@ def monotone(cohort):
 
 
 def _engine(model) -> Engine:
-    champion = LoadedChampion(
+    champion = LoadedModel(
         model=model,
         bands=BandConfig(**BANDS),
         name="alliance-risk",

@@ -27,7 +27,9 @@ import pytest
 from features.catalog import SCORING_RECORD
 from features.instruments import SCALES_BY_FIELD
 from features.scoring import score_record
-from tests.conftest import AUDIT_HASH_KEY, SERVE_KEY, launch_service, need
+from tests.support.harness import AUDIT_HASH_KEY, SERVE_KEY, launch_service
+from tests.support.prereqs import need
+from tests.support.records import CRACK_INTAKE, FAVOURABLE_SCALES
 
 pytestmark = [pytest.mark.xdist_group("served"), pytest.mark.slow]
 
@@ -42,12 +44,7 @@ def record(aid: str = "PRIV_AID_0001", **over) -> dict:
         "admission_id": aid,
         "service_id": SECRET_VALUES[0],
         "counsellor_id": SECRET_VALUES[1],
-        "admission_date": "2024-03-01",
-        "age": 34,
-        "sex": "male",
-        "primary_substance": "crack",
-        "crack_days_28": 20,
-        "age_first_use": 15,
+        **CRACK_INTAKE,
         "mot_problem_recognition": 22,
         "mot_desire_for_help": 15,
         "mot_treatment_readiness": 18,
@@ -61,13 +58,6 @@ def record(aid: str = "PRIV_AID_0001", **over) -> dict:
     }
     base.update(over)
     return {k: v for k, v in base.items() if v is not None}
-
-
-@pytest.fixture(scope="module")
-def service(trained_store, tmp_path_factory):
-    svc = launch_service(tmp_path_factory.mktemp("serve"), trained_store.uri)
-    yield svc
-    svc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -196,17 +186,7 @@ def test_served_driver_points_add_up_to_risk_minus_typical_risk(client, rec):
 
 
 # A client at the favourable end of every scale (the browser test's low-risk client).
-FAVOURABLE = {
-    "mot_problem_recognition": 46,
-    "mot_desire_for_help": 47,
-    "mot_treatment_readiness": 46,
-    "self_efficacy": 44,
-    "social_support": 45,
-    "psych_distress": 6,
-    "coping_adaptive": 3.6,
-    "coping_avoidant": 1.3,
-    "crack_days_28": 0,
-}
+FAVOURABLE = {**FAVOURABLE_SCALES, "crack_days_28": 0}
 
 
 def _blend(t: float) -> dict:

@@ -20,7 +20,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import run_pipeline
+from tests.support.harness import run_pipeline
 
 NAME = "alliance-risk"
 

@@ -134,6 +134,29 @@ def test_tables_render_values(full_info):
     assert "<th>suppressed</th>" in page
 
 
+def test_card_renders_again_once_its_image_files_are_gone(tmp_path):
+    """pipelines.train renders the card a second time, after registration, to name the version."""
+    from models.card import embed_images
+
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.05, 0.7, 200)
+    path = plots.roc_plot(rng.binomial(1, p), p, tmp_path / "roc.png", synthetic=True)
+    info = embed_images({"images": {"ROC": path}, "trained_at": "2025-01-01T00:00:00Z"})
+    path.unlink()
+    md, page = render_model_card({**info, "version": 7})
+    assert page.count('src="data:image/png;base64,') == 1 and "image missing" not in page
+    assert md.startswith("# Model card: alliance-risk version 7\n")
+    assert render_model_card(info)[0].startswith("# Model card: alliance-risk (not yet registered)")
+
+
+def test_label_counts_are_a_table_in_words(full_info):
+    counts = {"admissions": 900, "labelled": 600, "low": 150, "early_leavers": 40}
+    md, page = render_model_card({**full_info, "label_counts": counts})
+    assert "| labelled: low alliance | 150 |" in md
+    assert "<td>early leavers (counted apart, never low alliance)</td><td>40</td>" in page
+    assert "{" not in md.split("## Label")[1].split("## Predictors")[0]
+
+
 # ---- the card a training run logs, against the metrics it logs ------------------------------
 
 
