@@ -475,6 +475,7 @@ def ladder(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ladder")  # one worker builds the three-run ladder once
 def test_real_signal_at_190_gets_a_champion(ladder):
     _, steps = ladder
     out, champion = steps["real_190"]
@@ -483,6 +484,7 @@ def test_real_signal_at_190_gets_a_champion(ladder):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ladder")  # one worker builds the three-run ladder once
 def test_shuffled_labels_at_190_are_refused_and_the_champion_stays(ladder):
     _, steps = ladder
     out, champion = steps["shuffled_190"]
@@ -492,6 +494,7 @@ def test_shuffled_labels_at_190_are_refused_and_the_champion_stays(ladder):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ladder")  # one worker builds the three-run ladder once
 def test_a_better_second_model_replaces_the_champion(ladder):
     store, steps = ladder
     out, champion = steps["larger"]
