@@ -1,6 +1,6 @@
 """Leave-one-service-out with each fit tuned again vs with the champion's tuned hyper-parameters.
 
-    .venv/bin/python bench/loso_params.py DATA_DIR [--kinds ridge spline]
+    .venv/bin/python -m bench.loso_params DATA_DIR [--kinds ridge spline]
 
 On a cohort at or above ``train.holdout_from``: the candidate of each kind is tuned and fitted on
 the grouped training split (as the pipeline does), then ``models.training.leave_one_service_out``
@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
