@@ -100,7 +100,7 @@ class TrainConfig(_Section):
     seed: int = 7
     group_by: Literal["counsellor", "service"] = "counsellor"
     n_splits: int = Field(5, ge=2, le=10)
-    # Repeats of the grouped K-fold; None = chosen from n (models.training.auto_repeats: 5 at
+    # Repeats of the grouped K-fold; None = chosen from n (models.estimators.auto_repeats: 5 at
     # n = 190, 2 at 400, 1 from 700), because fold luck moves small-n estimates most.
     n_repeats: int | None = Field(None, ge=1, le=20)
     # From this many labelled admissions on, a held-out split replaces the cross-validation: its

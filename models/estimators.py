@@ -6,9 +6,9 @@ calibration) comes from the rows it is given: that is what keeps cross-validatio
 
 - ``ridge`` (the baseline every other candidate is compared to, issue 10): median imputation,
   standardisation of numbers and booleans (one-hot columns stay 0/1, see ``ONEHOT``) and the
-  columns of the raw contract fields only (no derived or
-  missing-block columns), L2 logistic regression with C tuned over ``RIDGE_GRID`` (25 values over the baseline's
-  range, 1e-4 .. 1e2) by repeated inner grouped 5-fold CV log loss (``RIDGE_INNER``). Not
+  columns of the raw contract fields only (no derived or missing-block columns), L2 logistic
+  regression with C tuned over ``RIDGE_GRID`` (25 values over the baseline's range, 1e-4 .. 1e2)
+  by inner grouped ``RIDGE_INNER_SPLITS``-fold CV log loss, repeated ``auto_repeats(n)`` times. Not
   recalibrated: a penalty tuned on log loss already trades fit for calibration.
 - ``spline``: an additive model (a GAM). Every numeric column with at least 8 distinct training
   values gets a piecewise-linear shape function with knots at up to 7 quantiles (6 segments); the
@@ -50,7 +50,7 @@ LOGISTIC_GRID: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0)
 RIDGE_GRID: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 2, 25))
 # Ridge fits are cheap (milliseconds at n = 190), so its C is chosen on repeated inner folds: one
 # 3-fold split at n = 190 picked C by the luck of which counsellors shared a fold (one run chose a
-# penalty so strong that the test slope was 3.2). 5 folds x round(1,000 / n) repeats (1 to 5).
+# penalty so strong that the test slope was 3.2). 5 folds x auto_repeats(n) repeats (1 to 5).
 RIDGE_INNER_SPLITS = 5
 # Penalty strength (1/C on the sum of log losses) and smoothness multiplier for the spline GAM.
 SPLINE_LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.logspace(-1, 3, 9))
@@ -103,6 +103,16 @@ def _column_scale(Xi: np.ndarray) -> np.ndarray:
     """Per-column divisor: the SD for numbers and booleans, 1 for one-hot columns."""
     sd = Xi.std(axis=0)
     return np.where(ONEHOT[: Xi.shape[1]] | (sd <= 1e-12), 1.0, sd)
+
+
+def auto_repeats(n: int) -> int:
+    """Repeats of K-fold CV for n labelled admissions: round(1,000 / n), between 1 and 5. Used by
+    the outer CV (``models.training``) and the ridge's inner CV.
+
+    Why: which clients share a fold moves a CV estimate by about as much as its bootstrap SE at
+    n = 190 and hardly at all by n = 1,000, while every repeat costs K more tuned fits. Gives 5 at
+    n = 190, 2 at 400, 1 from 700 on."""
+    return int(min(5, max(1, round(1000 / max(n, 1)))))
 
 
 # ---------------------------------------------------------------- linear (ridge, logistic)
@@ -407,7 +417,7 @@ def _fit_candidate(
     rows = _tuning_rows(y, seed)
     Xt, yt, gt = X[rows], y[rows], groups[rows]
     if kind == "ridge":
-        k, repeats = RIDGE_INNER_SPLITS, int(min(5, max(1, round(1000 / max(len(yt), 1)))))
+        k, repeats = RIDGE_INNER_SPLITS, auto_repeats(len(yt))
     else:
         k, repeats = INNER_SPLITS, 1
     losses = np.zeros(len(configs))

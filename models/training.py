@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 from features.catalog import DRIVER_GROUPS
 from features.settings import Settings, TrainConfig
 from models import metrics as M
-from models.estimators import TUNE_MAX_ROWS, fit_candidate
+from models.estimators import TUNE_MAX_ROWS, auto_repeats, fit_candidate
 from models.explain import global_importance
 from models.reference import reference_cohort  # noqa: F401 - re-exported (tests, benches)
 from models.scorer import ScoringModel
@@ -117,15 +117,6 @@ def holdout_split(
     sgkf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     train_idx, test_idx = next(sgkf.split(np.zeros(len(y)), y, groups))
     return train_idx, test_idx
-
-
-def auto_repeats(n: int) -> int:
-    """Repeats of K-fold CV for n labelled admissions: round(1,000 / n), between 1 and 5.
-
-    Why: which clients share a fold moves a CV estimate by about as much as its bootstrap SE at
-    n = 190 and hardly at all by n = 1,000, while every repeat costs K more tuned fits. Gives 5 at
-    n = 190, 2 at 400, 1 from 700 on."""
-    return int(min(5, max(1, round(1000 / max(n, 1)))))
 
 
 def choose_protocol(n: int, n_groups: int, cfg: TrainConfig) -> Protocol:
