@@ -356,6 +356,8 @@ def log_run(
             if (out / f).exists():
                 mlflow.log_artifact(str(out / f), "evaluation")
 
+        # Travels with the scorer, so every place that serves it (page, /model, batch) can say so.
+        result.model.reference["synthetic_data"] = bool(synthetic)
         scorer_dir = result.model.save(out / "scorer")
         logged = mlflow.pyfunc.log_model(
             name="model",

@@ -174,6 +174,7 @@ class Engine:
             "run_id": c.run_id,
             "trained_at": c.trained_at,
             "registered_at": c.registered_at,
+            "synthetic_data": bool(self.model.reference.get("synthetic_data", False)),
             "promotion": c.tags,
             "kind": self.model.kind,
             "label": {**c.label, "definition": _label_words(c.label)},

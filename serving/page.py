@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PField
 
 STATIC = Path(__file__).parent / "static"
 CSP = (
@@ -63,6 +64,9 @@ class ModelInfo(BaseModel):
     version: str
     trained_at: str | None = None
     registered_at: str | None = None
+    synthetic_data: bool = PField(
+        False, description="trained on the SYNTHETIC cohort of pipelines.simulate, not real clients"
+    )
     label: dict[str, Any]
     metrics: dict[str, float]
     bands: dict[str, Any]

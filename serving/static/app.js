@@ -140,8 +140,9 @@ async function loadModel() {
   $("auth").hidden = true;
   $("sign-out").hidden = false;
   const mv = $("model-version");
-  mv.textContent = "Model " + r.body.name + " v" + r.body.version;
+  mv.textContent = "Model " + r.body.name + " v" + r.body.version + (r.body.synthetic_data ? " (SYNTHETIC)" : "");
   mv.hidden = false;
+  $("synthetic-banner").hidden = !r.body.synthetic_data;
   buildForm(r.body);
   $("app").hidden = false;
 }
@@ -584,7 +585,9 @@ function renderResult(r) {
   wl.replaceChildren(...r.warnings.map((w) => el("li", { text: w })));
   $("warnings-block").hidden = r.warnings.length === 0;
 
-  const trained = state.model && state.model.trained_at ? `, trained ${state.model.trained_at.slice(0, 10)}` : "";
+  const trained =
+    (state.model && state.model.trained_at ? `, trained ${state.model.trained_at.slice(0, 10)}` : "") +
+    (state.model && state.model.synthetic_data ? " on SYNTHETIC data" : "");
   $("result-model").textContent =
     `Model ${r.model.name} version ${r.model.version}${trained}` +
     (r.admission_id ? ` · admission ${r.admission_id}` : "");

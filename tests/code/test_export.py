@@ -233,6 +233,13 @@ def test_registry_model_batch_and_service_engine_give_the_same_risk(
     ids = [body["admission_id"] for _, body in answers]
     np.testing.assert_allclose(risk, pyfunc.loc[ids, "risk"], rtol=0, atol=1e-12)
 
+    # Trained on the simulator's cohort: the scorer itself says so, and /model passes it on.
+    loaded = load_champion(trained_store.uri)
+    assert loaded.model.reference["synthetic_data"] is True
+    assert engine.model_info()["synthetic_data"] is True
+    loaded.model.reference["synthetic_data"] = False  # as a service's own export would leave it
+    assert Engine(loaded, None, max_batch=5).model_info()["synthetic_data"] is False
+
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("trained")

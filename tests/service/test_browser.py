@@ -144,7 +144,9 @@ def test_high_and_low_risk_clients(page, service):
     assert "motivation" in high["drivers"] and high["actions"]
     assert all("instead of" in w for w in high["what_if"])
     assert "not a diagnosis" in high["disclaimer"].lower()
-    assert "version 1" in high["model"]
+    assert "version 1" in high["model"] and "SYNTHETIC" in high["model"]
+    assert page.is_visible("#synthetic-banner")  # the champion was trained on simulated clients
+    assert "SYNTHETIC" in page.text_content("#model-version")
     assert high["risk"] == pytest.approx(api_score(service, HIGH)["risk"], abs=1e-12)
 
     page.click("#reset-btn")

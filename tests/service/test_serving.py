@@ -302,6 +302,7 @@ def test_model_route_lists_every_field(client):
     m = r.json()
     assert m["name"] == "alliance-risk" and m["version"] == "1"
     assert m["trained_at"] and "threshold" in m["label"] and m["label"]["definition"]
+    assert m["synthetic_data"] is True  # the store's champion was trained on pipelines.simulate
     assert 0.5 < m["metrics"]["test_auroc"] <= 1.0
     assert m["bands"]["moderate_from"] < m["bands"]["high_from"]
     names = [f["name"] for f in m["catalog"]]
