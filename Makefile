@@ -40,7 +40,7 @@ run: train
 ## outside Python (Debian's Chromium, Java 17+) through apt when missing, and stops if it cannot.
 test: install
 	bash tests/ensure_prereqs.sh
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25
 
 ## test-fast: the suite without the slow training runs and the browser tests
 test-fast: install
