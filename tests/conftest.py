@@ -80,9 +80,14 @@ def trained_store(tmp_path_factory) -> Store:
     return store
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def service(trained_store, tmp_path_factory):
-    """A live ``bentoml serve`` of the trained store's champion, one per test module that asks."""
+    """A live ``bentoml serve`` of the trained store's champion, one per test worker that asks.
+
+    Expensive fixtures in this suite are session-scoped, not module-scoped: under xdist a worker
+    runs other modules' tests between one module's tests, and pytest tears a module fixture down
+    whenever the next test is in another module, so it was built again (the three-run ladder of
+    tests/model/test_training.py took 2 x 640 s of setup in one loaded run)."""
     svc = launch_service(tmp_path_factory.mktemp("serve"), trained_store.uri)
     yield svc
     svc.stop()

@@ -14,7 +14,7 @@ from models.card import SECTIONS, SYNTHETIC_HEADING, render_model_card
 from models.metrics import band_table, bootstrap_ci, decision_curve, subgroup_metrics
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def full_info(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("card")
     rng = np.random.default_rng(0)

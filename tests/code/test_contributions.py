@@ -24,12 +24,12 @@ from tests.support.cohort import labelled_matrix
 BANDS = {"moderate_from": 0.2, "high_from": 0.4}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cohort():
     return labelled_matrix(900, seed=5, ground_truth=False)
 
 
-@pytest.fixture(scope="module", params=["ridge", "spline", "lightgbm"])
+@pytest.fixture(scope="session", params=["ridge", "spline", "lightgbm"])
 def model(request, cohort):
     scored, X, y, groups = cohort
     m = fit_candidate(request.param, X, y, groups, n_configs=1, seed=1)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support.harness import REPO
+from tests.support.harness import REPO, restored_mlflow_uris
 
 TABLES = ("intake", "counsellors", "alliance", "episodes")
 
@@ -137,14 +137,16 @@ def test_readme_export_commands_run_as_written_from_any_folder(tmp_path, fmt):
 SLOW = [pytest.mark.slow, pytest.mark.xdist_group("trained")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def champion(trained_store):
     import mlflow
 
-    with pytest.MonkeyPatch.context() as mp:
+    # Session-scoped: the URIs are set only while loading, so no later test inherits them.
+    with restored_mlflow_uris(), pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", trained_store.uri)
         mlflow.set_tracking_uri(trained_store.uri)
-        yield mlflow.pyfunc.load_model("models:/alliance-risk@champion")
+        model = mlflow.pyfunc.load_model("models:/alliance-risk@champion")
+    return model
 
 
 def _joined(intake: pd.DataFrame, counsellors: pd.DataFrame) -> pd.DataFrame:
@@ -285,3 +287,22 @@ def test_signature_declares_names_and_metadata_declares_types():
     assert fields["legal_pressure"] == {"type": "boolean", "required": False}
     assert fields["sex"]["codes"] == ["male", "female", "other", "not_stated"]
     json.dumps(model_metadata())  # the MLmodel file is YAML: plain types only
+
+
+@pytest.mark.xdist_group("trained")
+def test_registered_model_pins_what_it_needs(trained_store):
+    """The pyfunc's requirements are given, not inferred (MLflow's inference loads the model in a
+    subprocess, about 5 s per run): the package and its numerical stack, at this environment's
+    versions, so `mlflow models serve` or a Spark cluster rebuilds the same environment."""
+    from importlib.metadata import version
+
+    import mlflow
+
+    with restored_mlflow_uris():
+        mlflow.set_tracking_uri(trained_store.uri)
+        path = mlflow.artifacts.download_artifacts(
+            "models:/alliance-risk@champion/requirements.txt"
+        )
+    pins = dict(line.split("==") for line in Path(path).read_text().split() if "==" in line)
+    for name in ("mlflow", "alliance-risk", "numpy", "pandas", "scikit-learn", "scipy"):
+        assert pins.get(name) == version(name), (name, pins)

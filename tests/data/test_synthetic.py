@@ -24,12 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 WAI = WAI_S.item_codes()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cohort():
     return generate(2000, 11)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def big():
     """Larger cohort without the Monte Carlo, for variance-component checks."""
     return generate(8000, 5, ground_truth=False)

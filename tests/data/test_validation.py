@@ -38,7 +38,7 @@ def _set(df: pd.DataFrame, admission_id: str, field: str, value) -> None:
     df.loc[df["admission_id"] == admission_id, field] = value
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def corrupted():
     t = make_valid_tables()
     for table, aid, field, value in CORRUPTIONS:

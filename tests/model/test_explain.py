@@ -48,7 +48,7 @@ PROPERTY = settings(
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cohort():
     return labelled_matrix(1500, seed=3)
 
@@ -60,12 +60,12 @@ def _fit(kind: str, cohort):
     return m
 
 
-@pytest.fixture(scope="module", params=["logistic", "lightgbm"])
+@pytest.fixture(scope="session", params=["logistic", "lightgbm"])
 def model(request, cohort):
     return _fit(request.param, cohort)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def monotone(cohort):
     """The monotone candidate (LightGBM with the catalog's monotone constraints)."""
     return _fit("lightgbm", cohort)

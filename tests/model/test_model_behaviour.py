@@ -57,12 +57,12 @@ def _world(name: str):
     return scored, X, y, split_groups(scored, "counsellor")
 
 
-@pytest.fixture(scope="module", params=["generator", "hinge_interaction"])
+@pytest.fixture(scope="session", params=["generator", "hinge_interaction"])
 def world(request):
     return _world(request.param)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def models(world):
     scored, X, y, groups = world
     return {k: fit_candidate(k, X, y, groups, n_configs=1, seed=3) for k in ("ridge", "spline")}

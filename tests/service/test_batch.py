@@ -31,14 +31,14 @@ def _flat(store) -> pd.DataFrame:
     return scoring_frame(t["intake"], t["counsellors"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def flat_csv(trained_store, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("flat") / "records.csv"
     _flat(trained_store).to_csv(path, index=False)
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def loaded(trained_store):
     from models.resolve import load as load_model
 

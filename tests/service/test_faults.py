@@ -121,7 +121,7 @@ def test_corrupted_model_artifact_is_refused(trained_store, tmp_path):
 # ---- body limits on a live server ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_body_service(trained_store, tmp_path_factory):
     svc = launch_service(
         tmp_path_factory.mktemp("limits"),

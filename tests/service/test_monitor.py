@@ -78,7 +78,7 @@ def external_refs(html: str) -> list[str]:
     return bad + re.findall(r"https?://\S+|url\(|@import", html, re.I)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shifted_dir(tmp_path_factory):
     """Another SYNTHETIC cohort (other seed) with treatment readiness 10 points lower."""
     from simulator.generator import generate, write

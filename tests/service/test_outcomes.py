@@ -48,7 +48,7 @@ def worse_alliance(alliance: pd.DataFrame, shift: int = 1) -> pd.DataFrame:
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def world(tmp_path_factory):
     from simulator.generator import generate, write
 

@@ -23,7 +23,7 @@ BODY_PATHS = ("/score", "/score_batch")
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "60"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live(trained_store, tmp_path_factory):
     svc = launch_service(tmp_path_factory.mktemp("fuzz"), trained_store.uri, max_batch=5)
     yield svc

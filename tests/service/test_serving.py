@@ -60,7 +60,7 @@ def record(aid: str = "PRIV_AID_0001", **over) -> dict:
     return {k: v for k, v in base.items() if v is not None}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client(service):
     with httpx.Client(base_url=service.base, headers=service.headers(), timeout=30) as c:
         yield c

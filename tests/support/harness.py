@@ -126,10 +126,10 @@ def make_store(root: Path, n: int = 2000, seed: int = 11) -> Store:
 
 
 # ---------------------------------------------------------------------------------------------
-# A real `bentoml serve` of the service on a free loopback port (tests/service/test_serving.py and
-# tests/service/test_browser.py each start one in a module-scoped fixture). Output goes to a log file the
-# tests read (to check that no intake value is logged); the server is stopped by SIGTERM to its
-# process group.
+# A real `bentoml serve` of the service on a free loopback port (tests/service/test_serving.py,
+# test_browser.py and test_faults.py share one, a session-scoped fixture of tests/conftest.py).
+# Output goes to a log file the tests read (to check that no intake value is logged); the server
+# is stopped by SIGTERM to its process group.
 
 SERVE_KEY = "test-key-7f3a9c"  # the API key the test servers accept
 AUDIT_HASH_KEY = "test-audit-key"
