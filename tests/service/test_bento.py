@@ -23,6 +23,30 @@ def test_bentofile_packages_are_the_project_dependencies():
     assert bentofile["service"] == "serving.service:AllianceRisk"
 
 
+PRIVATE_BENTOML = ("_bentoml_sdk", "_bentoml_impl", "bentoml._internal")
+
+
+def test_no_private_bentoml_import():
+    """Only BentoML's public API (``bentoml.*``): a private module is what forced a patch-level
+    pin (issue 13), so the project's code imports none. The tests may: test_timers.py checks
+    serving/timers.py against BentoML's own (private) timeout middleware on purpose."""
+    import ast
+
+    found = []
+    for path in sorted(REPO.rglob("*.py")):
+        rel = path.relative_to(REPO)
+        if rel.parts[0] in (".venv", "build", "tests") or "site-packages" in rel.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(rel))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            found += [f"{rel}:{node.lineno} {n}" for n in names if n.startswith(PRIVATE_BENTOML)]
+    assert not found, found
+
+
 @pytest.mark.slow
 def test_bentoml_build_makes_a_bento(tmp_path):
     home = tmp_path / "bentoml"
