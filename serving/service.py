@@ -15,8 +15,11 @@ Routes (all JSON; see README "Serving" and the offline docs page at /api-docs):
   while there is no champion or no API key.
 - ``/`` intake page, ``/api-docs`` offline API docs, ``/docs.json`` the OpenAPI document.
 
-The champion is loaded once in ``__init__`` (serving.loader) and scored through the numpy
-``ScoringModel`` (serving.engine): no pandas, scikit-learn, GX or MLflow per request.
+The champion is loaded once in ``__init__`` from BentoML's model store (``bentoml.models.get``,
+models/bento_store.py: the tag in ``serving.model_tag``, which ``python -m pipelines.serve`` sets
+to the registry's champion after exporting it; else the newest exported champion, and the log says
+so) and scored through the numpy ``ScoringModel`` (serving.engine): no pandas, scikit-learn, GX or
+MLflow in the serving processes, and no registry read at start.
 
 Concurrency: ``serving.workers`` worker processes (default 2: this machine has two cores), each with the event loop doing
 the work. ``/score`` is an ``async`` API that scores inline (0.5-1.0 ms of CPU in process with the
@@ -32,16 +35,10 @@ range, not a patch release.
 
 from __future__ import annotations
 
-# First, before the heavier imports below: start reading the registry (serving.prefetch).
-from features.settings import load_settings
-from serving import prefetch
-
-SETTINGS = load_settings()
-prefetch.start(SETTINGS.tracking_uri, SETTINGS.train.registered_model)
-
 import copy
 import json
 import logging
+import os
 import time
 from functools import cache
 from typing import Any
@@ -51,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, RootModel
 from pydantic import Field as PField
 from starlette.responses import Response
 
+from features.settings import load_settings
 from serving.auth import KeyRing
 from serving import metrics as service_metrics
 from serving.guard import Guard
@@ -58,6 +56,7 @@ from serving.page import make_app
 from validation.record import record_json_schema
 
 logger = logging.getLogger("bentoml.alliance_risk")
+SETTINGS = load_settings()  # the decorator below needs host, port and workers
 
 NO_KEY = (
     "no API key is configured, so scoring is refused rather than run open: set "
@@ -247,12 +246,14 @@ class AllianceRisk:
         from serving import timers
         from serving.audit import AuditLog
         from serving.engine import Engine
-        from serving.loader import ModelUnavailable, load_champion
+        from models.bento_store import UNAVAILABLE_ENV
+        from models.bento_store import load as load_exported
+        from models.resolve import ModelNotFound
 
         # BentoML's timeout timer would hold every request for traffic.timeout: serving/timers.py
         timers.install_on_running_loop()
 
-        settings = SETTINGS  # read once, at import, in this process
+        settings = SETTINGS
         cfg = settings.serving
         STATE.keyring = KeyRing(cfg.api_key_hashes, cfg.api_key)
         STATE.max_body_bytes = cfg.max_body_bytes
@@ -264,23 +265,32 @@ class AllianceRisk:
         problems = []
         if not STATE.keyring.configured:
             problems.append(NO_KEY)
-        try:
-            champion = load_champion(
-                settings.tracking_uri, settings.train.registered_model, prefetch.ready()
-            )
-        except ModelUnavailable as exc:
-            champion = None
-            problems.append(str(exc))
+        champion = None
+        if unavailable := os.environ.get(UNAVAILABLE_ENV):  # the launcher could not export one
+            problems.append(unavailable)
+        else:
+            try:
+                champion, tag = load_exported(
+                    cfg.model_tag or None, settings.train.registered_model
+                )
+            except ModelNotFound as exc:
+                problems.append(str(exc))
         if champion is not None:
             audit = AuditLog(cfg.audit_db, cfg.audit_hash_key)
             STATE.engine = Engine(champion, audit, cfg.max_batch)
             service_metrics.record_model(champion.version)
             logger.info(
-                "serving %s version %s (%s), trained %s; %d API key(s) configured",
+                "serving %s version %s (%s), trained %s, from the BentoML model store as %s%s; "
+                "%d API key(s) configured",
                 champion.name,
                 champion.version,
                 champion.model.kind,
                 champion.trained_at,
+                tag,
+                ""
+                if cfg.model_tag
+                else " (the newest exported champion: no model tag was given; "
+                "`python -m pipelines.serve` serves the registry's champion)",
                 len(STATE.keyring),
             )
         if problems:

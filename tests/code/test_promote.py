@@ -17,10 +17,12 @@ import os
 import re
 import sqlite3
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from tests.support.harness import run_pipeline
+from tests.support.harness import REPO, run_pipeline
 
 NAME = "alliance-risk"
 
@@ -28,8 +30,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trained")]
 
 
 class Registry:
-    def __init__(self, uri: str):
+    def __init__(self, uri: str, bentoml_home: Path):
         self.uri = uri
+        self.bentoml_home = bentoml_home  # this registry's own BentoML model store
 
     @property
     def client(self):
@@ -41,7 +44,26 @@ class Registry:
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("ALLIANCE_RISK_", "MLFLOW_"))
         }
-        return {**env, "MLFLOW_TRACKING_URI": self.uri, "GX_ANALYTICS_ENABLED": "false"}
+        return {
+            **env,
+            "MLFLOW_TRACKING_URI": self.uri,
+            "GX_ANALYTICS_ENABLED": "false",
+            "BENTOML_HOME": str(self.bentoml_home),
+        }
+
+    def exported(self) -> str:
+        """The registry version a `bentoml serve` without a model tag would load now: the
+        newest model in BentoML's store, read as the service reads it."""
+        proc = subprocess.run(
+            [sys.executable, "-c", "from models.bento_store import load; print(load()[0].version)"],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout.strip()
 
     def promote(self, *args: str) -> subprocess.CompletedProcess:
         return run_pipeline("promote", *args, env=self.env(), timeout=180)
@@ -69,7 +91,7 @@ def registry(trained_store, tmp_path) -> Registry:
 
     db = tmp_path / "mlflow.db"
     _copy_db(str(trained_store.root / "mlflow.db"), str(db))
-    reg = Registry(f"sqlite:///{db}")
+    reg = Registry(f"sqlite:///{db}", tmp_path / "bentoml")
     v1 = reg.client.get_model_version(NAME, "1")
     # Registering looks the logged model up through MLflow's global tracking URI (restored after
     # the test by conftest's fixture).
@@ -99,7 +121,7 @@ def test_list_shows_every_version_and_the_champion(registry):
 
 
 def test_promote_moves_the_alias_and_records_why(registry):
-    from serving.loader import load_champion
+    from models.resolve import load
 
     proc = registry.promote("3", "--reason", "clinical lead sign-off")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -109,13 +131,14 @@ def test_promote_moves_the_alias_and_records_why(registry):
     assert registry.champion() == "3"
     tags = registry.tags("3")
     assert tags["previous_champion"] == "1" and tags["promotion_reason"] == "clinical lead sign-off"
-    assert load_champion(registry.uri, NAME).version == "3"  # what a restarted service serves
+    assert load(registry.uri, NAME, lean=True).version == "3"  # what pipelines.serve serves
+    assert registry.exported() == "3"  # and a bare `bentoml serve`
     assert _listing(registry.promote("--list").stdout) == {"1": "-", "2": "-", "3": "champion"}
 
 
 def test_rollback_restores_each_previous_champion_then_refuses(registry):
     """1 -> 2 -> 3 by hand; two rollbacks give 2 then 1; a third has nothing to go back to."""
-    from serving.loader import load_champion
+    from models.resolve import load
 
     for v in ("2", "3"):
         assert registry.promote(v).returncode == 0
@@ -126,7 +149,8 @@ def test_rollback_restores_each_previous_champion_then_refuses(registry):
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.strip() == f"champion of {NAME} rolled back to version {expected}"
         assert registry.champion() == expected
-        assert load_champion(registry.uri, NAME).version == expected
+        assert load(registry.uri, NAME, lean=True).version == expected
+        assert registry.exported() == expected  # exported again: the newest in BentoML's store
 
     proc = registry.promote("--rollback")
     assert proc.returncode == 1
@@ -157,7 +181,7 @@ def test_empty_store_has_nothing_to_roll_back_or_list(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()  # empty, valid store
-    reg = Registry(uri)
+    reg = Registry(uri, tmp_path / "bentoml")
     proc = reg.promote("--rollback")
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"cannot roll back: {NAME} has no champion to roll back"
@@ -168,7 +192,7 @@ def test_empty_store_has_nothing_to_roll_back_or_list(tmp_path):
 
 @pytest.mark.parametrize("args", [[], ["2", "--rollback"], ["--list", "--rollback"]])
 def test_exactly_one_action_is_required(tmp_path, args):
-    reg = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    reg = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "bentoml")
     proc = reg.promote(*args)
     assert proc.returncode == 2
     assert "give exactly one of VERSION, --rollback or --list" in proc.stderr

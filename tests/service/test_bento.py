@@ -1,6 +1,7 @@
 """Deployable: `bentoml build` makes a Bento of the repository (into a temporary BENTOML_HOME),
 with the project's dependencies, the service code and the page, and nothing private; building
-does not start the registry reader (serving/prefetch.py)."""
+imports the service without reading the registry (the service reads no registry at all: it loads
+the champion from BentoML's model store, models/bento_store.py)."""
 
 from __future__ import annotations
 
@@ -86,22 +87,6 @@ def test_bentoml_build_makes_a_bento(tmp_path):
     assert (bento / "env" / "docker" / "Dockerfile").is_file()
     # The build imported the service but never read the registry: the store was not opened.
     assert not db.exists() and not db.parent.exists()
-
-
-def test_build_commands_do_not_start_the_registry_reader(monkeypatch):
-    """`bentoml build` imports the service (serving.service calls prefetch.start at import):
-    only serving commands may launch the registry reader."""
-    from serving import prefetch
-
-    for argv, serving in (
-        (["/venv/bin/bentoml", "build"], False),
-        (["/venv/bin/bentoml", "containerize", "alliance_risk:latest"], False),
-        (["/venv/bin/bentoml", "serve", "serving.service:AllianceRisk"], True),
-        (["/usr/bin/python", "-m", "pytest"], False),
-    ):
-        monkeypatch.setattr(sys, "argv", argv)
-        monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
-        assert prefetch._serving() is serving, argv
 
 
 def test_registry_uri_follows_mlflow_registry_uri(monkeypatch):
