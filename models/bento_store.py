@@ -104,7 +104,13 @@ def sync(tracking_uri: str, name: str | None = None) -> str:
             return tag
         bentoml.models.delete(tag)  # a rollback: export it again, so that it is the newest
     with tempfile.TemporaryDirectory(prefix="alliance-risk-export-") as tmp:
-        return export(fetch(tracking_uri, name, Path(tmp), version=mv.version), name)
+        answer = fetch(tracking_uri, name, Path(tmp), version=mv.version)
+        try:
+            return export(answer, name)
+        except Exception:
+            if _get(tag) is not None:  # another process exported it meanwhile
+                return tag
+            raise
 
 
 def load(tag: str | None = None, name: str | None = None) -> tuple[LoadedModel, str]:
@@ -137,6 +143,11 @@ def serve_env(tracking_uri: str, name: str | None = None) -> dict[str, str]:
         return {TAG_ENV: sync(tracking_uri, name)}
     except ModelNotFound as exc:
         return {UNAVAILABLE_ENV: str(exc)}
+    except Exception as exc:  # the store's folder is not writable, a damaged store entry, ...
+        return {
+            UNAVAILABLE_ENV: f"the champion could not be exported to BentoML's model store "
+            f"{store_path()} ({type(exc).__name__}: {exc})"
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
