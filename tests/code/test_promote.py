@@ -13,6 +13,7 @@ client and with the loader the service uses.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -67,6 +68,20 @@ class Registry:
 
     def promote(self, *args: str) -> subprocess.CompletedProcess:
         return run_pipeline("promote", *args, env=self.env(), timeout=180)
+
+    def sync(self) -> dict[str, str]:
+        """What ``python -m pipelines.serve`` does before it starts BentoML (models/bento_store.py):
+        the environment it hands the service."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "models.bento_store", self.uri, NAME],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=180,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout)
 
     def champion(self) -> str | None:
         from mlflow.exceptions import MlflowException
@@ -134,6 +149,20 @@ def test_promote_moves_the_alias_and_records_why(registry):
     assert load(registry.uri, NAME, lean=True).version == "3"  # what pipelines.serve serves
     assert registry.exported() == "3"  # and a bare `bentoml serve`
     assert _listing(registry.promote("--list").stdout) == {"1": "-", "2": "-", "3": "champion"}
+
+
+def test_a_champion_moved_in_the_registry_is_served_from_the_next_sync(registry):
+    """The alias moved outside pipelines.promote (in the MLflow UI): BentoML's store keeps the
+    old champion until the next `pipelines.serve`, whose sync exports the new one and hands the
+    service its tag."""
+    first = registry.sync()
+    assert first == {"ALLIANCE_RISK_SERVING__MODEL_TAG": first["ALLIANCE_RISK_SERVING__MODEL_TAG"]}
+    assert first["ALLIANCE_RISK_SERVING__MODEL_TAG"].startswith(f"{NAME}:v1-")
+    registry.client.set_registered_model_alias(NAME, "champion", "2")  # as the MLflow UI does
+    assert registry.exported() == "1"  # a bare `bentoml serve` has not seen the move
+    tag = registry.sync()["ALLIANCE_RISK_SERVING__MODEL_TAG"]
+    assert tag.startswith(f"{NAME}:v2-") and registry.exported() == "2"
+    assert registry.sync()["ALLIANCE_RISK_SERVING__MODEL_TAG"] == tag  # nothing new to export
 
 
 def test_rollback_restores_each_previous_champion_then_refuses(registry):
