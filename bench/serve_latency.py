@@ -259,13 +259,13 @@ def measure_in_process(
 ) -> dict[str, Any]:
     from features.build import FeatureBuilder
     from features.scoring import ITEMS_USED, score_record
+    from models.resolve import load
     from serving.audit import AuditLog
     from serving.engine import Engine
-    from serving.loader import load_champion
     from validation.record import check_record
 
     t = time.perf_counter()
-    champion = load_champion(uri)
+    champion = load(uri, lean=True)
     load_s = time.perf_counter() - t
     audit = AuditLog(tmp / "inprocess-audit.sqlite", C.AUDIT_HASH_KEY)
     engine = Engine(champion, audit, 1000)

@@ -144,6 +144,9 @@ class ServingConfig(_Section):
     # Key of the HMAC that replaces admission_id in the audit store. Unset: a random key is made
     # once and kept beside the audit file (<audit_db>.key, mode 0600).
     audit_hash_key: str | None = None
+    # The BentoML model store tag to serve (models/bento_store.py); `python -m pipelines.serve`
+    # sets it to the registry's champion, exported. Empty: the newest exported champion.
+    model_tag: str = ""
 
 
 class MonitorConfig(_Section):

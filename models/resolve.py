@@ -9,9 +9,10 @@ there is none:
   version number, or None;
 - ``resolve``: the same from a tracking URI, raising ``ModelNotFound`` with what to run;
 - ``fetch``: download that version's scorer into a folder and describe it (version, run, headline
-  metrics, promotion tags) as a JSON-able dict; serving runs this in a child process
-  (``serving.loader``) so that MLflow is never imported into a serving worker;
+  metrics, promotion tags) as a JSON-able dict; ``models.bento_store`` copies both into BentoML's
+  model store, outside the serving processes, so that MLflow is never imported into a worker;
 - ``from_answer``: that dict -> ``LoadedModel`` (numpy only: no MLflow, pandas or scikit-learn);
+  the service builds its model with it from BentoML's model store;
 - ``load``: ``fetch`` + ``from_answer`` in this process.
 
 MLflow is imported inside the functions that need it, never at import time, so the served path can

@@ -5,7 +5,9 @@
     python -m pipelines.promote --list                    # versions, aliases and why
 
 The training gate promotes automatically only when a model clears the floors and is not worse than
-the champion; this command is for the cases where a person decides otherwise.
+the champion; this command is for the cases where a person decides otherwise. The new champion is
+also exported to BentoML's model store (models/bento_store.py), so a service restarted with
+``bentoml serve`` serves it; a running service keeps its model until it is restarted.
 """
 
 from __future__ import annotations
@@ -50,17 +52,34 @@ def main(argv: list[str] | None = None) -> int:
         if args.rollback:
             restored = registry.rollback(client, name)
             print(f"champion of {name} rolled back to version {restored}")
-            return 0
+            return _export(settings.tracking_uri, name)
         client.get_model_version(name, args.version)  # fails clearly if it does not exist
         registry.set_champion(client, name, args.version, args.reason)
         print(f"version {args.version} of {name} is now the champion ({args.reason})")
-        return 0
+        return _export(settings.tracking_uri, name)
     except LookupError as exc:
         print(f"cannot roll back: {exc}", file=sys.stderr)
         return 1
     except MlflowException as exc:
         print(f"registry error: {exc.message}", file=sys.stderr)
         return 1
+
+
+def _export(tracking_uri: str, name: str) -> int:
+    """The new champion into BentoML's model store (models/bento_store.py), where a service
+    started without ``pipelines.serve`` finds it. The registry has moved either way: a failed
+    export is reported, and the next ``pipelines.serve`` exports it."""
+    from models.bento_store import store_path, sync
+
+    try:
+        sync(tracking_uri, name)
+    except Exception as exc:  # the alias has moved; only the copy for BentoML is missing
+        print(
+            f"warning: not exported to BentoML's model store {store_path()} ({exc}); "
+            "`python -m pipelines.serve` exports it at its next start",
+            file=sys.stderr,
+        )
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,8 +2,13 @@
 
     python -m pipelines.serve [--host 127.0.0.1] [--port 3000] [--config FILE]
 
-Runs ``bentoml serve serving.service:AllianceRisk`` as a child process, waits until it is ready,
-and prints where to open the intake page and the API docs. Stop it with Ctrl+C.
+First makes the MLflow registry's champion the model BentoML serves: exports it into BentoML's
+model store when the store lacks that version (models/bento_store.py; this process reads MLflow,
+the serving processes never do), so a champion moved in the MLflow UI is served from the next
+start. Then runs ``bentoml serve serving.service:AllianceRisk`` as a child process with that tag
+(``ALLIANCE_RISK_SERVING__MODEL_TAG``), waits until it is ready, and prints where to open the
+intake page and the API docs. Stop it with Ctrl+C. Without a champion (or with a store that cannot
+be read) the service still starts, and answers 503 with the reason.
 
 API keys come from settings (``ALLIANCE_RISK_SERVING__API_KEY_HASHES``: SHA-256 hex digests, or
 ``ALLIANCE_RISK_SERVING__API_KEY``: a plain key). With neither, for local use this command makes a
@@ -124,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         env["ALLIANCE_RISK_SERVING__API_KEY"] = key
         _show_key_once(key)
 
+    from models.bento_store import TAG_ENV, UNAVAILABLE_ENV, serve_env
+
+    env.pop(UNAVAILABLE_ENV, None)
+    env.update(serve_env(settings.tracking_uri, settings.train.registered_model))
+    if TAG_ENV in env:
+        print(f"serving {env[TAG_ENV]} from BentoML's model store (the registry's champion)")
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     base = f"http://{shown}:{args.port}"
     print(f"starting the service on {args.host}:{args.port} (model store {settings.tracking_uri})")

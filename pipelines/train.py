@@ -320,6 +320,7 @@ def run(
                 if promote and decision.promote:
                     registry.set_champion(client, name, version, decision.reason)
                     outcome = f"version {version} is the new champion: {decision.reason}"
+                    _export_champion(mlflow.get_tracking_uri(), name, log)
                 else:
                     why = decision.reason if not decision.promote else "--no-promote given"
                     registry.set_challenger(client, name, version, why)
@@ -346,6 +347,21 @@ def _pause_for_tests(point: str, log) -> None:
         log(f"paused at {point}")
         sys.stdout.flush()
         time.sleep(600)
+
+
+def _export_champion(tracking_uri: str, name: str, log) -> None:
+    """Copy the new champion into BentoML's model store (models/bento_store.py), where the service
+    loads it. The registry is the source of truth and has moved already: a failed export is
+    logged, and the next ``python -m pipelines.serve`` exports it."""
+    from models.bento_store import store_path, sync
+
+    try:
+        log(f"exported to BentoML's model store {store_path()} as {sync(tracking_uri, name)}")
+    except Exception as exc:
+        log(
+            f"not exported to BentoML's model store {store_path()} ({type(exc).__name__}: {exc}); "
+            "`python -m pipelines.serve` exports it at its next start"
+        )
 
 
 def _gate_evidence(client, name: str, scored, result, cfg):

@@ -29,7 +29,15 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # ---------------------------------------------------------------------------------------------
 # MLflow keeps the tracking and registry URIs in module globals, and set_tracking_uri also writes
 # MLFLOW_TRACKING_URI into os.environ (so later subprocesses inherit it). Code under test sets
-# them (models.registry.get_client, serving.loader), so every test gets them back as they were.
+# them (models.registry.get_client, models.resolve.fetch), so every test gets them back as they were.
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _bentoml_home(tmp_path_factory):
+    """Training and promotion export the champion to BentoML's model store
+    (models/bento_store.py): never into the machine's own ~/bentoml from a test."""
+    os.environ["BENTOML_HOME"] = str(tmp_path_factory.mktemp("bentoml_home"))
+    yield
 
 
 @pytest.fixture(autouse=True)

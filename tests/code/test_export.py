@@ -212,7 +212,6 @@ def test_registry_model_batch_and_service_engine_give_the_same_risk(
     from batch.scoring import score_file
     from models.resolve import load as load_model
     from serving.engine import Engine
-    from serving.loader import load_champion
 
     data = trained_store.data
     table = _joined(pd.read_csv(data / "intake.csv"), pd.read_csv(data / "counsellors.csv"))
@@ -225,7 +224,7 @@ def test_registry_model_batch_and_service_engine_give_the_same_risk(
     np.testing.assert_allclose(batch["risk"], pyfunc.loc[batch.index, "risk"], rtol=0, atol=1e-12)
     assert batch["band"].tolist() == pyfunc.loc[batch.index, "band"].tolist()
 
-    engine = Engine(load_champion(trained_store.uri), None, max_batch=5)
+    engine = Engine(load_model(trained_store.uri, lean=True), None, max_batch=5)
     records = json.loads(table.head(300).to_json(orient="records"))  # what a client would POST
     answers = [
         engine.score({k: v for k, v in r.items() if v is not None}, audit=False) for r in records
@@ -236,7 +235,7 @@ def test_registry_model_batch_and_service_engine_give_the_same_risk(
     np.testing.assert_allclose(risk, pyfunc.loc[ids, "risk"], rtol=0, atol=1e-12)
 
     # Trained on the simulator's cohort: the scorer itself says so, and /model passes it on.
-    loaded = load_champion(trained_store.uri)
+    loaded = load_model(trained_store.uri, lean=True)
     assert loaded.model.reference["synthetic_data"] is True
     assert engine.model_info()["synthetic_data"] is True
     loaded.model.reference["synthetic_data"] = False  # as a service's own export would leave it

@@ -13,14 +13,17 @@ client and with the loader the service uses.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from tests.support.harness import run_pipeline
+from tests.support.harness import REPO, run_pipeline
 
 NAME = "alliance-risk"
 
@@ -28,8 +31,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trained")]
 
 
 class Registry:
-    def __init__(self, uri: str):
+    def __init__(self, uri: str, bentoml_home: Path):
         self.uri = uri
+        self.bentoml_home = bentoml_home  # this registry's own BentoML model store
 
     @property
     def client(self):
@@ -41,10 +45,43 @@ class Registry:
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("ALLIANCE_RISK_", "MLFLOW_"))
         }
-        return {**env, "MLFLOW_TRACKING_URI": self.uri, "GX_ANALYTICS_ENABLED": "false"}
+        return {
+            **env,
+            "MLFLOW_TRACKING_URI": self.uri,
+            "GX_ANALYTICS_ENABLED": "false",
+            "BENTOML_HOME": str(self.bentoml_home),
+        }
+
+    def exported(self) -> str:
+        """The registry version a `bentoml serve` without a model tag would load now: the
+        newest model in BentoML's store, read as the service reads it."""
+        proc = subprocess.run(
+            [sys.executable, "-c", "from models.bento_store import load; print(load()[0].version)"],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout.strip()
 
     def promote(self, *args: str) -> subprocess.CompletedProcess:
         return run_pipeline("promote", *args, env=self.env(), timeout=180)
+
+    def sync(self) -> dict[str, str]:
+        """What ``python -m pipelines.serve`` does before it starts BentoML (models/bento_store.py):
+        the environment it hands the service."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "models.bento_store", self.uri, NAME],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=180,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout)
 
     def champion(self) -> str | None:
         from mlflow.exceptions import MlflowException
@@ -69,7 +106,7 @@ def registry(trained_store, tmp_path) -> Registry:
 
     db = tmp_path / "mlflow.db"
     _copy_db(str(trained_store.root / "mlflow.db"), str(db))
-    reg = Registry(f"sqlite:///{db}")
+    reg = Registry(f"sqlite:///{db}", tmp_path / "bentoml")
     v1 = reg.client.get_model_version(NAME, "1")
     # Registering looks the logged model up through MLflow's global tracking URI (restored after
     # the test by conftest's fixture).
@@ -99,7 +136,7 @@ def test_list_shows_every_version_and_the_champion(registry):
 
 
 def test_promote_moves_the_alias_and_records_why(registry):
-    from serving.loader import load_champion
+    from models.resolve import load
 
     proc = registry.promote("3", "--reason", "clinical lead sign-off")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -109,13 +146,28 @@ def test_promote_moves_the_alias_and_records_why(registry):
     assert registry.champion() == "3"
     tags = registry.tags("3")
     assert tags["previous_champion"] == "1" and tags["promotion_reason"] == "clinical lead sign-off"
-    assert load_champion(registry.uri, NAME).version == "3"  # what a restarted service serves
+    assert load(registry.uri, NAME, lean=True).version == "3"  # what pipelines.serve serves
+    assert registry.exported() == "3"  # and a bare `bentoml serve`
     assert _listing(registry.promote("--list").stdout) == {"1": "-", "2": "-", "3": "champion"}
+
+
+def test_a_champion_moved_in_the_registry_is_served_from_the_next_sync(registry):
+    """The alias moved outside pipelines.promote (in the MLflow UI): BentoML's store keeps the
+    old champion until the next `pipelines.serve`, whose sync exports the new one and hands the
+    service its tag."""
+    first = registry.sync()
+    assert first == {"ALLIANCE_RISK_SERVING__MODEL_TAG": first["ALLIANCE_RISK_SERVING__MODEL_TAG"]}
+    assert first["ALLIANCE_RISK_SERVING__MODEL_TAG"].startswith(f"{NAME}:v1-")
+    registry.client.set_registered_model_alias(NAME, "champion", "2")  # as the MLflow UI does
+    assert registry.exported() == "1"  # a bare `bentoml serve` has not seen the move
+    tag = registry.sync()["ALLIANCE_RISK_SERVING__MODEL_TAG"]
+    assert tag.startswith(f"{NAME}:v2-") and registry.exported() == "2"
+    assert registry.sync()["ALLIANCE_RISK_SERVING__MODEL_TAG"] == tag  # nothing new to export
 
 
 def test_rollback_restores_each_previous_champion_then_refuses(registry):
     """1 -> 2 -> 3 by hand; two rollbacks give 2 then 1; a third has nothing to go back to."""
-    from serving.loader import load_champion
+    from models.resolve import load
 
     for v in ("2", "3"):
         assert registry.promote(v).returncode == 0
@@ -126,7 +178,8 @@ def test_rollback_restores_each_previous_champion_then_refuses(registry):
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.strip() == f"champion of {NAME} rolled back to version {expected}"
         assert registry.champion() == expected
-        assert load_champion(registry.uri, NAME).version == expected
+        assert load(registry.uri, NAME, lean=True).version == expected
+        assert registry.exported() == expected  # exported again: the newest in BentoML's store
 
     proc = registry.promote("--rollback")
     assert proc.returncode == 1
@@ -157,7 +210,7 @@ def test_empty_store_has_nothing_to_roll_back_or_list(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()  # empty, valid store
-    reg = Registry(uri)
+    reg = Registry(uri, tmp_path / "bentoml")
     proc = reg.promote("--rollback")
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"cannot roll back: {NAME} has no champion to roll back"
@@ -168,7 +221,7 @@ def test_empty_store_has_nothing_to_roll_back_or_list(tmp_path):
 
 @pytest.mark.parametrize("args", [[], ["2", "--rollback"], ["--list", "--rollback"]])
 def test_exactly_one_action_is_required(tmp_path, args):
-    reg = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    reg = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "bentoml")
     proc = reg.promote(*args)
     assert proc.returncode == 2
     assert "give exactly one of VERSION, --rollback or --list" in proc.stderr

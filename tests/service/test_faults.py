@@ -14,11 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from models.resolve import ModelNotFound
+from models.resolve import load as _load
 from serving.auth import KeyRing, key_digest
-from serving.loader import ModelUnavailable, load_champion
-from tests.support.harness import SERVE_KEY, launch_service
+from tests.support.harness import SERVE_KEY, export_champion, launch_service, service_env
 
 NAME = "alliance-risk"
+
+
+def load_champion(uri: str, name: str = NAME):
+    """The champion as a serving process loads it (lean: no pandas or scikit-learn)."""
+    return _load(uri, name, lean=True)
 
 
 # ---- keys: constant-time comparison --------------------------------------------------------
@@ -57,13 +63,13 @@ def test_malformed_key_configuration_is_ignored_not_accepted():
 def test_corrupt_tracking_store_is_a_clear_refusal(tmp_path):
     db = tmp_path / "mlflow.db"
     db.write_bytes(b"this is not a sqlite database" * 100)
-    with pytest.raises(ModelUnavailable, match="cannot be read") as info:
+    with pytest.raises(ModelNotFound, match="cannot be read") as info:
         load_champion(f"sqlite:///{db}", NAME)
     assert "MLFLOW_TRACKING_URI" in str(info.value)
 
 
 def test_missing_tracking_store_says_what_to_run(tmp_path):
-    with pytest.raises(ModelUnavailable, match="no tracking store") as info:
+    with pytest.raises(ModelNotFound, match="no tracking store") as info:
         load_champion(f"sqlite:///{tmp_path / 'nowhere' / 'mlflow.db'}", NAME)
     assert "pipelines.train" in str(info.value)
     assert not (tmp_path / "nowhere").exists(), "no empty store is created by looking"
@@ -82,6 +88,55 @@ def test_service_on_a_corrupt_store_is_live_but_not_ready(tmp_path):
             svc.base + "/score", json={}, headers={"Authorization": f"Bearer {SERVE_KEY}"}
         )
         assert r.status_code == 503 and "cannot be read" in r.json()["error"]
+    finally:
+        svc.stop()
+
+
+def _flip_platt_digit(f: Path) -> None:
+    """Change one digit of the Platt slope: still valid JSON, a wrong value."""
+    text = f.read_text()
+    pos = text.index('"platt_a"') + len('"platt_a": ') + 2
+    new = "7" if text[pos] != "7" else "3"
+    f.write_text(text[:pos] + new + text[pos + 1 :])
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("served")
+def test_bentoml_serve_alone_serves_the_newest_exported_champion_and_says_so(
+    trained_store, tmp_path
+):
+    """Without pipelines.serve (no model tag), `bentoml serve` loads the newest champion in
+    BentoML's model store, says so in its log, and never reads the registry."""
+    srv = tmp_path / "srv"
+    export_champion(service_env(srv, trained_store.uri, SERVE_KEY))  # as a promotion leaves it
+    gone = f"sqlite:///{tmp_path / 'no-registry' / 'mlflow.db'}"  # the registry is not needed
+    svc = launch_service(srv, gone, export=False)
+    try:
+        r = httpx.get(svc.base + "/model", headers=svc.headers(), timeout=10)
+        assert r.status_code == 200 and r.json()["version"] == "1"
+        log = svc.log_text()
+        assert "from the BentoML model store as alliance-risk:v1-" in log
+        assert "the newest exported champion" in log
+    finally:
+        svc.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("served")
+def test_a_corrupted_copy_in_the_bentoml_store_is_refused_by_checksum(trained_store, tmp_path):
+    """One changed byte in the scorer that BentoML's model store holds: the service starts,
+    is not ready, and says why (ScoringModel.load verifies the SHA-256 checksums)."""
+    srv = tmp_path / "srv"
+    export_champion(service_env(srv, trained_store.uri, SERVE_KEY))
+    files = _scorer_files(srv / "bentoml")
+    assert len(files) == 1, files
+    _flip_platt_digit(files[0])
+    svc = launch_service(srv, trained_store.uri, export=False, wait_ready=False)
+    try:
+        ready = httpx.get(svc.base + "/readyz", timeout=10)
+        assert ready.status_code == 503 and "SHA-256" in ready.text
+        r = httpx.post(svc.base + "/score", json={}, headers=svc.headers(), timeout=10)
+        assert r.status_code == 503 and "SHA-256" in r.json()["error"]
     finally:
         svc.stop()
 
@@ -105,12 +160,8 @@ def test_corrupted_model_artifact_is_refused(trained_store, tmp_path):
     try:
         assert load_champion(trained_store.uri, NAME).version  # loads before the damage
         for f in files:
-            text = f.read_text()
-            pos = text.index('"platt_a"') + len('"platt_a": ') + 2
-            digit = text[pos]
-            new = "7" if digit != "7" else "3"
-            f.write_text(text[:pos] + new + text[pos + 1 :])  # still valid JSON, wrong value
-        with pytest.raises(ModelUnavailable, match="SHA-256"):
+            _flip_platt_digit(f)
+        with pytest.raises(ModelNotFound, match="SHA-256"):
             load_champion(trained_store.uri, NAME)
     finally:
         for f, b in saved:
@@ -189,7 +240,7 @@ def test_scoring_answers_while_the_audit_store_is_unwritable(trained_store, tmp_
     assert "PRIV_AUDIT" not in logged[0]
 
 
-# ---- the audit key and the registry prefetch ------------------------------------------------
+# ---- the audit key ----------------------------------------------------------------------
 
 
 def test_workers_starting_together_share_one_private_audit_key(tmp_path):
@@ -218,22 +269,3 @@ def test_an_unusable_audit_key_disables_the_audit_not_the_hashing(tmp_path, capl
         log.record([("PRIV_AID_K", "1", 0.3, "moderate")], "/score")
     assert not log.healthy and not audit.exists()
     assert any("no usable key" in r.getMessage() for r in caplog.records)
-
-
-def test_prefetch_replaces_a_stale_folder_left_by_a_killed_process(tmp_path, monkeypatch):
-    import json
-    import os
-
-    from serving import prefetch
-
-    monkeypatch.setattr(prefetch, "_under_bentoml", lambda: True)
-    monkeypatch.setattr(prefetch, "_STARTED", False)
-    monkeypatch.setattr(prefetch.tempfile, "gettempdir", lambda: str(tmp_path))
-    stale = prefetch._folder(os.getpid())
-    stale.mkdir(mode=0o700)
-    (stale / prefetch.ANSWER).write_text(json.dumps({"error": "STALE ANSWER"}))
-    prefetch.start(f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}", NAME)
-    d = prefetch.ready(timeout=120)
-    assert d is not None
-    answer = json.loads((d / prefetch.ANSWER).read_text())
-    assert "STALE" not in answer["error"] and "no tracking store" in answer["error"]

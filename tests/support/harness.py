@@ -16,7 +16,7 @@ from pathlib import Path
 
 # MLflow keeps the tracking and registry URIs in module globals, and set_tracking_uri also writes
 # MLFLOW_TRACKING_URI into os.environ (so later subprocesses inherit it). Code under test sets
-# them (models.registry.get_client, serving.loader), so every test gets them back as they were
+# them (models.registry.get_client, models.resolve.fetch), so every test gets them back as they were
 # (tests/conftest.py, an autouse fixture).
 
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -69,7 +69,13 @@ class Store:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_REGISTRY_URI"}  # this store's
-        return {**env, "MLFLOW_TRACKING_URI": self.uri, "GX_ANALYTICS_ENABLED": "false"}
+        return {
+            **env,
+            "MLFLOW_TRACKING_URI": self.uri,
+            "GX_ANALYTICS_ENABLED": "false",
+            # training exports its champion to BentoML's model store: this store's own, beside it
+            "BENTOML_HOME": str(self.root / "bentoml"),
+        }
 
     def copy(self, root: Path) -> Store:
         """The same registry in another database (a consistent SQLite backup), for a test that
@@ -226,6 +232,7 @@ def service_env(
     }
     env.update(
         MLFLOW_TRACKING_URI=tracking_uri,
+        BENTOML_HOME=str(tmp / "bentoml"),  # the server's own model store
         ALLIANCE_RISK_SERVING__AUDIT_DB=str(tmp / "audit.sqlite"),
         ALLIANCE_RISK_SERVING__AUDIT_HASH_KEY=audit_hash_key,
         BENTOML_DO_NOT_TRACK="True",
@@ -240,6 +247,25 @@ def service_env(
 SERVE_COMMAND = ["-m", "bentoml", "serve", "serving.service:AllianceRisk", "--host", "127.0.0.1"]
 
 
+def export_champion(env: dict[str, str]) -> dict[str, str]:
+    """What ``python -m pipelines.serve`` does before it starts BentoML: export the registry's
+    champion (``MLFLOW_TRACKING_URI``) into ``BENTOML_HOME``'s model store (models/bento_store.py),
+    in a process of its own; ``env`` plus the tag to serve, or the reason there is none."""
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "models.bento_store", env["MLFLOW_TRACKING_URI"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"exporting the champion failed:\n{proc.stderr[-3000:]}")
+    return {**env, **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
 def launch_service(
     tmp: Path,
     tracking_uri: str,
@@ -248,8 +274,12 @@ def launch_service(
     wait_ready: bool = True,
     timeout: float = 120.0,
     extra_env: dict[str, str] | None = None,
+    export: bool = True,
 ) -> LiveService:
-    """Start `bentoml serve serving.service:AllianceRisk` and wait for /readyz (or /livez)."""
+    """Export the champion of ``tracking_uri`` as ``pipelines.serve`` does, start `bentoml serve
+    serving.service:AllianceRisk` on it and wait for /readyz (or /livez). ``export=False``: no
+    export and no tag, as a bare `bentoml serve` runs (it serves the newest model already in
+    ``tmp``/bentoml)."""
     tmp.mkdir(parents=True, exist_ok=True)
     env = service_env(
         tmp,
@@ -258,6 +288,8 @@ def launch_service(
         AUDIT_HASH_KEY,
         {"ALLIANCE_RISK_SERVING__MAX_BATCH": str(max_batch), **(extra_env or {})},
     )
+    if export:
+        env = export_champion(env)
     log = tmp / "server.log"
     # BentoML picks its own control ports (circus's ZMQ endpoints) by finding a free port and
     # releasing it before binding, and under load another process can take one in between: the

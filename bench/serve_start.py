@@ -1,0 +1,103 @@
+"""Cold start of the whole launcher: ``python -m pipelines.serve`` from Popen to ``/readyz`` 200.
+
+    .venv/bin/python -m bench.serve_start --store-dir DIR [--starts 5]
+
+``bench/serve_latency.py`` times ``bentoml serve`` itself (Popen to the first good ``/score``).
+What a person runs is ``python -m pipelines.serve`` (``make run``), which does more first: it
+reads the MLflow registry's champion and exports it into BentoML's model store when the store
+lacks it (models/bento_store.py), then starts ``bentoml serve``. This times that, each start with
+a fresh BentoML home (``--warm-home`` reuses one, so from the second start on the champion is
+already exported), against the store in --store-dir (trained there with the fast test settings
+when it holds no champion, as bench/serve_latency.py does). Prints each start and the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import _common as C
+
+
+def one_start(uri: str, home: Path, work: Path) -> float:
+    import httpx
+
+    port = C.free_port()
+    env = {
+        **C._clean_env(),
+        "MLFLOW_TRACKING_URI": uri,
+        "BENTOML_HOME": str(home),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "GX_ANALYTICS_ENABLED": "false",
+        "ALLIANCE_RISK_SERVING__API_KEY": "bench-key",
+        "ALLIANCE_RISK_SERVING__AUDIT_DB": str(work / "audit.sqlite"),
+        "ALLIANCE_RISK_SERVING__AUDIT_HASH_KEY": C.AUDIT_HASH_KEY,
+    }
+    cmd = [sys.executable, "-m", "pipelines.serve", "--port", str(port)]
+    with (work / "serve.log").open("ab") as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, cwd=C.REPO, env=env, stdout=log, stderr=log, start_new_session=True
+        )
+    try:
+        deadline = started + 180
+        while time.perf_counter() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"pipelines.serve exited with {proc.returncode}: {work}/serve.log")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    return time.perf_counter() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise SystemExit(f"not ready in 180 s: {work}/serve.log")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.serve_start", description=__doc__)
+    C.add_store_options(ap)
+    ap.add_argument("--starts", type=int, default=5, help="starts to time (default %(default)s)")
+    ap.add_argument(
+        "--warm-home",
+        action="store_true",
+        help="one BentoML home for all starts (the champion already exported from the second on)",
+    )
+    args = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-start-"))
+    try:
+        if args.tracking_uri:
+            uri = args.tracking_uri
+        else:
+            uri = C.build_store(args.store_dir or tmp / "store", n=args.n, kind=args.kind).uri
+        times = []
+        for i in range(args.starts):
+            home = tmp / ("home" if args.warm_home else f"home{i}")
+            t = one_start(uri, home, tmp)
+            times.append(t)
+            C.log(
+                f"pipelines.serve: /readyz 200 {t:.2f} s after Popen (load {os.getloadavg()[0]:.2f})"
+            )
+        med = sorted(times)[len(times) // 2]
+        print("starts (s): " + ", ".join(f"{t:.2f}" for t in times) + f"; median {med:.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
