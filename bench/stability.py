@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 
-def records(n: int, seed: int):
+def records(n: int, seed: int, world: str = "default"):
     from features.build import scoring_frame, typed_records
     from features.labels import build_labels
     from features.settings import LabelConfig
@@ -38,7 +38,7 @@ def records(n: int, seed: int):
     from models.training import split_groups
     from simulator.generator import generate
 
-    c = generate(n, seed=seed, ground_truth=False)
+    c = generate(n, seed=seed, world=world, ground_truth=False)
     labels = build_labels(c.alliance, LabelConfig(), c.intake, c.episodes)
     frame = typed_records(scoring_frame(c.intake, c.counsellors))
     X, scored, _ = frame_to_matrix(frame)
@@ -59,7 +59,7 @@ def load_scorer(uri: str):
     return ScoringModel.load(local / "artifacts" / "scorer")
 
 
-def truth(n: int, seed: int) -> None:
+def truth(n: int, seed: int, world: str = "default") -> None:
     import pandas as pd
     from sklearn.linear_model import LinearRegression
 
@@ -67,7 +67,7 @@ def truth(n: int, seed: int) -> None:
     from models.stability import scale_steps
     from simulator.generator import generate
 
-    c = generate(n, seed=seed)
+    c = generate(n, seed=seed, world=world)
     frame = typed_records(scoring_frame(c.intake, c.counsellors))
     p = c.ground_truth.set_index("admission_id")["p_low_alliance_client_no_ids"]
     p = np.clip(p.reindex(frame["admission_id"]).to_numpy(), 1e-4, 1 - 1e-4)
@@ -76,7 +76,10 @@ def truth(n: int, seed: int) -> None:
     ok = A.notna().all(axis=1).to_numpy()
     fit = LinearRegression().fit(A[ok], np.log(p[ok] / (1 - p[ok])))
     q = float(np.percentile(p[ok] * (1 - p[ok]), 99))
-    print(f"SYNTHETIC truth, {int(ok.sum())} of {n} admissions with every scale (seed {seed})\n")
+    print(
+        f"SYNTHETIC truth, world {world}: {int(ok.sum())} of {n} admissions with every scale "
+        f"(seed {seed})\n"
+    )
     print("| scale | step | true log-odds per step | risk points per step at p99 of p(1-p) |")
     print("|---|---|---|---|")
     for (name, (step, _, _)), b in zip(steps.items(), fit.coef_, strict=True):
@@ -92,20 +95,25 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", default=["ridge", "spline"])
     ap.add_argument("--model-uri", help="a registered model, e.g. models:/alliance-risk@champion")
     ap.add_argument("--truth", action="store_true", help="the generator's true slopes instead")
+    ap.add_argument(
+        "--world",
+        default="default",
+        help="SYNTHETIC world (simulator/worlds.py; default %(default)s)",
+    )
     args = ap.parse_args()
     if args.truth:
-        truth(args.n, args.seed)
+        truth(args.n, args.seed, args.world)
         return
 
     from models.estimators import fit_candidate
     from models.reference import reference_cohort
     from models.stability import GOAL_MAX_POINTS, GOAL_P99_POINTS, risk_steps
 
-    _, test, _, _, _ = records(args.n, args.seed + 1000)
+    _, test, _, _, _ = records(args.n, args.seed + 1000, args.world)
     if args.model_uri:
         models = {args.model_uri: load_scorer(args.model_uri)}
     else:
-        X, scored, groups, y, keep = records(args.n, args.seed)
+        X, scored, groups, y, keep = records(args.n, args.seed, args.world)
         models = {}
         for kind in args.kinds:
             m = fit_candidate(kind, X[keep], y[keep].astype(int), groups[keep], 6, args.seed)
