@@ -91,6 +91,11 @@ def _get(tag: str):
 def sync(tracking_uri: str, name: str | None = None) -> str:
     """Make the registry's champion the newest model of its name in the store; its tag.
     Reads MLflow (call it outside the serving processes). Raises ModelNotFound."""
+    return _sync(tracking_uri, name)[0]
+
+
+def _sync(tracking_uri: str, name: str | None = None) -> tuple[str, bool]:
+    """``sync``, and whether it exported (the newest model of the store changed)."""
     import bentoml
 
     from models.resolve import fetch, resolve
@@ -101,15 +106,15 @@ def sync(tracking_uri: str, name: str | None = None) -> str:
     have = _get(tag)
     if have is not None:
         if str(_get(f"{bento_name(name)}:latest").tag) == str(have.tag):
-            return tag
+            return tag, False
         bentoml.models.delete(tag)  # a rollback: export it again, so that it is the newest
     with tempfile.TemporaryDirectory(prefix="alliance-risk-export-") as tmp:
         answer = fetch(tracking_uri, name, Path(tmp), version=mv.version)
         try:
-            return export(answer, name)
+            return export(answer, name), True
         except Exception:
             if _get(tag) is not None:  # another process exported it meanwhile
-                return tag
+                return tag, True
             raise
 
 
@@ -139,15 +144,23 @@ def load(tag: str | None = None, name: str | None = None) -> tuple[LoadedModel, 
 def serve_env(tracking_uri: str, name: str | None = None) -> dict[str, str]:
     """``sync``, as the environment of a service that must serve the registry's champion: its tag,
     or the reason there is none (the service then starts but is not ready)."""
+    return launch_env(tracking_uri, name)[0]
+
+
+def launch_env(tracking_uri: str, name: str | None = None) -> tuple[dict[str, str], bool]:
+    """``serve_env``, and whether a service started before this call on the newest model of the
+    store (no tag) now serves something else than the registry's champion: True when the sync
+    exported (the champion was missing or not the newest) or there is no champion to serve."""
     try:
-        return {TAG_ENV: sync(tracking_uri, name)}
+        tag, exported = _sync(tracking_uri, name)
+        return {TAG_ENV: tag}, exported
     except ModelNotFound as exc:
-        return {UNAVAILABLE_ENV: str(exc)}
+        return {UNAVAILABLE_ENV: str(exc)}, True
     except Exception as exc:  # the store's folder is not writable, a damaged store entry, ...
         return {
             UNAVAILABLE_ENV: f"the champion could not be exported to BentoML's model store "
             f"{store_path()} ({type(exc).__name__}: {exc})"
-        }
+        }, True
 
 
 def main(argv: list[str] | None = None) -> int:

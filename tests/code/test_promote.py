@@ -226,3 +226,76 @@ def test_exactly_one_action_is_required(tmp_path, args):
     assert proc.returncode == 2
     assert "give exactly one of VERSION, --rollback or --list" in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()  # refused before touching any store
+
+
+def _serve_once(registry: Registry, tmp: Path) -> tuple[str, str]:
+    """Run `python -m pipelines.serve` as a person does, until it says where the page is; its
+    output and the version /model reports. Retries a lost port race (the port is picked here)."""
+    import signal
+    import socket
+    import threading
+    import time
+
+    import httpx
+
+    for _ in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {
+            **registry.env(),
+            "ALLIANCE_RISK_SERVING__API_KEY": "launcher-test-key",
+            "ALLIANCE_RISK_SERVING__AUDIT_DB": str(tmp / "audit.sqlite"),
+            "ALLIANCE_RISK_SERVING__AUDIT_HASH_KEY": "launcher-test-audit",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.serve", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        lines: list[str] = []
+        reader = threading.Thread(target=lines.extend, args=(proc.stdout,), daemon=True)
+        reader.start()
+        try:
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and proc.poll() is None:
+                text = "".join(lines)
+                if "intake page:" in text or "NOT READY" in text:
+                    break
+                time.sleep(0.2)
+            text = "".join(lines)
+            if "intake page:" in text:
+                r = httpx.get(
+                    f"http://127.0.0.1:{port}/model",
+                    headers={"Authorization": "Bearer launcher-test-key"},
+                    timeout=10,
+                )
+                assert r.status_code == 200, r.text
+                return text, r.json()["version"]
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=60)
+        if "Address already in use" not in text:
+            raise AssertionError(text[-3000:])
+    raise AssertionError("pipelines.serve lost a port race 3 times")
+
+
+def test_pipelines_serve_restarts_its_server_only_when_the_sync_changed_the_store(
+    registry, tmp_path
+):
+    """The launcher starts BentoML on the newest model in the store while it reads the registry
+    (docs/benchmarks.md: one after the other missed the 5 s start). A champion moved in the MLflow
+    UI meanwhile must still be what it serves: the server is started again on it. Nothing moved:
+    no restart."""
+    registry.sync()  # version 1 in BentoML's store, as training's promotion leaves it
+    registry.client.set_registered_model_alias(NAME, "champion", "2")  # as the MLflow UI does
+    out, version = _serve_once(registry, tmp_path)
+    assert "restarting the service" in out and version == "2", out[-3000:]
+    out, version = _serve_once(registry, tmp_path)
+    assert "restarting" not in out and version == "2", out[-3000:]
+    assert f"serving {NAME}:v2-" in out
