@@ -12,7 +12,7 @@ handshake in the serving processes.
 - ``sync``: make the registry's champion the newest model of its name in the store (exports it
   when the store lacks that version; a champion restored by a rollback is exported again so that
   it is the newest). Called when a version becomes champion (``pipelines.train``,
-  ``pipelines.promote``) and by ``pipelines.serve`` before it starts BentoML, so a champion moved
+  ``pipelines.promote``) and by ``pipelines.serve`` while BentoML starts, so a champion moved
   in the MLflow UI is picked up at the next ``pipelines.serve`` (or ``pipelines.promote``).
 - ``load``: a tag (or the newest of the name) -> ``LoadedModel`` (numpy only).
 - ``python -m models.bento_store TRACKING_URI [NAME]``: ``sync`` and print the environment a

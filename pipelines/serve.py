@@ -77,6 +77,17 @@ def _wait_ready(base: str, proc: subprocess.Popen, timeout: float) -> tuple[bool
     return False, f"not ready after {timeout:.0f} s ({last})"
 
 
+def _terminate(proc: subprocess.Popen) -> int:
+    """SIGTERM (the parent stops its workers), then SIGKILL after 30 s; the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 def build_command(host: str, port: int) -> list[str]:
     return [
         sys.executable,
@@ -151,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     base = f"http://{shown}:{args.port}"
     print(f"starting the service on {args.host}:{args.port} (model store {settings.tracking_uri})")
-    child = {"proc": subprocess.Popen(build_command(args.host, args.port), env=env, cwd=str(ROOT))}
+
+    def _start() -> subprocess.Popen:
+        return subprocess.Popen(build_command(args.host, args.port), env=env, cwd=str(ROOT))
+
+    child = {"proc": _start()}
 
     def _stop(signum, _frame):
         if child["proc"].poll() is None:
@@ -168,16 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"serving {extra[TAG_ENV]} from BentoML's model store (the registry's champion)")
         if changed:  # the child started on another model (or on none): start it again
             print("the model store changed at the sync: restarting the service on it", flush=True)
-            _stop(signal.SIGTERM, None)
-            try:
-                child["proc"].wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child["proc"].kill()
-                child["proc"].wait()
+            _terminate(child["proc"])
             env.update(extra)
-            child["proc"] = subprocess.Popen(
-                build_command(args.host, args.port), env=env, cwd=str(ROOT)
-            )
+            child["proc"] = _start()
         ok, why = _wait_ready(base, child["proc"], args.ready_timeout)
         if ok:
             print(
@@ -191,12 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n  the service is up but NOT READY: {why}\n", file=sys.stderr, flush=True)
         return child["proc"].wait()
     except KeyboardInterrupt:
-        _stop(signal.SIGINT, None)
-        try:
-            return child["proc"].wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child["proc"].kill()
-            return child["proc"].wait()
+        return _terminate(child["proc"])
 
 
 if __name__ == "__main__":

@@ -55,33 +55,30 @@ class Registry:
     def exported(self) -> str:
         """The registry version a `bentoml serve` without a model tag would load now: the
         newest model in BentoML's store, read as the service reads it."""
+        return self._python(
+            "-c", "from models.bento_store import load; print(load()[0].version)", timeout=120
+        ).strip()
+
+    def _python(self, *args: str, timeout: float = 180) -> str:
+        """``python ARGS`` from the repository against this registry; its output."""
         proc = subprocess.run(
-            [sys.executable, "-c", "from models.bento_store import load; print(load()[0].version)"],
+            [sys.executable, *args],
             env=self.env(),
             capture_output=True,
             text=True,
             cwd=REPO,
-            timeout=120,
+            timeout=timeout,
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
-        return proc.stdout.strip()
+        return proc.stdout
 
     def promote(self, *args: str) -> subprocess.CompletedProcess:
         return run_pipeline("promote", *args, env=self.env(), timeout=180)
 
     def sync(self) -> dict[str, str]:
-        """What ``python -m pipelines.serve`` does before it starts BentoML (models/bento_store.py):
+        """What ``python -m pipelines.serve`` does while BentoML starts (models/bento_store.py):
         the environment it hands the service."""
-        proc = subprocess.run(
-            [sys.executable, "-m", "models.bento_store", self.uri, NAME],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=180,
-        )
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        return json.loads(proc.stdout)
+        return json.loads(self._python("-m", "models.bento_store", self.uri, NAME))
 
     def champion(self) -> str | None:
         from mlflow.exceptions import MlflowException

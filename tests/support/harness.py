@@ -248,7 +248,7 @@ SERVE_COMMAND = ["-m", "bentoml", "serve", "serving.service:AllianceRisk", "--ho
 
 
 def export_champion(env: dict[str, str]) -> dict[str, str]:
-    """What ``python -m pipelines.serve`` does before it starts BentoML: export the registry's
+    """What ``python -m pipelines.serve`` does while BentoML starts: export the registry's
     champion (``MLFLOW_TRACKING_URI``) into ``BENTOML_HOME``'s model store (models/bento_store.py),
     in a process of its own; ``env`` plus the tag to serve, or the reason there is none."""
     import json
