@@ -182,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         if TAG_ENV in extra:
             print(f"serving {extra[TAG_ENV]} from BentoML's model store (the registry's champion)")
         if changed:  # the child started on another model (or on none): start it again
-            print("the model store changed at the sync: restarting the service on it", flush=True)
+            why = (
+                "the registry's champion was just exported to the model store"
+                if TAG_ENV in extra
+                else "the registry has no champion to serve; it will say why"
+            )
+            print(f"{why}: restarting the service", flush=True)
             _terminate(child["proc"])
             env.update(extra)
             child["proc"] = _start()
