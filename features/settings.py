@@ -112,9 +112,16 @@ class TrainConfig(_Section):
     # Model families compared by cross-validation; one entry forces that family. "ridge" is the
     # baseline, "spline" a monotone GAM (models.estimators); "lightgbm" and the older "logistic"
     # can be selected but are not compared by default.
-    candidates: tuple[Literal["ridge", "spline", "lightgbm", "logistic"], ...] = Field(
+    candidates: tuple[Literal["ridge", "anchored", "spline", "lightgbm", "logistic"], ...] = Field(
         ("ridge", "spline"), min_length=1
     )
+    # The published effects the "anchored" candidate shrinks towards (models/building/priors.py):
+    # "literature" (models/priors/literature-v1.toml), "none", or a TOML file of the same shape.
+    prior: str = "literature"
+    # Below the minimum sample size of Riley et al. 2020 (models/building/sample_size.py) a new
+    # model shrunk towards zero is not the default: unless train.candidates is set, the ridge is
+    # replaced by the anchored candidate. False keeps the candidates whatever n is.
+    steer_by_sample_size: bool = True
     # Promotion gate (models.registry.gate), read against 95% CIs: refused when the AUROC CI
     # includes 0.5 or lies wholly below min_auroc, when the calibration-slope CI lies wholly outside
     # slope_range, or when the paired log-loss difference to the champion has its whole CI above

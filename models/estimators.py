@@ -52,6 +52,11 @@ RIDGE_GRID: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 2, 25))
 # 3-fold split at n = 190 picked C by the luck of which counsellors shared a fold (one run chose a
 # penalty so strong that the test slope was 3.2). 5 folds x auto_repeats(n) repeats (1 to 5).
 RIDGE_INNER_SPLITS = 5
+# The anchored candidate (a ridge centred on t x the published prior, models/building/priors.py):
+# every second C of the ridge's grid (13 values, a factor 3.2 apart) times 4 weights of the prior.
+# t = 0 is the plain ridge, so a prior the data contradict is tuned away by the same nested CV.
+ANCHORED_GRID: tuple[float, ...] = RIDGE_GRID[::2]
+ANCHORED_WEIGHTS: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5)
 # Penalty strength (1/C on the sum of log losses) and smoothness multiplier for the spline GAM.
 SPLINE_LAMBDAS: tuple[float, ...] = tuple(float(v) for v in np.logspace(-1, 3, 9))
 SPLINE_RHOS: tuple[float, ...] = (3.0, 30.0)
@@ -146,6 +151,109 @@ def _fit_linear(
     }
 
 
+# ---------------------------------------------------------------- anchored (prior-centred ridge)
+def _linear_design(X: np.ndarray) -> dict[str, np.ndarray]:
+    """The ridge's preprocessing: median imputation, per-column scale (one-hots 0/1)."""
+    median = _impute_values(X)
+    Xi = np.where(np.isnan(X), median, X)
+    return {"median": median, "mean": Xi.mean(axis=0), "scale": _column_scale(Xi), "Xi": Xi}
+
+
+class _AnchoredPath:
+    """Fits of the anchored candidate on one set of rows for every (C, t), warm-started.
+
+    The ridge's design and columns (``RAW_COLUMNS``, numbers standardised, one-hots 0/1) with the
+    penalty centred on t x the prior instead of on zero: sum of log losses + (1 / 2C) ||beta -
+    t * prior||^2. t = 0 is the plain ridge; t = 1 takes the published effects at face value."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, prior: np.ndarray | None):
+        d = _linear_design(X)
+        self.d = d
+        self.Z = ((d["Xi"] - d["mean"]) / d["scale"])[:, RAW_COLUMNS]
+        self.y = y
+        self.prior = (np.zeros(X.shape[1]) if prior is None else prior)[RAW_COLUMNS]
+        self.Q = np.eye(self.Z.shape[1])
+        self.bounds = [(None, None)] * (self.Z.shape[1] + 1)
+        self._last: dict[float, np.ndarray] = {}
+
+    def theta(self, cfg: dict[str, Any]) -> np.ndarray:
+        start = self._last.get(cfg["t"])
+        theta = newton_ridge(self.Z, self.y, 1.0 / cfg["C"], cfg["t"] * self.prior, start)
+        self._last[cfg["t"]] = theta
+        return theta
+
+    def fit(self, cfg: dict[str, Any]) -> ScoringModel:
+        return ScoringModel("anchored", dict(cfg), linear=self.tables(self.theta(cfg)))
+
+    def tables(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        coef = np.zeros(len(self.d["median"]))
+        coef[RAW_COLUMNS] = theta[1:]
+        return {
+            "median": self.d["median"],
+            "mean": self.d["mean"],
+            "scale": self.d["scale"],
+            "coef": coef,
+            "intercept": np.array(theta[0]),
+        }
+
+
+def newton_ridge(
+    Z: np.ndarray,
+    y: np.ndarray,
+    lam: float,
+    mu: np.ndarray,
+    start: np.ndarray | None = None,
+    tol: float = 1e-9,
+    max_iter: int = 50,
+) -> np.ndarray:
+    """Sum of log losses + lam/2 ||beta - mu||^2 (intercept free) by Newton's method with step
+    halving. The objective is smooth and strictly convex, so Newton converges in a handful of
+    steps (3-6 when warm-started along the C path) where L-BFGS-B took dozens: the anchored
+    grid (52 configurations x 5 folds x 5 repeats at n = 190) went from 8.6 s to under 1 s."""
+    n, q = Z.shape
+    Z1 = np.hstack([np.ones((n, 1)), Z])
+    P = lam * np.eye(q + 1)
+    P[0, 0] = 0.0
+    centre = np.concatenate([[0.0], mu])
+    if start is None:
+        prev = np.clip(y.mean(), 1e-3, 1 - 1e-3)
+        theta = np.zeros(q + 1)
+        theta[0] = np.log(prev / (1 - prev))
+        theta[1:] = mu
+    else:
+        theta = start.copy()
+
+    def objective(th: np.ndarray) -> float:
+        eta = Z1 @ th
+        d = th - centre
+        return float(np.sum(np.logaddexp(0.0, eta) - y * eta)) + 0.5 * float(d @ P @ d)
+
+    f = objective(theta)
+    for _ in range(max_iter):
+        p = sigmoid(Z1 @ theta)
+        grad = Z1.T @ (p - y) + P @ (theta - centre)
+        H = (Z1 * (p * (1 - p))[:, None]).T @ Z1 + P + 1e-10 * np.eye(q + 1)
+        step = np.linalg.solve(H, grad)
+        t = 1.0
+        while True:
+            cand = theta - t * step
+            fc = objective(cand)
+            if fc <= f + 1e-12 or t < 1e-6:
+                break
+            t /= 2
+        theta, f_old, f = cand, f, fc
+        if np.max(np.abs(t * step)) < tol or abs(f_old - f) < tol * max(1.0, abs(f)):
+            break
+    return theta
+
+
+def _fit_anchored(
+    X: np.ndarray, y: np.ndarray, params: dict[str, Any], prior: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    path = _AnchoredPath(X, y, prior)
+    return path.tables(path.theta(params))
+
+
 # ---------------------------------------------------------------- spline GAM
 # Columns left out of the GAM because they are step functions of scale scores: the attachment
 # style is the highest of four 1-7 ratings, so one point on one rating can flip it (the smooth
@@ -214,25 +322,31 @@ class _Design:
         return out
 
 
-def _fit_penalised(
+def fit_penalised(
     B: np.ndarray,
     y: np.ndarray,
     Q: np.ndarray,
     lam: float,
     bounds: list,
     start: np.ndarray | None = None,
+    mu: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Bound-constrained penalised logistic regression: sum of log losses + lam/2 theta'Q theta."""
+    """Bound-constrained penalised logistic regression: sum of log losses
+    + lam/2 (theta - mu)'Q(theta - mu). ``mu`` (default 0, the intercept excluded) is where the
+    penalty pulls the coefficients: zero for a ridge, a published effect for ``anchored``."""
     n, p = B.shape
     B1 = np.hstack([np.ones((n, 1)), B])
     Qf = np.zeros((p + 1, p + 1))
     Qf[1:, 1:] = lam * Q
+    centre = np.zeros(p + 1)
+    if mu is not None:
+        centre[1:] = mu
 
     def f(theta: np.ndarray) -> tuple[float, np.ndarray]:
         eta = B1 @ theta
         loss = float(np.sum(np.logaddexp(0.0, eta) - y * eta))
-        Qt = Qf @ theta
-        return loss + 0.5 * float(theta @ Qt), B1.T @ (sigmoid(eta) - y) + Qt
+        Qt = Qf @ (theta - centre)
+        return loss + 0.5 * float((theta - centre) @ Qt), B1.T @ (sigmoid(eta) - y) + Qt
 
     if start is None:
         prev = np.clip(y.mean(), 1e-3, 1 - 1e-3)
@@ -284,7 +398,7 @@ class _SplinePath:
     def fit(self, lam: float, rho: float) -> ScoringModel:
         prev = self._last.get(rho)
         start = prev[1] if prev is not None else None
-        theta = _fit_penalised(self.B, self.y, self.design.penalty(rho), lam, self.bounds, start)
+        theta = fit_penalised(self.B, self.y, self.design.penalty(rho), lam, self.bounds, start)
         self._last[rho] = (lam, theta)
         return ScoringModel(
             "spline", {"lam": lam, "rho": rho}, additive=_spline_tables(self.design, theta)
@@ -324,7 +438,13 @@ def _fit_booster(data, params: dict[str, Any], seed: int):
 
 # ---------------------------------------------------------------- tuning
 def _raw_model(
-    kind: str, X: np.ndarray, y: np.ndarray, params: dict[str, Any], seed: int, data=None
+    kind: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    params: dict[str, Any],
+    seed: int,
+    data=None,
+    prior: np.ndarray | None = None,
 ) -> ScoringModel:
     if kind == "logistic":
         return ScoringModel(kind, dict(params), linear=_fit_linear(X, y, params["C"]))
@@ -332,6 +452,8 @@ def _raw_model(
         return ScoringModel(kind, dict(params), linear=_fit_linear(X, y, params["C"], RAW_COLUMNS))
     if kind == "spline":
         return _SplinePath(X, y).fit(params["lam"], params["rho"])
+    if kind == "anchored":
+        return ScoringModel(kind, dict(params), linear=_fit_anchored(X, y, params, prior))
     if kind == "lightgbm":
         return ScoringModel(
             kind,
@@ -346,6 +468,8 @@ def candidate_configs(kind: str, n: int, seed: int) -> list[dict[str, Any]]:
         return [{"C": c} for c in LOGISTIC_GRID]
     if kind == "ridge":
         return [{"C": c} for c in RIDGE_GRID]
+    if kind == "anchored":  # C ascending within each weight: each fit warm-starts the next
+        return [{"C": c, "t": t} for t in ANCHORED_WEIGHTS for c in ANCHORED_GRID]
     if kind == "spline":  # lam descending within each rho: each fit warm-starts the next
         return [{"lam": lam, "rho": r} for r in SPLINE_RHOS for lam in SPLINE_LAMBDAS[::-1]]
     rng = np.random.default_rng(seed)
@@ -380,9 +504,16 @@ def _tuning_rows(y: np.ndarray, seed: int) -> np.ndarray:
     return np.sort(rng.choice(len(y), TUNE_MAX_ROWS, replace=False))
 
 
-def _oof_margins(kind: str, configs: list[dict], X, y, folds, seed: int) -> list[np.ndarray]:
+def _oof_margins(
+    kind: str, configs: list[dict], X, y, folds, seed: int, prior: np.ndarray | None = None
+) -> list[np.ndarray]:
     out = [np.empty(len(y)) for _ in configs]
     for tr, va in folds:
+        if kind == "anchored":
+            path = _AnchoredPath(X[tr], y[tr], prior)
+            for i, cfg in enumerate(configs):
+                out[i][va] = path.fit(cfg).margin(X[va])
+            continue
         if kind == "spline":
             path = _SplinePath(X[tr], y[tr])
             for i, cfg in enumerate(configs):
@@ -395,7 +526,13 @@ def _oof_margins(kind: str, configs: list[dict], X, y, folds, seed: int) -> list
 
 
 def fit_candidate(
-    kind: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, n_configs: int, seed: int
+    kind: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    n_configs: int,
+    seed: int,
+    prior: np.ndarray | None = None,
 ) -> ScoringModel:
     """Tune on inner grouped folds (log loss of the out-of-fold predictions), calibrate the kinds
     in ``CALIBRATED`` on the winner's out-of-fold margins, refit on all rows.
@@ -407,16 +544,22 @@ def fit_candidate(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_candidate(kind, X, y, groups, n_configs, seed)
+        return _fit_candidate(kind, X, y, groups, n_configs, seed, prior)
 
 
 def _fit_candidate(
-    kind: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, n_configs: int, seed: int
+    kind: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    n_configs: int,
+    seed: int,
+    prior: np.ndarray | None = None,
 ) -> ScoringModel:
     configs = candidate_configs(kind, n_configs, seed)
     rows = _tuning_rows(y, seed)
     Xt, yt, gt = X[rows], y[rows], groups[rows]
-    if kind == "ridge":
+    if kind in ("ridge", "anchored"):
         k, repeats = RIDGE_INNER_SPLITS, auto_repeats(len(yt))
     else:
         k, repeats = INNER_SPLITS, 1
@@ -425,7 +568,7 @@ def _fit_candidate(
     for rep in range(repeats):
         inner = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed + rep)
         folds = list(inner.split(Xt, yt, gt))
-        for i, oof in enumerate(_oof_margins(kind, configs, Xt, yt, folds, seed)):
+        for i, oof in enumerate(_oof_margins(kind, configs, Xt, yt, folds, seed, prior)):
             if kind in CALIBRATED:
                 a, b = platt(oof, yt)
                 losses[i] += _log_loss(yt, sigmoid(a * oof + b)) / repeats
@@ -438,7 +581,7 @@ def _fit_candidate(
         if best is None or loss < best[0] - 1e-12:
             best = (float(loss), cfg, oof)
     loss, cfg, oof = best
-    model = _raw_model(kind, X, y, cfg, seed)
+    model = _raw_model(kind, X, y, cfg, seed, prior=prior)
     if kind in CALIBRATED:
         model.platt_a, model.platt_b = platt(oof, yt)
     model.params = {**cfg, "inner_cv_log_loss": round(loss, 6)}

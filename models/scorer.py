@@ -44,6 +44,11 @@ DRIVER_INDEX = {
 }
 
 
+# The level of every stated interval: "95% uncertainty" on the page, ``risk_interval.level`` in
+# the API.
+UNCERTAINTY_LEVEL = 0.95
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -500.0, 500.0)))  # no overflow warning; same values
 
@@ -64,6 +69,10 @@ class ScoringModel:
     booster: Any = None  # lightgbm.Booster
     reference: dict[str, Any] = field(default_factory=dict)
     feature_names: tuple[str, ...] = FEATURE_NAMES
+    # Per-client uncertainty (models.building.uncertainty): B refits of the model's coefficients
+    # as weights on ``raw_basis`` (``W``: B x q, ``c``: B intercepts, raw log-odds), the method
+    # ("bootstrap" or "normal") and B. None for LightGBM (no interval is stated).
+    uncertainty: dict[str, Any] | None = None
 
     # ---- scoring -------------------------------------------------------------------------
     def _standardised(self, X: np.ndarray) -> np.ndarray:
@@ -100,6 +109,39 @@ class ScoringModel:
 
     def proba(self, X: np.ndarray) -> np.ndarray:
         return sigmoid(self.platt_a * self.margin(X) + self.platt_b)
+
+    # ---- uncertainty -----------------------------------------------------------------------
+    def raw_basis(self, X: np.ndarray) -> np.ndarray:
+        """The columns an additive model's raw log-odds is linear in: the imputed record, then
+        for every spline column its ramps ``clip(x - k_i, 0, k_{i+1} - k_i)`` (flat outside the
+        knots, like ``np.interp``). margin = c + raw_basis(X) @ w for the fitted model and for
+        every refit kept in ``uncertainty``."""
+        if self.linear is not None:
+            return np.where(np.isnan(X), self.linear["median"], X)
+        add = self.additive
+        Xi = np.where(np.isnan(X), add["median"], X)
+        parts = [Xi]
+        for j, k in zip(add["spline_cols"], add["knots"], strict=True):
+            parts.append(np.clip(Xi[:, j][:, None] - k[:-1], 0.0, np.diff(k)))
+        return np.hstack(parts)
+
+    def interval(
+        self, X: np.ndarray, risk: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The 95% uncertainty interval of every row's risk (``UNCERTAINTY_LEVEL``): the 2.5th
+        and 97.5th percentiles of the calibrated risk over the B refits. Widened to contain the
+        model's own risk where a percentile falls on the other side of it (a shrunk model's risk
+        can sit at the edge of its refits). None when the model carries no refits (LightGBM)."""
+        unc = self.uncertainty
+        if unc is None:
+            return None
+        m = self.raw_basis(X) @ unc["W"].T + unc["c"]  # n x B raw log-odds
+        P = sigmoid(self.platt_a * m + self.platt_b)
+        tail = (1.0 - UNCERTAINTY_LEVEL) / 2.0
+        lo, hi = np.quantile(P, [tail, 1.0 - tail], axis=1)
+        if risk is None:
+            risk = self.proba(X)
+        return np.minimum(lo, risk), np.maximum(hi, risk)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Exact Shapley values against the typical client, in calibrated log-odds: one column
@@ -158,6 +200,7 @@ class ScoringModel:
             "reference": self.reference,
             "linear": {k: np.asarray(v).tolist() for k, v in (self.linear or {}).items()} or None,
             "additive": self.additive,
+            "uncertainty": self.uncertainty,
         }
         (d / "model.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
         if self.booster is not None:
@@ -199,6 +242,7 @@ class ScoringModel:
             additive=_additive(meta.get("additive")),
             booster=booster,
             reference=meta["reference"],
+            uncertainty=_uncertainty(meta.get("uncertainty")),
         )
 
 
@@ -212,6 +256,16 @@ def _additive(meta: dict[str, Any] | None) -> dict[str, Any] | None:
         "spline_cols": [int(j) for j in meta["spline_cols"]],
         "knots": [np.asarray(k, dtype=float) for k in meta["knots"]],
         "values": [np.asarray(v, dtype=float) for v in meta["values"]],
+    }
+
+
+def _uncertainty(meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not meta:
+        return None
+    return {
+        **meta,
+        "W": np.asarray(meta["W"], dtype=float),
+        "c": np.asarray(meta["c"], dtype=float),
     }
 
 

@@ -24,6 +24,7 @@ the best one wins. Each candidate is tuned and calibrated inside every training 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,7 +46,23 @@ from models.scorer import ScoringModel
 
 # Simplest first: the one-SE rule favours the earlier one. "ridge" is the baseline (issue 10);
 # "logistic" is the older linear candidate, kept selectable.
-CANDIDATES = ("ridge", "logistic", "spline", "lightgbm")
+CANDIDATES = ("ridge", "anchored", "logistic", "spline", "lightgbm")
+
+
+@functools.lru_cache(maxsize=8)
+def _prior_vector(spec: str) -> np.ndarray | None:
+    from models.building.priors import load
+
+    prior = load(spec)
+    return None if prior is None else prior.vector()
+
+
+def prior_vector(spec: str) -> np.ndarray | None:
+    """The ``anchored`` candidate's prior per model column (``train.prior``), read once."""
+    v = _prior_vector(str(spec))
+    return None if v is None else v.copy()
+
+
 SUBGROUP_COLUMNS = ("sex", "age_band", "ethnicity", "service_id", "primary_substance")
 # Learning curve: the champion's kind evaluated on these fractions of the data (1.0 is the main
 # evaluation). A point needs 100 clients and 20 in the smaller class, or it is left out.
@@ -100,6 +117,8 @@ class TrainResult:
     null_log_loss: float = float("nan")  # intercept-only model (the prevalence) on those rows
     learning_curve: pd.DataFrame | None = None
     transport: pd.DataFrame | None = None  # leave-one-service-out, one row per service
+    sample_size: dict | None = None  # models.building.sample_size.SampleSize.to_dict()
+    uncertainty: dict | None = None  # how the per-client intervals were made (method, B)
 
 
 def split_groups(frame: pd.DataFrame, group_by: str) -> np.ndarray:
@@ -165,7 +184,15 @@ def oof_predictions(
     rows = []
     for rep, folds in enumerate(splits):
         for k, (tr, va) in enumerate(folds):
-            m = fit_candidate(kind, X[tr], y[tr], groups[tr], cfg.tune_iterations, cfg.seed + rep)
+            m = fit_candidate(
+                kind,
+                X[tr],
+                y[tr],
+                groups[tr],
+                cfg.tune_iterations,
+                cfg.seed + rep,
+                prior=prior_vector(cfg.prior),
+            )
             P[rep, va] = m.proba(X[va])
             pm = M.point_metrics(y[va], P[rep, va])
             rows.append(
@@ -272,9 +299,19 @@ def learning_curve(
             yy, p = y[sub], P[0]
         else:
             m = (
-                refit_with_params(kind, X[sub], y[sub], groups[sub], params, cfg.seed)
+                refit_with_params(
+                    kind, X[sub], y[sub], groups[sub], params, cfg.seed, prior_vector(cfg.prior)
+                )
                 if params is not None and len(sub) >= TUNE_MAX_ROWS
-                else fit_candidate(kind, X[sub], y[sub], groups[sub], cfg.tune_iterations, cfg.seed)
+                else fit_candidate(
+                    kind,
+                    X[sub],
+                    y[sub],
+                    groups[sub],
+                    cfg.tune_iterations,
+                    cfg.seed,
+                    prior=prior_vector(cfg.prior),
+                )
             )
             yy, p = y[test], m.proba(X[test])
         pm = M.point_metrics(yy, p)
@@ -286,7 +323,13 @@ def learning_curve(
 
 
 def refit_with_params(
-    kind: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, params: dict, seed: int
+    kind: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    params: dict,
+    seed: int,
+    prior: np.ndarray | None = None,
 ) -> ScoringModel:
     """``kind`` fitted on these rows with hyper-parameters already tuned (``params``, as in a
     fitted model's ``params``): no tuning grid. The kinds Platt-calibrated by
@@ -317,7 +360,7 @@ def refit_with_params(
 
     config = {k: v for k, v in params.items() if k != "inner_cv_log_loss"}
     with threadpool_limits(1, user_api="blas"):
-        model = _raw_model(kind, X, y, config, seed)
+        model = _raw_model(kind, X, y, config, seed, prior=prior)
         if kind in CALIBRATED:
             rows = _tuning_rows(y, seed)
             inner = StratifiedGroupKFold(n_splits=INNER_SPLITS, shuffle=True, random_state=seed)
@@ -360,7 +403,15 @@ def leave_one_service_out(
         m = (
             refit_with_params(kind, X[tr], y[tr], groups[tr], params, cfg.seed)
             if params is not None
-            else fit_candidate(kind, X[tr], y[tr], groups[tr], cfg.tune_iterations, cfg.seed)
+            else fit_candidate(
+                kind,
+                X[tr],
+                y[tr],
+                groups[tr],
+                cfg.tune_iterations,
+                cfg.seed,
+                prior=prior_vector(cfg.prior),
+            )
         )
         ci = M.bootstrap_ci(
             y[te],
@@ -411,6 +462,7 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
     protocol = choose_protocol(len(y), len(set(groups)), cfg)
     log(f"evaluation protocol: {protocol.why}")
     kinds = [c for c in CANDIDATES if c in cfg.candidates]
+    prior = prior_vector(cfg.prior)
 
     t = time.perf_counter()
     P_by: dict[str, np.ndarray] = {}
@@ -429,7 +481,7 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
         )
         for kind in kinds:
             fitted[kind] = fit_candidate(
-                kind, X[tr], y[tr], groups[tr], cfg.tune_iterations, cfg.seed
+                kind, X[tr], y[tr], groups[tr], cfg.tune_iterations, cfg.seed, prior=prior
             )
             P_by[kind] = fitted[kind].proba(X[ev])[None, :]
             pm = M.point_metrics(y[ev], P_by[kind][0])
@@ -449,7 +501,7 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
 
     t = time.perf_counter()
     if protocol.name == "cv":
-        model = fit_candidate(champion, X, y, groups, cfg.tune_iterations, cfg.seed)
+        model = fit_candidate(champion, X, y, groups, cfg.tune_iterations, cfg.seed, prior=prior)
         model.reference = reference_cohort(
             frame, settings.bands.model_dump(), settings.label.model_dump()
         )
@@ -459,6 +511,23 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
             frame.iloc[tr], settings.bands.model_dump(), settings.label.model_dump()
         )
     timings["final_fit_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    from models.building.uncertainty import attach_uncertainty
+
+    fit_rows = np.arange(len(y)) if protocol.name == "cv" else tr
+    uncertainty = attach_uncertainty(
+        model,
+        X[fit_rows],
+        y[fit_rows],
+        groups[fit_rows],
+        cfg.seed,
+        normal_from=cfg.holdout_from,
+        prior=prior,
+    )
+    if uncertainty is not None:
+        log(f"uncertainty: {uncertainty['method']}, B = {uncertainty['B']}")
+    timings["uncertainty_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     P = P_by[champion]
@@ -560,4 +629,5 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
         null_log_loss=null_ll,
         learning_curve=curve,
         transport=loso,
+        uncertainty=uncertainty,
     )

@@ -57,8 +57,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--candidates",
         nargs="+",
-        choices=["ridge", "spline", "lightgbm", "logistic"],
-        help="model families to compare (default ridge and spline; one name forces that family)",
+        choices=["ridge", "anchored", "spline", "lightgbm", "logistic"],
+        help="model families to compare (default ridge and spline, with the ridge replaced by "
+        "'anchored' below the minimum sample size; one name forces that family)",
+    )
+    p.add_argument(
+        "--prior",
+        metavar="literature|none|FILE",
+        help="published effects the 'anchored' candidate shrinks towards: 'literature' (default, "
+        "models/priors/literature-v1.toml, sources in docs/domain.md), 'none', or a TOML file",
     )
     p.add_argument(
         "--no-promote",
@@ -97,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         train__experiment=args.experiment,
         train__seed=args.seed,
         train__candidates=tuple(args.candidates) if args.candidates else None,
+        train__prior=args.prior,
         data_dir=args.input,
     )
     if settings is None:
@@ -282,12 +290,20 @@ def run(
                     f"features and labels: {len(y)} labelled clients, {y.mean():.1%} low alliance; {labels.counts}",
                 )
 
+                task = step("sample size")
+                settings, sample = _sample_size(settings, client, y, log)
+                done(
+                    task,
+                    f"sample size: {'enough' if sample.enough else 'below'} the minimum n {sample.minimum_n:,}",
+                )
+
                 task = step("candidates, evaluation, explanation")
                 from models.training import train_models
 
                 result = train_models(
                     settings, scored, X, y, oracle=oracle_p, true_ranking=ranking, log=log
                 )
+                result.sample_size = sample.to_dict()
                 done(task, f"candidates: champion candidate {result.champion}")
 
                 task = step("logging to MLflow")
@@ -332,6 +348,74 @@ def run(
             return 1
     _summary(console, result, outcome, time.perf_counter() - t0, synthetic)
     return 0
+
+
+def _anticipated_r2(settings, client, prevalence: float) -> tuple[float, str]:
+    """The anticipated Cox-Snell R^2 for the sample-size criteria, and where it came from: the
+    existing champion's cross-validated log loss on its own data, else the literature prior's
+    effects, else Riley et al.'s conservative default (Nagelkerke 0.15)."""
+    import numpy as np
+
+    from models.building import sample_size as S
+    from models.building.priors import load
+
+    name = settings.train.registered_model
+    try:
+        from models.registry import champion_version
+
+        mv = champion_version(client, name)
+        if mv is not None:
+            m = client.get_run(mv.run_id).data.metrics
+            if "test_log_loss" in m and "null_log_loss" in m and m["null_log_loss"] > 0:
+                # the champion's own prevalence, from its null log loss
+                lo, hi = 1e-6, 0.5
+                for _ in range(80):
+                    mid = (lo + hi) / 2
+                    ll = -(mid * np.log(mid) + (1 - mid) * np.log(1 - mid))
+                    lo, hi = (mid, hi) if ll < m["null_log_loss"] else (lo, mid)
+                r2 = S.r2_cs_from_log_loss(m["test_log_loss"], (lo + hi) / 2)
+                if r2 > 0:
+                    return r2, f"the champion, {name} version {mv.version}"
+    except Exception:  # an unreadable registry is not a reason to stop training
+        pass
+    prior = load(settings.train.prior)
+    if prior is not None:
+        r2 = prior.anticipated_r2_cs(prevalence)
+        if r2 > 0:
+            return r2, f"the prior {prior.version}"
+    return S.default_r2_cs(prevalence), "Riley et al.'s default, Nagelkerke R2 0.15"
+
+
+def _sample_size(settings, client, y, log):
+    """Riley et al. 2020's criteria for the ridge's parameters at this n; below them, unless
+    train.candidates was set, the ridge is replaced by the anchored candidate."""
+    import numpy as np
+
+    from models.building import sample_size as S
+    from models.estimators import RAW_COLUMNS
+
+    prevalence = float(np.mean(y))
+    r2, source = _anticipated_r2(settings, client, prevalence)
+    sample = S.criteria(len(y), int(RAW_COLUMNS.sum()), prevalence, r2, source)
+    log(sample.summary())
+    cfg = settings.train
+    if (
+        not sample.enough
+        and cfg.steer_by_sample_size
+        and "candidates" not in cfg.model_fields_set
+        and cfg.prior != "none"
+        and "ridge" in cfg.candidates
+    ):
+        steered = tuple("anchored" if c == "ridge" else c for c in cfg.candidates)
+        log(
+            f"candidates {', '.join(cfg.candidates)} -> {', '.join(steered)}: below the minimum "
+            f"sample size the ridge (shrunk towards zero) is replaced by the ridge shrunk towards "
+            f"the published prior ({cfg.prior})"
+        )
+        settings = settings.model_copy(
+            update={"train": cfg.model_copy(update={"candidates": steered})}
+        )
+    return settings, sample
 
 
 def _peak_mb() -> float:
