@@ -47,7 +47,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from tests.support.harness import FAST_CONFIG, run_pipeline  # noqa: E402  (one training harness)
+from harness.commands import FAST_CONFIG, run_pipeline  # noqa: E402  (one training harness)
 
 SIZES = (190, 500, 1100, 4000)
 WORLDS = ("default", "hinges", "nonlinear")
