@@ -498,6 +498,8 @@ def summarise_issue17(runs: list[Run]) -> tuple[list[str], bool]:
                         all(r.trained_auroc >= r.ridge_auroc - GOAL_PRIOR_LOSS for r in sc),
                     )
                 )
+        elif any(r.champion for r in rs):  # a CSV written before these figures existed
+            goals.append(("figures not measured in this CSV", None))
         else:
             goals.append(("a model to score", False))
         ok_all &= all(ok for _, ok in goals if ok is not None)
