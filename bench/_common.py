@@ -1,11 +1,11 @@
 """Shared pieces of the serving benchmarks (bench/serve_latency.py, bench/load.py).
 
 - a throw-away tracking store with a champion, trained by the real CLI (``pipelines.train``) on a
-  SYNTHETIC cohort with the fast settings the tests use (tests/support/harness.py ``make_store``);
+  SYNTHETIC cohort with the fast settings the tests use (harness/commands.py ``make_store``);
 - scoring records taken from a SYNTHETIC intake (``simulator.generator``), as the flat JSON record
   the API takes, plus malformed variants that must be answered 4xx;
 - starting and stopping ``bentoml serve`` (with the environment and command of the tests'
-  harness, tests/support/harness.py) and ``mlflow models serve``, each in its own process group, and timing the first good answer;
+  harness, harness/commands.py) and ``mlflow models serve``, each in its own process group, and timing the first good answer;
 - resident memory of a server's process tree (psutil, or /proc when psutil is absent);
 - a sequential keep-alive client and a closed-loop concurrent client (one thread and one
   ``httpx.Client`` per connection).
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.support.harness import (
+from harness.commands import (
     FAST_CONFIG,
     REPO,
     SERVE_COMMAND,

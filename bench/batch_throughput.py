@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bench._common import BIG_LIGHTGBM, best_of
-from tests.support.cohort import labelled_matrix
+from harness.cohort import labelled_matrix
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -20,7 +20,7 @@ import argparse
 import numpy as np
 
 from bench._common import BIG_LIGHTGBM, best_of
-from tests.support.cohort import labelled_matrix
+from harness.cohort import labelled_matrix
 
 
 def main() -> None:

@@ -3,12 +3,18 @@
     .venv/bin/python -m bench.learning_curve                      # the full grid (CPU-heavy)
     .venv/bin/python -m bench.learning_curve --quick              # smoke run, a few minutes
     .venv/bin/python -m bench.learning_curve --worlds default,hinges --sizes 190,4000 --seeds 1,2,3
+    .venv/bin/python -m bench.learning_curve --issue17 --train-args "--prior literature"
+    .venv/bin/python -m bench.learning_curve --summarise runs.csv
+
+A "world" here is a cohort name of simulator/worlds.py ``cohort_spec``: a world (``hinges``,
+``prior_reversed``), a design (``few_counsellors``: 4 services of 5-9 counsellors, default world)
+or both (``few_counsellors+prior_halved``). Training and test cohorts share world and design.
 
 For every world, training size n and seed, a cohort of n admissions is generated
 (`simulator.generator`, world and seed given) and trained on exactly as a user would: `python -m
 pipelines.train --data DIR` in a subprocess, against a fresh SQLite tracking store (the CLI is the
-stable interface; the candidates and the gate behind it may change). If the gate made a champion,
-it is loaded with ``mlflow.pyfunc.load_model("models:/<registered_model>@champion")`` and scored on
+stable interface; the candidates and the gate behind it may change; ``--train-args`` adds flags to
+it). If the gate made a champion, it is loaded with ``mlflow.pyfunc.load_model("models:/<registered_model>@champion")`` and scored on
 a large independent test cohort of the same world (another seed: new clients, counsellors and
 services). Beside it, on the same training rows:
 
@@ -18,15 +24,35 @@ services). Beside it, on the same training rows:
   integrated over counsellor and service effects, i.e. the best any model can do for clients of
   counsellors and services it has never seen, which is what the test cohort holds).
 
+Against the oracle, per run (issue 17), for the champion (or, when the gate refused, the version
+the run registered; ``scored`` says which):
+- band agreement: share of test clients whose band (the model's own ``band`` output) is the band
+  of their oracle risk, both by the trained model's band settings (features/settings.py
+  ``BandConfig``, stored with the model);
+- truly-high recall: share of clients with oracle risk >= 40% whom the model puts in the high band;
+- mean absolute error of the risk against the oracle risk, in percentage points;
+- when the pyfunc's output has ``risk_low`` and ``risk_high`` (a 95% uncertainty interval per
+  client): the share of clients whose oracle risk lies inside it, and its median width in points;
+  otherwise "n/a".
+
 Printed per (world, n): champions registered (of seeds), mean AUROC, Brier and calibration slope of
-the champion, the baseline and the oracle, and the issue's goals as PASS/FAIL:
+the champion, the baseline and the oracle, and issue 10's goals as PASS/FAIL:
 - registered: a champion for every seed wherever the oracle's AUROC is clearly above 0.5 (>= 0.55);
 - AUROC: the champion's mean AUROC at most 0.003 below the baseline's (same seeds);
 - Brier: the champion's mean Brier at most 0.5% above the baseline's (same seeds);
 - beats: in non-linear worlds (simulator/worlds.py) at n >= 4,000, AUROC above and Brier below the
   baseline's.
-Metrics: models/metrics.py ``point_metrics`` against the realised labels of the test cohort's
-labelled clients (features/labels.py, client rater, threshold 5.0). Nothing here asserts.
+Then, per (world, n), issue 17's figures (means over the seeds' scored models) and its "Done
+when" goals as PASS/FAIL (goals that do not apply are not printed):
+- band agreement >= 0.82, truly-high recall >= 0.70, mean error <= 5 points (means over seeds);
+- AUROC >= the baseline's + 0.01 (means over the same seeds);
+- coverage of the 95% interval >= 0.90 (mean over seeds; n/a without intervals);
+- wrong-prior worlds (simulator/worlds.py ``wrong_prior``): every run's AUROC at most 0.005 below
+  its baseline's;
+and per world, over its runs at n <= 500: calibration slope within 0.8-1.25 in at least 5 of 6
+runs (a share >= 5/6). Metrics: models/metrics.py ``point_metrics`` against the realised labels of
+the test cohort's labelled clients (features/labels.py, client rater, threshold 5.0); the
+issue-17 figures against the oracle on the same clients. Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -34,6 +60,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -47,7 +74,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from tests.support.harness import FAST_CONFIG, run_pipeline  # noqa: E402  (one training harness)
+from harness.commands import FAST_CONFIG, run_pipeline  # noqa: E402  (one training harness)
 
 SIZES = (190, 500, 1100, 4000)
 WORLDS = ("default", "hinges", "nonlinear")
@@ -59,6 +86,22 @@ AUROC_TOL = 0.003
 BRIER_TOL = 0.005  # relative
 BEAT_N = 4000
 ORACLE = "p_low_alliance_client_no_ids"
+# Issue 17's "Done when" goals (sizes 190 and 500).
+TRULY_HIGH = 0.40  # oracle risk of a truly high-risk client
+GOAL_BAND = 0.82
+GOAL_RECALL = 0.70
+GOAL_MAE_PTS = 5.0
+GOAL_SLOPE = (0.8, 1.25)
+GOAL_SLOPE_SHARE = 5 / 6  # "in at least 5 of 6 runs per world"
+GOAL_SLOPE_MAX_N = 500  # the sizes the goals name
+GOAL_AUROC_GAIN = 0.01
+GOAL_COVERAGE = 0.90
+GOAL_PRIOR_LOSS = 0.005  # wrong-prior worlds: never more than this AUROC below the baseline
+ISSUE17 = {
+    "worlds": "default,few_counsellors,hinges,prior_absent,prior_halved,prior_reversed",
+    "sizes": (190, 500),
+    "seeds": (1, 2, 3),
+}
 
 
 def log(msg: str) -> None:
@@ -88,18 +131,41 @@ class Run:
     # The version this run registered, champion or not (the issue's "trained model" column).
     trained_auroc: float | None = None
     trained_brier: float | None = None
+    # Issue 17, against the oracle, for the scored version ("champion", "refused" or "none").
+    scored: str = "none"
+    band_agree: float | None = None
+    high_recall: float | None = None
+    mae_pts: float | None = None
+    coverage: float | None = None  # None: the model gives no risk_low / risk_high
+    width_pts: float | None = None
+    ridge_band_agree: float | None = None
+    ridge_high_recall: float | None = None
+    ridge_mae_pts: float | None = None
+    truly_high: int | None = None  # test clients with oracle risk >= TRULY_HIGH
+    train_args: str = ""
 
 
 # ---- data ---------------------------------------------------------------------------------------
+def _generate(name: str, n: int, seed: int, ground_truth: bool = True):
+    """A cohort of a benchmark world name (simulator/worlds.py ``cohort_spec``)."""
+    from simulator.generator import generate
+    from simulator.worlds import cohort_spec
+
+    world, design = cohort_spec(name)
+    return generate(
+        n, seed=seed, world=world.name, ground_truth=ground_truth, **design.generate_args()
+    )
+
+
 def _test_cohort(world: str, test_n: int, workdir: Path) -> Path:
     """The independent test cohort of a world (with true probabilities), cached in workdir."""
-    from simulator.generator import generate, write
+    from simulator.generator import write
 
     d = workdir / f"test_{world}_{test_n}_{TEST_SEED}"
     if (d / "ground_truth.csv").exists():
         return d
     t = time.perf_counter()
-    write(generate(test_n, seed=TEST_SEED, world=world), d)
+    write(_generate(world, test_n, TEST_SEED), d)
     log(f"test cohort {world}: {test_n} admissions in {time.perf_counter() - t:.0f} s")
     return d
 
@@ -164,24 +230,81 @@ def ridge_baseline(train_frame, y):
 
 
 # ---- one training run ---------------------------------------------------------------------------
-def one_run(world: str, n: int, seed: int, test_dir: str, root: str, config: str | None) -> Run:
+def versus_oracle(risk, band_level, p_oracle, bands) -> dict[str, float | int | None]:
+    """Issue 17's figures of one model against the oracle on the same clients: band agreement
+    (the model's band level vs the oracle risk's, by ``bands``), recall of truly high-risk clients
+    (oracle >= TRULY_HIGH) put in the high band, mean absolute error in percentage points."""
+    import numpy as np
+
+    risk, p_oracle = np.asarray(risk, dtype=float), np.asarray(p_oracle, dtype=float)
+    level, truth = np.asarray(band_level), np.asarray(bands.level(p_oracle))
+    high = p_oracle >= TRULY_HIGH
+    return {
+        "band_agree": float(np.mean(level == truth)),
+        "high_recall": float(np.mean(level[high] == 2)) if high.any() else None,
+        "mae_pts": float(100 * np.mean(np.abs(risk - p_oracle))),
+        "truly_high": int(high.sum()),
+    }
+
+
+def interval_figures(out, p_oracle) -> tuple[float | None, float | None]:
+    """(coverage of the oracle risk, median width in points) of the pyfunc's ``risk_low`` /
+    ``risk_high`` columns; (None, None) when it has none."""
+    import numpy as np
+
+    if not {"risk_low", "risk_high"} <= set(out.columns):
+        return None, None
+    lo = np.asarray(out["risk_low"], dtype=float)
+    hi = np.asarray(out["risk_high"], dtype=float)
+    p = np.asarray(p_oracle, dtype=float)
+    return float(np.mean((lo <= p) & (p <= hi))), float(100 * np.median(hi - lo))
+
+
+def _model_bands(pyfunc, config: str | None):
+    """The band settings the trained model scores with (stored with it), else the config's."""
+    from features.settings import BandConfig, load_settings
+
+    try:
+        bands = pyfunc.unwrap_python_model().bands
+        if isinstance(bands, BandConfig):
+            return bands
+    except Exception:  # another pyfunc layout: fall back to the settings it was trained with
+        pass
+    return load_settings(config).bands
+
+
+def one_run(
+    world: str,
+    n: int,
+    seed: int,
+    test_dir: str,
+    root: str,
+    config: str | None,
+    train_args: tuple[str, ...] = (),
+) -> Run:
     """Generate, train with the CLI, score champion, baseline and oracle on the test cohort."""
     import mlflow
     import numpy as np
     import pandas as pd
 
-    from features.settings import load_settings
+    from features.settings import BAND_NAMES, load_settings
     from models.metrics import point_metrics
     from models.resolve import find_version, model_uri
-    from simulator.generator import generate, write
+    from simulator.generator import write
 
     base = Path(root) / f"{world}_n{n}_s{seed}"
     shutil.rmtree(base, ignore_errors=True)
     data = base / "data"
-    write(generate(n, seed=seed, world=world, ground_truth=False), data)
+    write(_generate(world, n, seed, ground_truth=False), data)
     uri = f"sqlite:///{base / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "GX_ANALYTICS_ENABLED": "false"}
-    args = ["--data", str(data)] + (["--config", config] if config else [])
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "GX_ANALYTICS_ENABLED": "false",
+        # training exports its champion to BentoML's model store: this run's own, not ~/bentoml
+        "BENTOML_HOME": str(base / "bentoml"),
+    }
+    args = ["--data", str(data)] + (["--config", config] if config else []) + list(train_args)
     t = time.perf_counter()
     proc = run_pipeline("train", *args, env=env, timeout=3600)
     train_s = time.perf_counter() - t
@@ -199,25 +322,37 @@ def one_run(world: str, n: int, seed: int, test_dir: str, root: str, config: str
     test_frame, y_test = _load(Path(test_dir))
     gt = pd.read_csv(Path(test_dir) / "ground_truth.csv", dtype={"admission_id": "str"})
     p_oracle = gt.set_index("admission_id")[ORACLE].reindex(test_frame["admission_id"].astype(str))
-    oracle = point_metrics(y_test, p_oracle.to_numpy())
-    ridge = point_metrics(y_test, ridge_baseline(train_frame, y)(test_frame))
+    p_oracle = p_oracle.to_numpy()
+    oracle = point_metrics(y_test, p_oracle)
+    p_ridge = ridge_baseline(train_frame, y)(test_frame)
+    ridge = point_metrics(y_test, p_ridge)
 
     model = trained = None
-    name = load_settings().train.registered_model
+    name = load_settings(config).train.registered_model
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     champion = find_version(client, name) is not None
+    pyfunc, scored = None, "none"
     if champion:
-        pyfunc = mlflow.pyfunc.load_model(model_uri(name))
-        p = np.asarray(pyfunc.predict(test_frame)["risk"], dtype=float)
-        model = trained = point_metrics(y_test, p)
+        pyfunc, scored = mlflow.pyfunc.load_model(model_uri(name)), "champion"
     elif proc.returncode == 0:
         versions = client.search_model_versions(f"name = '{name}'")
         if versions:
             latest = max(int(v.version) for v in versions)
-            pyfunc = mlflow.pyfunc.load_model(model_uri(name, latest))
-            p = np.asarray(pyfunc.predict(test_frame)["risk"], dtype=float)
-            trained = point_metrics(y_test, p)
+            pyfunc, scored = mlflow.pyfunc.load_model(model_uri(name, latest)), "refused"
+    vs = {}
+    coverage = width = None
+    bands = load_settings(config).bands
+    if pyfunc is not None:
+        out = pyfunc.predict(test_frame)
+        p = np.asarray(out["risk"], dtype=float)
+        trained = point_metrics(y_test, p)
+        model = trained if champion else None
+        bands = _model_bands(pyfunc, config)
+        level = pd.Series(out["band"]).map({b: i for i, b in enumerate(BAND_NAMES)}).to_numpy()
+        vs = versus_oracle(p, level, p_oracle, bands)
+        coverage, width = interval_figures(out, p_oracle)
+    rv = versus_oracle(p_ridge, bands.level(np.asarray(p_ridge)), p_oracle, bands)
     shutil.rmtree(data, ignore_errors=True)  # keep the store and log, drop the copy of the data
     return Run(
         world,
@@ -240,6 +375,17 @@ def one_run(world: str, n: int, seed: int, test_dir: str, root: str, config: str
         len(y_test),
         trained["auroc"] if trained else None,
         trained["brier"] if trained else None,
+        scored=scored,
+        band_agree=vs.get("band_agree"),
+        high_recall=vs.get("high_recall"),
+        mae_pts=vs.get("mae_pts"),
+        coverage=coverage,
+        width_pts=width,
+        ridge_band_agree=rv["band_agree"],
+        ridge_high_recall=rv["high_recall"],
+        ridge_mae_pts=rv["mae_pts"],
+        truly_high=rv["truly_high"],
+        train_args=shlex.join(train_args),
     )
 
 
@@ -255,7 +401,10 @@ def _f(x, nd=3):
 
 def summarise(runs: list[Run]) -> tuple[list[str], bool]:
     """One line per (world, n) with the goals; True if every goal that applies passes."""
-    from simulator.worlds import get
+    from simulator.worlds import cohort_spec
+
+    def get(name):
+        return cohort_spec(name)[0]
 
     lines = [
         f"{'world':<14}{'n':>6} {'champ':>6} | {'AUROC champ/ridge/oracle':^23} | "
@@ -299,6 +448,95 @@ def summarise(runs: list[Run]) -> tuple[list[str], bool]:
     return lines, ok_all
 
 
+def _fmt_or_na(x, nd=3, scale=1.0):
+    return "n/a" if x is None else f"{scale * x:.{nd}f}"
+
+
+def _verdict(goals: list[tuple[str, bool | None]]) -> str:
+    return " ".join(f"{g} {'n/a' if ok is None else 'PASS' if ok else 'FAIL'}" for g, ok in goals)
+
+
+def summarise_issue17(runs: list[Run]) -> tuple[list[str], bool]:
+    """Issue 17's figures and "Done when" goals: one line per (world, n), then the slope goal per
+    world over its runs at n <= GOAL_SLOPE_MAX_N. True if every goal that can be judged passes
+    (a goal printed n/a, such as coverage without intervals, is not counted)."""
+    from simulator.worlds import cohort_spec
+
+    lo, hi = GOAL_SLOPE
+    lines = [
+        "Issue 17 (against the oracle; means over the seeds' scored models):",
+        f"{'world':<24}{'n':>6} {'scored':>6} | {'band agree':>10} | {'high recall':>11} | "
+        f"{'MAE pts':>7} | {'slope in range':>14} | {'AUROC model/base':>16} | "
+        f"{'coverage':>8} | {'width pts':>9} | goals",
+    ]
+    ok_all = True
+    keys = sorted({(r.world, r.n) for r in runs})
+    for world, n in keys:
+        rs = [r for r in runs if r.world == world and r.n == n]
+        sc = [r for r in rs if r.band_agree is not None]
+        band, rec = _mean([r.band_agree for r in sc]), _mean([r.high_recall for r in sc])
+        mae = _mean([r.mae_pts for r in sc])
+        m_auc = _mean([r.trained_auroc for r in sc])
+        b_auc = _mean([r.ridge_auroc for r in sc])
+        cov = _mean([r.coverage for r in sc])
+        width = _mean([r.width_pts for r in sc])
+        slopes = [r.model_slope for r in rs if r.model_slope is not None]
+        inside = sum(lo <= x <= hi for x in slopes)
+        goals: list[tuple[str, bool | None]] = []
+        if sc:
+            goals += [
+                (f"band>={GOAL_BAND}", band >= GOAL_BAND),
+                (f"recall>={GOAL_RECALL}", rec is not None and rec >= GOAL_RECALL),
+                (f"MAE<={GOAL_MAE_PTS:g}", mae <= GOAL_MAE_PTS),
+                (f"AUROC>=base+{GOAL_AUROC_GAIN}", m_auc >= b_auc + GOAL_AUROC_GAIN),
+                (f"coverage>={GOAL_COVERAGE}", None if cov is None else cov >= GOAL_COVERAGE),
+            ]
+            if cohort_spec(world)[0].wrong_prior:
+                goals.append(
+                    (
+                        f"prior-safe(AUROC>=base-{GOAL_PRIOR_LOSS} every run)",
+                        all(r.trained_auroc >= r.ridge_auroc - GOAL_PRIOR_LOSS for r in sc),
+                    )
+                )
+        elif any(r.champion for r in rs):  # a CSV written before these figures existed
+            goals.append(("figures not measured in this CSV", None))
+        else:
+            goals.append(("a model to score", False))
+        ok_all &= all(ok for _, ok in goals if ok is not None)
+        lines.append(
+            f"{world:<24}{n:>6} {len(sc):>3}/{len(rs):<2} | {_fmt_or_na(band):>10} | "
+            f"{_fmt_or_na(rec):>11} | {_fmt_or_na(mae, 1):>7} | "
+            f"{f'{inside}/{len(slopes)}':>14} | "
+            f"{f'{_f(m_auc)}/{_f(b_auc)}':>16} | {_fmt_or_na(cov):>8} | "
+            f"{_fmt_or_na(width, 1):>9} | {_verdict(goals)}"
+        )
+    lines.append(
+        f"calibration slope within {lo}-{hi} in >= 5 of 6 runs per world (runs at n <= "
+        f"{GOAL_SLOPE_MAX_N}; a run without a champion counts as outside):"
+    )
+    for world in sorted({r.world for r in runs}):
+        rs = [r for r in runs if r.world == world and r.n <= GOAL_SLOPE_MAX_N]
+        if not rs:
+            continue
+        inside = sum(r.model_slope is not None and lo <= r.model_slope <= hi for r in rs)
+        ok = inside >= GOAL_SLOPE_SHARE * len(rs) - 1e-9
+        ok_all &= ok
+        lines.append(
+            f"  {world:<24} {inside}/{len(rs)} runs in range: slope {'PASS' if ok else 'FAIL'}"
+            + (" (fewer than 6 runs)" if len(rs) < 6 else "")
+        )
+    return lines, ok_all
+
+
+def _report(runs: list[Run]) -> None:
+    lines, ok = summarise(runs)
+    print("\n".join(lines))
+    print(f"issue 10 goals: {'PASS' if ok else 'FAIL'}")
+    lines17, ok17 = summarise_issue17(runs)
+    print("\n".join(lines17))
+    print(f"issue 17 goals: {'PASS' if ok17 else 'FAIL'} (goals printed n/a are not judged)")
+
+
 def _ints(s: str) -> tuple[int, ...]:
     return tuple(int(x) for x in s.split(",") if x.strip())
 
@@ -309,12 +547,30 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--worlds", default=",".join(WORLDS), help="comma-separated world names")
+    p.add_argument(
+        "--worlds",
+        default=",".join(WORLDS),
+        help="comma-separated cohort names: a world, a design or design+world "
+        "(simulator/worlds.py; e.g. few_counsellors, prior_reversed, few_counsellors+hinges)",
+    )
     p.add_argument("--sizes", type=_ints, default=SIZES, help="training sizes, comma-separated")
     p.add_argument("--seeds", type=_ints, default=SEEDS, help="training seeds, comma-separated")
     p.add_argument("--test-n", type=int, default=TEST_N, help="size of each world's test cohort")
     p.add_argument("--jobs", type=int, default=1, help="training runs in parallel")
-    p.add_argument("--out", type=Path, help="CSV of every run")
+    p.add_argument(
+        "--out", type=Path, help="CSV of every run (default: runs.csv in the work folder)"
+    )
+    p.add_argument(
+        "--train-args",
+        default="",
+        metavar="ARGS",
+        help='extra flags for pipelines.train, one shell-quoted string (e.g. "--prior literature")',
+    )
+    p.add_argument(
+        "--issue17",
+        action="store_true",
+        help=f"issue 17's grid where not given: worlds {ISSUE17['worlds']}, n 190,500, seeds 1,2,3",
+    )
     p.add_argument(
         "--config", type=Path, help="TOML passed to pipelines.train (default: the user defaults)"
     )
@@ -326,27 +582,33 @@ def main(argv: list[str] | None = None) -> int:
         "--quick",
         action="store_true",
         help="smoke run: worlds default,hinges, n 190,1100, one seed, test n 3,000, the fast "
-        "training settings of tests/conftest.py",
+        "training settings of the tests (harness/commands.py FAST_CONFIG); given --worlds, "
+        "--sizes, --seeds or --test-n are kept",
     )
     a = p.parse_args(argv)
-    from simulator.worlds import get
+    from simulator.worlds import cohort_spec
 
     if a.summarise:
         runs = _read_csv(a.summarise)
-        lines, ok = summarise(runs)
         print(f"SYNTHETIC data. Learning curves from {a.summarise}: {len(runs)} training runs")
-        print("\n".join(lines))
-        print(f"all goals: {'PASS' if ok else 'FAIL'}")
+        _report(runs)
         return 0
 
+    if a.issue17:
+        if a.worlds == ",".join(WORLDS):
+            a.worlds = ISSUE17["worlds"]
+        a.sizes = a.sizes if a.sizes != SIZES else ISSUE17["sizes"]
+        a.seeds = a.seeds if a.seeds != SEEDS else ISSUE17["seeds"]
+    train_args = tuple(shlex.split(a.train_args))
     worlds = [w.strip() for w in a.worlds.split(",") if w.strip()]
     for w in worlds:
-        get(w)  # a clear error for an unknown name
+        cohort_spec(w)  # a clear error for an unknown name
     sizes, seeds, test_n = a.sizes, a.seeds, a.test_n
     work = a.workdir or Path(tempfile.mkdtemp(prefix="learning-curve-"))
     work = work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     config = str(a.config.resolve()) if a.config else None
+    out = (a.out or work / "runs.csv").resolve()
     if a.quick:
         if a.worlds == ",".join(WORLDS):
             worlds = ["default", "hinges"]
@@ -358,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
             config = str(work / "fast.toml")
     log(
         f"SYNTHETIC learning curves: worlds {worlds}, n {list(sizes)}, seeds {list(seeds)}, "
-        f"test n {test_n}, jobs {a.jobs}, training config {config or 'user defaults'}; work {work}"
+        f"test n {test_n}, jobs {a.jobs}, training config {config or 'user defaults'}, extra "
+        f"training flags {shlex.join(train_args) or 'none'}; work {work}; runs to {out}"
     )
     tests = {w: str(_test_cohort(w, test_n, work)) for w in worlds}
     # Smallest n first, all worlds and seeds of one n together: a run cut short still gives
@@ -370,7 +633,11 @@ def main(argv: list[str] | None = None) -> int:
 
     with ProcessPoolExecutor(max_workers=a.jobs, mp_context=mp.get_context("spawn")) as pool:
         futs = {
-            pool.submit(one_run, w, n, s, tests[w], str(work / "runs"), config): (w, n, s)
+            pool.submit(one_run, w, n, s, tests[w], str(work / "runs"), config, train_args): (
+                w,
+                n,
+                s,
+            )
             for w, n, s in tasks
         }
         for fut in as_completed(futs):
@@ -379,18 +646,18 @@ def main(argv: list[str] | None = None) -> int:
             log(
                 f"{r.world} n={r.n} seed={r.seed}: train {r.train_s:.0f} s, champion "
                 f"{'yes' if r.champion else 'no'} ({r.outcome[:90]}); AUROC model "
-                f"{_f(r.model_auroc)} ridge {_f(r.ridge_auroc)} oracle {_f(r.oracle_auroc)}"
+                f"{_f(r.model_auroc)} ridge {_f(r.ridge_auroc)} oracle {_f(r.oracle_auroc)}; "
+                f"band {_fmt_or_na(r.band_agree)} recall {_fmt_or_na(r.high_recall)} MAE "
+                f"{_fmt_or_na(r.mae_pts, 1)} pts coverage {_fmt_or_na(r.coverage)}"
             )
-            if a.out:
-                _write_csv(a.out, runs)
-    lines, ok = summarise(runs)
+            _write_csv(out, runs)
     print(
         f"SYNTHETIC data. Learning curves: {len(runs)} training runs in "
         f"{time.perf_counter() - t0:.0f} s; test cohorts of {test_n} (seed {TEST_SEED}); "
-        f"training config {'fast (tests/conftest.py)' if a.quick and not a.config else config or 'user defaults'}"
+        f"training config {'fast (harness FAST_CONFIG)' if a.quick and not a.config else config or 'user defaults'}"
+        f"{'; extra training flags ' + shlex.join(train_args) if train_args else ''}; runs in {out}"
     )
-    print("\n".join(lines))
-    print(f"all goals: {'PASS' if ok else 'FAIL'}")
+    _report(runs)
     return 0
 
 
@@ -405,10 +672,10 @@ def _read_csv(path: Path) -> list[Run]:
                     continue
                 t = types[k]
                 if v == "":
-                    kw[k] = None
+                    kw[k] = "" if t == "str" else None
                 elif t == "bool":
                     kw[k] = v == "True"
-                elif t == "int":
+                elif t.startswith("int"):
                     kw[k] = int(v)
                 elif t.startswith("float"):
                     kw[k] = float(v)

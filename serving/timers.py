@@ -5,7 +5,7 @@ for every request and never cancels the handle: each request's ``TimerHandle``, 
 future and a copy of its context (with the request's OpenTelemetry span when tracing is on) stay
 on the event loop until the timeout expires, answered or not. That was the whole of the service's
 memory growth under load (373 -> 462 MB over 18,000 requests, flat at the high-water mark of
-request rate x timeout afterwards; docs/benchmarks.md "Memory", bench/bentoml_timer_repro.py).
+request rate x timeout afterwards; docs/benchmarks.md "Memory", experiments/bentoml_timer_repro.py).
 
 ``install`` wraps ``call_later`` on the worker's running loop (an instance attribute: public
 asyncio API, no BentoML import): a timer whose callback is ``TimeoutMiddleware._set_timer_out`` is

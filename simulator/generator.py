@@ -275,8 +275,11 @@ def _draw_previous(age: np.ndarray, primary: np.ndarray, rng: np.random.Generato
     return np.clip(rng.poisson(lam), lo, hi).astype(float)
 
 
-def _services_and_counsellors(n_services: int, per_service: int, rng: np.random.Generator) -> dict:
-    S, C = n_services, n_services * per_service
+def _services_and_counsellors(
+    n_services: int, per_service: int | tuple[int, ...], rng: np.random.Generator
+) -> dict:
+    """`per_service`: one counsellor count for every service, or one per service."""
+    S, C = n_services, int(np.sum(np.broadcast_to(per_service, n_services)))
     service_ids = np.array([f"S{i + 1:02d}" for i in range(S)])
     c_ids = np.array([f"C{i + 1:04d}" for i in range(C)])
     c_service = np.repeat(np.arange(S), per_service)
@@ -644,7 +647,7 @@ def generate(
     seed: int = 7,
     *,
     n_services: int = 6,
-    counsellors_per_service: int = 12,
+    counsellors_per_service: int | tuple[int, ...] = 12,
     item_fraction: float | None = None,
     mc_draws: int | None = None,
     label: LabelConfig | None = None,
@@ -678,7 +681,7 @@ def _generate(
     seed: int,
     *,
     n_services: int,
-    counsellors_per_service: int,
+    counsellors_per_service: int | tuple[int, ...],
     item_fraction: float | None,
     mc_draws: int | None,
     label: LabelConfig | None,
@@ -688,7 +691,11 @@ def _generate(
         raise ValueError("n must be at least 1")
     if n_services < 3:
         raise ValueError("the generator needs at least 3 services")
-    if counsellors_per_service < 1:
+    if isinstance(counsellors_per_service, tuple | list):
+        counsellors_per_service = tuple(int(k) for k in counsellors_per_service)
+        if len(counsellors_per_service) != n_services:
+            raise ValueError("counsellors_per_service needs one count per service")
+    if np.min(counsellors_per_service) < 1:
         raise ValueError("counsellors_per_service must be at least 1")
     label = label or LabelConfig()
     item_fraction = (

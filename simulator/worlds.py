@@ -18,7 +18,24 @@ worlds differ only by what the world says (the tests rely on that).
 Every change keeps the catalog's expected directions (features/catalog.py) for every client or
 nearly every client, so monotone constraints a model takes from the catalog stay right: the hinge
 world flattens effects on one side of a level, the interaction world's buffering term reverses the
-distress effect only for clients more than 2 SD above average support (about 2%).
+distress effect only for clients more than 2 SD above average support (about 2%). The exception is
+on purpose: the wrong-prior worlds (``prior_absent``, ``prior_halved``, ``prior_reversed``, flagged
+``wrong_prior``) make the effect of the main modifiable predictors that a published prior would
+state (treatment readiness, social support, adaptive coping, secure attachment) absent, half as
+large, or reversed, so a model that starts from published effects (issue 17) can be seen to let
+the data overrule them; ``prior_reversed`` breaks the catalog's directions for those four.
+
+Two more things live here so that there is one definition of a world:
+- cohort designs (`DESIGNS`): how many services and counsellors a cohort has, e.g.
+  ``few_counsellors`` (4 services of 5-9 counsellors). A design is not a world: it changes the
+  population drawn (so one seed no longer gives the same clients), and is passed to
+  ``simulator.generator.generate`` as ``n_services`` and ``counsellors_per_service``
+  (`cohort_spec` reads a benchmark's ``design+world`` name);
+- label-level versions of some worlds (`World.label_level`, `label_level_probability`): the same
+  idea applied to the default world's true log-odds of a record, for in-process comparisons that
+  draw labels from a probability instead of generating a cohort per world
+  (experiments/candidate_worlds.py). Their amounts are their own (a log-odds scale, chosen so each
+  structure moves risks by about as much as one of the stronger drivers), not the generator's.
 
 Missingness stays "at random given recorded fields" in every world (the ground truth conditions on
 the record and would be wrong under informative missingness); a missing-not-at-random world is not
@@ -27,8 +44,12 @@ built.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from simulator import effects as fx
 from simulator.effects import EFFECTS, Effect
@@ -68,9 +89,17 @@ class World:
     changes: dict[str, Effect] = field(default_factory=dict)
     # Adds structure a main-effects linear model cannot represent. The default world's own kink in
     # readiness costs such a model almost nothing (AUROC 0.7638 vs the oracle's 0.7644 at
-    # n = 20,000, bench/linear_gap.py), so it counts as linear; the learning-curve goal "beats the
+    # n = 20,000, experiments/linear_gap.py), so it counts as linear; the learning-curve goal "beats the
     # baseline at n >= 4,000" applies to the worlds flagged here.
     nonlinear: bool = False
+    # The effects a published prior would state are wrong here (absent, halved or reversed):
+    # bench/learning_curve.py holds such worlds to "never more than 0.005 AUROC below the baseline".
+    wrong_prior: bool = False
+    # The same idea on the default world's true log-odds (records, log-odds) -> log-odds; see the
+    # module docstring. None: no label-level version.
+    label_level: Callable[[pd.DataFrame, np.ndarray], np.ndarray] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def effects(self) -> dict[str, Effect]:
         """The effect table of this world (the default world: simulator/effects.py unchanged)."""
@@ -84,6 +113,7 @@ class World:
             "name": self.name,
             "summary": self.summary,
             "nonlinear": self.nonlinear,
+            "wrong_prior": self.wrong_prior,
             "changes": {
                 k: {
                     "value": e.value,
@@ -144,6 +174,62 @@ _AGE = {
     ),
 }
 
+# The main modifiable predictors a published prior states (issue 17): their client-rated alliance
+# terms. Readiness also acts through its steeper slope below average and the ex-user counsellor x
+# low-readiness term (Ilgen); both are scaled with it, so its whole effect is absent, halved or
+# reversed. The counsellor-rated alliance and retention keep their defaults (they decide who is
+# labelled, not the client-rated label).
+PRIOR_PREDICTORS = (
+    "mot_treatment_readiness",
+    "social_support",
+    "coping_adaptive",
+    "attach_secure",
+)
+_PRIOR_KEYS = (
+    *(f"alliance_client.{k}" for k in PRIOR_PREDICTORS),
+    "alliance_client.readiness_low_extra_slope",
+    "alliance_client.ex_user_x_low_readiness",
+)
+WRONG_PRIOR = (
+    "assumed: a published effect that does not hold in this service (issue 17, a prior that "
+    "must be down-weighted by the data)"
+)
+
+
+def _prior_wrong(factor: float, how: str) -> dict[str, Effect]:
+    return {
+        k: Effect(round(EFFECTS[k].value * factor, 6), f"{WRONG_PRIOR}; {how} (default x {factor})")
+        for k in _PRIOR_KEYS
+    }
+
+
+# ---- label-level versions (log-odds of a low alliance; see the module docstring) ----------------
+def _num(records: pd.DataFrame, name: str) -> np.ndarray:
+    return pd.to_numeric(records[name], errors="coerce").to_numpy(dtype=float)
+
+
+def _ll_hinges(r: pd.DataFrame, z: np.ndarray) -> np.ndarray:
+    # distress matters only above a level: +0.15 log-odds per GHQ-12 point above 18
+    return z + np.nan_to_num(0.15 * np.maximum(0.0, _num(r, "psych_distress") - 18.0))
+
+
+def _ll_interactions(r: pd.DataFrame, z: np.ndarray) -> np.ndarray:
+    # under legal pressure each TCU point of readiness below 30 adds 0.06 log-odds (above: less)
+    legal = r["legal_pressure"].astype(str).str.lower().isin(["true", "1", "1.0"]).to_numpy()
+    return z + np.nan_to_num(-0.06 * (_num(r, "mot_treatment_readiness") - 30.0)) * legal
+
+
+def _ll_age_u(r: pd.DataFrame, z: np.ndarray) -> np.ndarray:
+    # a U in age: +0.7 x ((age - 38) / 12)^2, centred
+    u = 0.7 * ((_num(r, "age") - 38.0) / 12.0) ** 2
+    return z + np.nan_to_num(u - np.nanmean(u))
+
+
+def _ll_scaled(k: float) -> Callable[[pd.DataFrame, np.ndarray], np.ndarray]:
+    # every effect k times as large: log-odds moved away from (or towards) their mean
+    return lambda r, z: z.mean() + k * (z - z.mean())
+
+
 WORLDS: dict[str, World] = {
     w.name: w
     for w in (
@@ -152,6 +238,7 @@ WORLDS: dict[str, World] = {
             "the generator as designed: linear drivers on the latent WAI-S scale, a steeper "
             "readiness slope below average (Ilgen), ex-user counsellor x low readiness, "
             "counsellor ICC ~0.07",
+            label_level=lambda r, z: z,
         ),
         World(
             "interactions",
@@ -159,6 +246,7 @@ WORLDS: dict[str, World] = {
             "support buffering distress (0.08 per SD x SD)",
             _INTERACTIONS,
             nonlinear=True,
+            label_level=_ll_interactions,
         ),
         World(
             "hinges",
@@ -166,12 +254,14 @@ WORLDS: dict[str, World] = {
             "29.5 (z -0.5); both flat on the other side",
             _HINGES,
             nonlinear=True,
+            label_level=_ll_hinges,
         ),
         World(
             "age_u",
             "default plus an inverted-U age effect peaking at 40 (-0.10 per decade squared)",
             _AGE,
             nonlinear=True,
+            label_level=_ll_age_u,
         ),
         World(
             "nonlinear",
@@ -205,11 +295,34 @@ WORLDS: dict[str, World] = {
             "strong_effects",
             "every client-rated alliance slope 1.6 times the default",
             _scaled(1.6, ASSUMED + ": the brief gives directions only; 1.6 x the default"),
+            label_level=_ll_scaled(1.5),
         ),
         World(
             "weak_effects",
             "every client-rated alliance slope half the default",
             _scaled(0.5, ASSUMED + ": the brief gives directions only; 0.5 x the default"),
+            label_level=_ll_scaled(0.6),
+        ),
+        World(
+            "prior_absent",
+            "treatment readiness, social support, adaptive coping and secure attachment have no "
+            "effect on the client-rated alliance (a published prior would be wrong)",
+            _prior_wrong(0.0, "effect absent"),
+            wrong_prior=True,
+        ),
+        World(
+            "prior_halved",
+            "treatment readiness, social support, adaptive coping and secure attachment act half "
+            "as strongly as the default (a published prior would overstate them)",
+            _prior_wrong(0.5, "effect halved"),
+            wrong_prior=True,
+        ),
+        World(
+            "prior_reversed",
+            "treatment readiness, social support, adaptive coping and secure attachment act in the "
+            "opposite direction (a published prior, and the catalog's directions, would be wrong)",
+            _prior_wrong(-1.0, "effect reversed"),
+            wrong_prior=True,
         ),
         World(
             "sparse_records",
@@ -265,3 +378,70 @@ def listing() -> str:
         f"{w.name:<{width}}  {'non-linear' if w.nonlinear else 'linear    '}  {w.summary}"
         for w in WORLDS.values()
     )
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def label_level_probability(world: str, records: pd.DataFrame, p_base: np.ndarray) -> np.ndarray:
+    """The label-level version of `world`: the default world's true probability of a low alliance
+    for each record (``p_low_alliance_client_no_ids``, `p_base`) with its log-odds transformed by
+    the world's structure. A value missing on the record adds nothing."""
+    w = get(world)
+    if w.label_level is None:
+        have = ", ".join(n for n, x in WORLDS.items() if x.label_level is not None)
+        raise ValueError(f"world {world!r} has no label-level version; worlds that do: {have}")
+    z = w.label_level(records.reset_index(drop=True), _logit(np.asarray(p_base, dtype=float)))
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# ---- cohort designs -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Design:
+    """How many services and counsellors a cohort has (``generate``'s ``n_services`` and
+    ``counsellors_per_service``: one count for every service, or one per service)."""
+
+    name: str
+    summary: str
+    n_services: int
+    counsellors_per_service: int | tuple[int, ...]
+
+    def generate_args(self) -> dict[str, Any]:
+        return {
+            "n_services": self.n_services,
+            "counsellors_per_service": self.counsellors_per_service,
+        }
+
+
+DESIGNS: dict[str, Design] = {
+    d.name: d
+    for d in (
+        Design("standard", "the generator's default: 6 services x 12 counsellors", 6, 12),
+        Design(
+            "few_counsellors",
+            "a small provider: 4 services of 5, 6, 8 and 9 counsellors (issue 17: services with "
+            "190-1,100 labelled clients)",
+            4,
+            (5, 6, 8, 9),
+        ),
+    )
+}
+
+
+def cohort_spec(name: str) -> tuple[World, Design]:
+    """A benchmark's cohort name: a world (``hinges``), a design (``few_counsellors``, in the
+    default world) or both joined by ``+`` (``few_counsellors+prior_reversed``)."""
+    world, design = None, None
+    for part in (p.strip() for p in name.split("+")):
+        if part in DESIGNS and design is None:
+            design = DESIGNS[part]
+        elif part in WORLDS and world is None:
+            world = WORLDS[part]
+        else:
+            raise ValueError(
+                f"cohort {name!r}: {part!r} is not a world or design, or repeats one; worlds: "
+                f"{', '.join(WORLDS)}; designs: {', '.join(DESIGNS)}"
+            )
+    return world or WORLDS[DEFAULT], design or DESIGNS["standard"]

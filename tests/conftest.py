@@ -1,8 +1,8 @@
 """Shared test fixtures. The harness they are built on (a valid cohort, a trained store, the
-pipelines as commands, a live service, the prerequisite rule) lives in tests/support/, which the
+pipelines as commands, a live service, the prerequisite rule) lives in harness/, which the
 benchmarks import too.
 
-``valid_tables``: a small cohort that satisfies data contract v1 (tests.support.cohort). Tests copy
+``valid_tables``: a small cohort that satisfies data contract v1 (harness.cohort). Tests copy
 it and corrupt one value.
 """
 
@@ -14,8 +14,8 @@ import sys
 import pandas as pd
 import pytest
 
-from tests.support.cohort import make_valid_tables
-from tests.support.harness import Store, launch_service, make_store, restored_mlflow_uris
+from harness.cohort import make_valid_tables
+from harness.commands import Store, launch_service, make_store, restored_mlflow_uris
 
 # Great Expectations imports pyspark.sql.connect when PySpark is installed (the spark extra), and
 # that module calls sys.exit(0) when __main__ has neither __spec__ nor __file__, which is the case

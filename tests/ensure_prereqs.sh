@@ -6,7 +6,7 @@
 # `make test` runs this first. When something is missing and cannot be installed (not root and no
 # passwordless sudo, no apt-get, or apt-get fails) it exits 1 naming what is missing, so the suite
 # never runs with those tests quietly skipped. (Under CI=true the tests themselves also fail, not
-# skip, when a prerequisite is absent: tests/support/prereqs.py `need`.)
+# skip, when a prerequisite is absent: harness/prereqs.py `need`.)
 set -u
 
 java_ok() {

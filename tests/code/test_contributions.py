@@ -16,10 +16,10 @@ import pytest
 
 from features.build import FEATURE_NAMES, FeatureBuilder
 from features.catalog import PREDICTORS, fields_of_driver
+from harness.cohort import labelled_matrix
 from models.estimators import fit_candidate
 from models.reference import reference_cohort, typical_row
 from models.scorer import ScoringModel
-from tests.support.cohort import labelled_matrix
 
 BANDS = {"moderate_from": 0.2, "high_from": 0.4}
 

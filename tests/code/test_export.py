@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support.harness import REPO, restored_mlflow_uris
+from harness.commands import REPO, restored_mlflow_uris
 
 TABLES = ("intake", "counsellors", "alliance", "episodes")
 

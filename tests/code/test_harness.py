@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from tests.support.harness import restored_mlflow_uris
-from tests.support.prereqs import need
+from harness.commands import restored_mlflow_uris
+from harness.prereqs import need
 
 
 @pytest.mark.parametrize("ci", ["true", "1", "TRUE"])

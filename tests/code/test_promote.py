@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.harness import REPO, run_pipeline
+from harness.commands import REPO, run_pipeline
 
 NAME = "alliance-risk"
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from features.settings import ENV_PREFIX, load_settings
-from tests.support.harness import REPO
+from harness.commands import REPO
 
 DEFAULT_THRESHOLD, TOML_THRESHOLD, ENV_THRESHOLD, FLAG_THRESHOLD = 5.0, 4.0, 6.0, 5.5
 

@@ -13,7 +13,7 @@ import pytest
 
 from features.catalog import SCORING_RECORD
 from features.settings import ValidationConfig
-from tests.support.cohort import make_valid_tables
+from harness.cohort import make_valid_tables
 from validation.io import TableLoadError, load_tables
 from validation.record import check_record, record_json_schema
 from validation.report import validate_tables

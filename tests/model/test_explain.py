@@ -21,6 +21,7 @@ from features.build import FEATURE_NAMES, FeatureBuilder
 from features.catalog import DRIVER_GROUPS, MODIFIABLE_GROUPS, PREDICTORS, fields_of_driver
 from features.rows import COLUMNS, record_row
 from features.settings import BandConfig
+from harness.cohort import labelled_matrix
 from models.estimators import fit_candidate
 from models.explain import (
     GROUP_COLUMNS,
@@ -34,7 +35,6 @@ from models.resolve import LoadedModel
 from models.scorer import sigmoid
 from models.training import reference_cohort
 from serving.engine import Engine
-from tests.support.cohort import labelled_matrix
 
 MOTIVATION = [f.name for f in fields_of_driver("motivation")]
 BANDS = {"moderate_from": 0.2, "high_from": 0.4}

@@ -7,8 +7,9 @@ World A: the generator as it is, 700 admissions. World B: 1,500 admissions whose
 from the generator's true probability with a distress hinge (+0.06 log-odds per GHQ-12 point above
 18) and a readiness x legal-pressure interaction (0.03 log-odds per TCU point away from 30 under
 legal pressure) added to its log-odds: structures the generator lacks, at half the strength of
-bench/worlds.py so that the world's own truth stays within the smoothness goal (a true effect of
-0.15 log-odds per point is itself a 3.7-point risk change).
+the label-level worlds of simulator/worlds.py (``label_level_probability``) so that the world's
+own truth stays within the smoothness goal (a true effect of 0.15 log-odds per point is itself a
+3.7-point risk change).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 from features.build import scoring_frame, typed_records
 from features.labels import build_labels
 from features.settings import TrainConfig, load_settings
+from harness.commands import REPO, make_store
 from models import metrics as M
 from models.card import SECTIONS
 from models.predict import frame_to_matrix
@@ -36,7 +37,6 @@ from models.training import (
     train_models,
 )
 from simulator.generator import generate, write
-from tests.support.harness import REPO, make_store
 
 NAME = "alliance-risk"
 CFG = TrainConfig()  # min_auroc 0.60, slope_range (0.7, 1.3), log_loss_margin 0.005
@@ -526,7 +526,7 @@ def test_validation_in_chunks_finds_the_same_problems(monkeypatch):
     """Large tables are validated in chunks (memory); duplicates split across row ranges must still
     be found, because chunks hold whole row-id groups."""
     import validation.suites as suites
-    from tests.support.cohort import make_valid_tables
+    from harness.cohort import make_valid_tables
     from validation.report import validate_tables
 
     tables = make_valid_tables()

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support.harness import run_pipeline
-from tests.support.prereqs import need
+from harness.commands import run_pipeline
+from harness.prereqs import need
 
 SLOW = [pytest.mark.slow, pytest.mark.xdist_group("trained")]
 

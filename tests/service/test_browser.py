@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support.harness import SERVE_KEY
-from tests.support.prereqs import need
-from tests.support.records import CRACK_INTAKE, FAVOURABLE_SCALES
+from harness.commands import SERVE_KEY
+from harness.prereqs import need
+from harness.records import CRACK_INTAKE, FAVOURABLE_SCALES
 
 CHROMIUM = "/usr/bin/chromium"
 

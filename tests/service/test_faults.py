@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.commands import SERVE_KEY, export_champion, launch_service, service_env
 from models.resolve import ModelNotFound
 from models.resolve import load as _load
 from serving.auth import KeyRing, key_digest
-from tests.support.harness import SERVE_KEY, export_champion, launch_service, service_env
 
 NAME = "alliance-risk"
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.commands import run_pipeline
 from monitoring.drift import (
     MonitorConfig,
     categorical_counts,
@@ -23,7 +24,6 @@ from monitoring.drift import (
     psi_numeric,
     quantile_edges,
 )
-from tests.support.harness import run_pipeline
 
 
 def test_psi_by_hand():

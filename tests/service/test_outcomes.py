@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support.harness import FAST_CONFIG, Store, run_pipeline
+from harness.commands import FAST_CONFIG, Store, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("outcomes")]
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.support.harness import launch_service
+from harness.commands import launch_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("served")]
 BODY_PATHS = ("/score", "/score_batch")

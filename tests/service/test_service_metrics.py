@@ -9,8 +9,8 @@ import re
 import httpx
 import pytest
 
+from harness.commands import launch_service
 from serving.metrics import field_label
-from tests.support.harness import launch_service
 
 pytestmark = [pytest.mark.xdist_group("trained"), pytest.mark.slow]
 

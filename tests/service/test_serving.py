@@ -27,9 +27,9 @@ import pytest
 from features.catalog import SCORING_RECORD
 from features.instruments import SCALES_BY_FIELD
 from features.scoring import score_record
-from tests.support.harness import AUDIT_HASH_KEY, SERVE_KEY, launch_service
-from tests.support.prereqs import need
-from tests.support.records import CRACK_INTAKE, FAVOURABLE_SCALES
+from harness.commands import AUDIT_HASH_KEY, SERVE_KEY, launch_service
+from harness.prereqs import need
+from harness.records import CRACK_INTAKE, FAVOURABLE_SCALES
 
 pytestmark = [pytest.mark.xdist_group("served"), pytest.mark.slow]
 

@@ -1,6 +1,6 @@
 """The pipeline's ridge candidate against issue 10's ten-line scikit-learn baseline, per world and n.
 
-    .venv/bin/python -m bench.ridge_vs_baseline [--worlds default,hinges,nonlinear]
+    .venv/bin/python -m experiments.ridge_vs_baseline [--worlds default,hinges,nonlinear]
         [--n 190,500,1100] [--seeds 3] [--n-test 5000] [--workdir /tmp/ridge_vs_baseline]
 
 Why this exists: at n = 190 the pipeline's tuned ridge lost to the baseline by 0.03 AUROC although

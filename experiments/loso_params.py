@@ -1,6 +1,6 @@
 """Leave-one-service-out with each fit tuned again vs with the champion's tuned hyper-parameters.
 
-    .venv/bin/python -m bench.loso_params DATA_DIR [--kinds ridge spline]
+    .venv/bin/python -m experiments.loso_params DATA_DIR [--kinds ridge spline]
 
 On a cohort at or above ``train.holdout_from``: the candidate of each kind is tuned and fitted on
 the grouped training split (as the pipeline does), then ``models.training.leave_one_service_out``

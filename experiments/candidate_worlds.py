@@ -1,12 +1,13 @@
 """Candidates against the ridge baseline on several worlds and training sizes (issue 10 item 2).
 
-    .venv/bin/python -m bench.candidate_worlds [--n 190 500 1100 4000] [--seeds 2]
-        [--worlds simulator hinge interaction nonlinear_age weak] [--kinds ridge spline]
+    .venv/bin/python -m experiments.candidate_worlds [--n 190 500 1100 4000] [--seeds 2]
+        [--worlds default hinges interactions age_u weak_effects] [--kinds ridge spline]
         [--n-test 5000]
 
 For each seed: a SYNTHETIC training pool (``simulator.generator``, n = the largest size) and an
 independent SYNTHETIC test cohort of ``--n-test`` admissions from another seed. For each world
-(``bench/worlds.py``: the generator's true probability with its log-odds transformed) labels are
+(the label-level version of a world of ``simulator/worlds.py``, ``label_level_probability``: the
+default generator's true probability with its log-odds transformed) labels are
 drawn from the world's true probability in both. Each candidate is fitted with
 ``models.estimators.fit_candidate`` on the first n admissions of the pool and scored on the test
 cohort: AUROC and Brier against the drawn test labels, expected log loss against the true
@@ -68,7 +69,7 @@ def main() -> None:
     ap.add_argument(
         "--worlds",
         nargs="+",
-        default=["simulator", "hinge", "interaction", "nonlinear_age", "weak"],
+        default=["default", "hinges", "interactions", "age_u", "weak_effects"],
     )
     ap.add_argument("--kinds", nargs="+", default=["ridge", "spline"])
     ap.add_argument("--n-test", type=int, default=5000)
@@ -76,8 +77,8 @@ def main() -> None:
 
     import pandas as pd
 
-    from bench.worlds import true_probability
     from models.estimators import fit_candidate
+    from simulator.worlds import label_level_probability as true_probability
 
     rows = []
     for s in range(args.seeds):

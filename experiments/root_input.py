@@ -1,6 +1,6 @@
 """What parsing the ``/score`` body costs BentoML, for two public ways to type a root input.
 
-    .venv/bin/python -m bench.root_input [--n 3000]
+    .venv/bin/python -m experiments.root_input [--n 3000]
 
 The ``/score`` body is the record itself: a positional-only parameter (BentoML's "root input").
 BentoML turns its type into an input model and, per request, calls that model's
@@ -25,8 +25,8 @@ from typing import Annotated, Any
 import bentoml
 from pydantic import WithJsonSchema
 
+from harness.records import CRACK_INTAKE, FAVOURABLE_SCALES
 from serving.service import ScoringRecord, _record_schema
-from tests.support.records import CRACK_INTAKE, FAVOURABLE_SCALES
 
 ANNOTATED = Annotated[dict[str, Any], WithJsonSchema(_record_schema())]
 
@@ -48,7 +48,7 @@ def per_parse_us(spec: Any, body: bytes, n: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.root_input", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m experiments.root_input", description=__doc__)
     ap.add_argument("--n", type=int, default=3000, help="parses per typing (default %(default)s)")
     args = ap.parse_args(argv)
     body = json.dumps({"admission_id": "SYN-1", **CRACK_INTAKE, **FAVOURABLE_SCALES}).encode()

@@ -104,7 +104,7 @@ class Store:
         )
 
 
-REPO = Path(__file__).resolve().parents[2]  # the repository root
+REPO = Path(__file__).resolve().parents[1]  # the repository root
 
 
 def run_pipeline(

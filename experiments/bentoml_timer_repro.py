@@ -1,6 +1,6 @@
 """Minimal reproduction: BentoML 1.4 keeps every request's timer for the whole traffic timeout.
 
-    .venv/bin/python -m bench.bentoml_timer_repro [--requests 5000] [--timeout 60] [--wait]
+    .venv/bin/python -m experiments.bentoml_timer_repro [--requests 5000] [--timeout 60] [--wait]
 
 Nothing of this project is used: the script writes a one-API BentoML service to a temporary
 folder, serves it with ``bentoml serve`` (1 worker, the default configuration apart from

@@ -1,7 +1,7 @@
 """How much room each SYNTHETIC world leaves above a linear model, at a size where estimation
 noise no longer matters.
 
-    .venv/bin/python -m bench.linear_gap --worlds default,hinges,nonlinear
+    .venv/bin/python -m experiments.linear_gap --worlds default,hinges,nonlinear
 
 Why: the learning-curve goal "in non-linear worlds at n >= 4,000 the champion beats the ridge
 baseline" only means something if a linear model cannot reach the oracle there. This trains the
@@ -21,7 +21,7 @@ from bench.learning_curve import ORACLE, TEST_N, _load, _test_cohort, ridge_base
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.linear_gap", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m experiments.linear_gap", description=__doc__)
     p.add_argument("--worlds", default="default,hinges,nonlinear")
     p.add_argument("--n", type=int, default=20_000, help="training size of the ridge baseline")
     p.add_argument("--seed", type=int, default=4242, help="training cohort seed")
