@@ -415,8 +415,8 @@ _add(
         # A per-client linear trend: mean "variance.week_trend_*" (alliance grows a little over
         # early sessions), plus a client's own slope. Independent slopes of the two raters make
         # their ratings drift apart over the weeks (Meier & Donmall).
-        "slope_sd_client": (0.15, "assumed: clients' early alliance trajectories differ"),
-        "slope_sd_counsellor": (0.12, "assumed; independent of the client's: raters drift apart"),
+        "slope_sd_client": (0.25, "assumed: clients' early alliance trajectories differ"),
+        "slope_sd_counsellor": (0.20, "assumed; independent of the client's: raters drift apart"),
         # Ruptures: per attended session, the same event for both raters; the deficit falls on the
         # session it happens in, and is carried into the next ones until repaired.
         "rupture_p": (

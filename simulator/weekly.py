@@ -7,7 +7,7 @@ generator offers settings of how the weekly ratings move, each with its source o
 
 The model (latent WAI-S item-mean points; r = client or counsellor; w = 1, 2, 3)::
 
-    L[r, w] = A[r] + (trend[r] + slope_sd[r] * b[r]) * (w - 1) + session_sd[r] * e[r, w]
+    L[r, w] = A[r] + trend[r] * (w - 2) + slope_sd[r] * b[r] * (w - 1) + session_sd[r] * e[r, w]
               - drop[r] * D[w] + repair_bonus * Rep[w]
     D[1] = X[1];  D[w] = D[w-1] * (1 - f[w]) + X[w],  f[w] = 1 with prob. repair_p, else partial_repair
     Rep[w] = 1 once a carried deficit has been fully repaired (the bonus stays)
@@ -15,7 +15,9 @@ The model (latent WAI-S item-mean points; r = client or counsellor; w = 1, 2, 3)
 - A[r]: the client-level alliance of simulator/generator.py (intercept, drivers, counsellor and
   service effects, client residual, hard-to-engage tail): unchanged, so the admission-level truth
   (p_low_alliance_*) keeps its meaning: P(label | intake record), now under the preset's weeks.
-- b[r] ~ N(0, 1) per client and rater, independent between raters (raters drift apart).
+- trend[r]: the common trend of the steady preset ("variance.week_trend_*", centred on week 2 as
+  before); b[r] ~ N(0, 1): the client's own slope, from week 1 on, independent between raters,
+  so the two raters' levels drift apart over the weeks (Meier & Donmall).
 - e[r, w] ~ N(0, 1), correlated `session_rater_correlation` between raters in one session.
 - X[w] ~ Bernoulli(rupture_p): a rupture in session w, one event seen by both raters.
 - The item answers: round(L + item offset + item noise), clipped to 1-7 (ceiling at 7), as before.
@@ -157,10 +159,9 @@ def draw_weeks(a_cl: np.ndarray, a_co: np.ndarray, rng: np.random.Generator) -> 
     rs = W["session_rater_correlation"].value
     e_cl = rng.standard_normal((m, 3))
     e_co = rs * e_cl + np.sqrt(1.0 - rs * rs) * rng.standard_normal((m, 3))
-    slope_cl = V["week_trend_client"].value + W["slope_sd_client"].value * rng.standard_normal(m)
-    slope_co = V["week_trend_counsellor"].value + W["slope_sd_counsellor"].value * (
-        rng.standard_normal(m)
-    )
+    own_cl = W["slope_sd_client"].value * rng.standard_normal(m)
+    own_co = W["slope_sd_counsellor"].value * rng.standard_normal(m)
+    trend_cl, trend_co = V["week_trend_client"].value, V["week_trend_counsellor"].value
     rupture = rng.random((m, 3)) < W["rupture_p"].value
     repair_draw = rng.random((m, 3)) < W["repair_p"].value
     partial = W["partial_repair"].value
@@ -176,14 +177,16 @@ def draw_weeks(a_cl: np.ndarray, a_co: np.ndarray, rng: np.random.Generator) -> 
         deficit = deficit + rupture[:, w]
         out["client"][:, w] = (
             a_cl
-            + slope_cl * (w - 1)
+            + trend_cl * (w - 1)
+            + own_cl * w
             + W["session_sd_client"].value * e_cl[:, w]
             - W["rupture_drop_client"].value * deficit
             + bonus
         )
         out["counsellor"][:, w] = (
             a_co
-            + slope_co * (w - 1)
+            + trend_co * (w - 1)
+            + own_co * w
             + W["session_sd_counsellor"].value * e_co[:, w]
             - W["rupture_drop_counsellor"].value * deficit
             + bonus
