@@ -103,13 +103,13 @@ class LabelResult:
     early_leavers: pd.Index = field(repr=False)
 
 
-def label_definition(cfg: LabelConfig) -> dict[str, Any]:
+def label_definition(cfg: LabelConfig, weeks: tuple[int, ...] = WEEKS) -> dict[str, Any]:
     """The label definition as logged with models (config plus the fixed contract rules)."""
     return {
         "rater": cfg.rater,
         "threshold": float(cfg.threshold),
         "min_valid_weeks": int(cfg.min_valid_weeks),
-        "weeks": list(WEEKS),
+        "weeks": list(weeks),
         "instrument": WAI_S.instrument,
         "reverse_scored_items": list(WAI_S.reflected),
         "void_if_missing_items_above": WAI_MAX_MISSING,
@@ -171,13 +171,21 @@ def build_labels(
     cfg: LabelConfig,
     intake: pd.DataFrame | None = None,
     episodes: pd.DataFrame | None = None,
+    weeks: tuple[int, ...] = WEEKS,
 ) -> LabelResult:
     """Build ``low_alliance`` per admission from WAI-S ratings (rules in the module docstring).
 
     Admissions are those of ``intake`` when given (alliance rows for unknown admissions raise
     DataError), else those appearing in ``alliance`` or ``episodes``. Duplicate ratings of one
     (admission_id, week, rater) raise DataError: the contract allows one.
+
+    ``weeks`` (a subset of 1-3, default all three) restricts the ratings the score is the mean of,
+    e.g. (2, 3) for "low alliance in the weeks still to come" after week 1 (issue 19). Early
+    leavers are still decided on all weeks 1-3, so the partition of admissions keeps its meaning;
+    an admission rated only outside ``weeks`` is unlabelled, not an early leaver.
     """
+    if not weeks or not set(weeks) <= set(WEEKS):
+        raise ValueError(f"weeks must be a non-empty subset of {WEEKS}, got {weeks!r}")
     _require(alliance, "alliance", ("admission_id", "week", "rater"))
     a = alliance.assign(admission_id=alliance["admission_id"].astype("str"))
     week = pd.to_numeric(a["week"], errors="coerce")
@@ -218,6 +226,10 @@ def build_labels(
         universe = _unique_ids(*parts)
 
     a = a.assign(wai=score_wai(a))
+    any_valid_ids = pd.Index(a.loc[a["wai"].notna(), "admission_id"].unique(), dtype="str")
+    rated = pd.Index(a["admission_id"].unique(), dtype="str")
+    if tuple(weeks) != WEEKS:
+        a = a.loc[a["week"].isin(weeks)]
     valid = a[a["wai"].notna()]
     stats = valid.groupby(["admission_id", "rater"])["wai"].agg(["mean", "count"])
     per_rater = pd.DataFrame(index=universe)
@@ -246,8 +258,7 @@ def build_labels(
     score_all = pd.Series(score_all, index=universe, dtype=float)
     labelled = score_all.notna()
 
-    any_valid = (per_rater["client_valid_weeks"] + per_rater["counsellor_valid_weeks"]) > 0
-    rated = pd.Index(a["admission_id"].unique(), dtype="str")
+    any_valid = pd.Series(in_index(universe, any_valid_ids), index=universe)
     rated_at_all = pd.Series(in_index(universe, rated), index=universe)
     ep_known, ep_early = _early_by_episode(universe, intake, episodes)
     early = ~any_valid & ((ep_known & ep_early) | (~ep_known & ~rated_at_all))
@@ -276,7 +287,7 @@ def build_labels(
         labels=labels,
         score=score,
         counts=counts,
-        definition=label_definition(cfg),
+        definition=label_definition(cfg, tuple(weeks)),
         per_rater=per_rater,
         early_leavers=universe[early.to_numpy()],
     )

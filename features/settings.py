@@ -181,6 +181,8 @@ class SimulateConfig(_Section):
     # A structural variant of the SYNTHETIC population (simulator/worlds.py; the name is checked
     # there, since features/ sits below the simulator in the data flow).
     world: str = "default"
+    # How the weekly WAI-S ratings move (simulator/weekly.py: steady, realistic, volatile).
+    dynamics: str = "steady"
 
 
 class Settings(BaseSettings):

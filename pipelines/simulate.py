@@ -3,6 +3,9 @@
 `--world NAME` (or ``[simulate] world = "NAME"`` in a `--config` TOML file) picks a structural
 variant of the population (simulator/worlds.py); `--list-worlds` lists them. The default world is
 the generator as designed, and the world's name is written into ground_truth.json and README.md.
+`--dynamics NAME` (or ``[simulate] dynamics``) picks how the weekly WAI-S ratings move
+(simulator/weekly.py: steady, the generator before issue 19; realistic; volatile);
+`--list-dynamics` lists them.
 
 Writes the four contract tables (intake, counsellors, alliance, episodes), ground_truth (true
 probabilities and realised labels), ground_truth.json and a README.md that say the data are
@@ -85,17 +88,32 @@ def _parser() -> argparse.ArgumentParser:
         "world of --config, else 'default'",
     )
     p.add_argument("--list-worlds", action="store_true", help="list the worlds and exit")
+    p.add_argument(
+        "--dynamics",
+        help="weekly dynamics of the WAI-S ratings in weeks 1-3 (see --list-dynamics): 'steady' "
+        "(one level per client, small week noise: the generator before issue 19), 'realistic' "
+        "(session-to-session variation, per-client trends, ruptures with partial repair, a "
+        "stronger ceiling; sources in simulator/effects.py) or 'volatile'; default: [simulate] "
+        "dynamics of --config, else 'steady'",
+    )
+    p.add_argument(
+        "--list-dynamics", action="store_true", help="list the weekly-dynamics presets and exit"
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     err = cli.console(stderr=True)
-    from simulator import worlds
+    from simulator import weekly, worlds
 
     if args.list_worlds:
         print("SYNTHETIC worlds (simulator/worlds.py):")
         print(worlds.listing())
+        return 0
+    if args.list_dynamics:
+        print("SYNTHETIC weekly dynamics (simulator/weekly.py):")
+        print(weekly.listing())
         return 0
     settings, code = cli.settings_or_exit(err, args.config)
     if settings is None:
@@ -105,6 +123,15 @@ def main(argv: list[str] | None = None) -> int:
         worlds.get(world)
     except ValueError as e:
         print(f"simulate: world (--world, [simulate] world or environment): {e}", file=sys.stderr)
+        return 2
+    dynamics = args.dynamics or settings.simulate.dynamics
+    try:
+        weekly.get(dynamics)
+    except ValueError as e:
+        print(
+            f"simulate: dynamics (--dynamics, [simulate] dynamics or environment): {e}",
+            file=sys.stderr,
+        )
         return 2
     from features.settings import ROOT
     from simulator.generator import generate, write  # numpy/pandas only when actually generating
@@ -123,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 mc_draws=args.mc_draws,
                 ground_truth=not args.no_ground_truth,
                 world=world,
+                dynamics=dynamics,
             )
         except ValueError as e:
             s.stop()
@@ -134,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         s.done(t, f"wrote {len(paths)} files")
     m = cohort.meta
     total = time.perf_counter() - t0
-    print(f"SYNTHETIC cohort written to {out} ({args.format}), world {m['world']}")
+    print(
+        f"SYNTHETIC cohort written to {out} ({args.format}), world {m['world']}, "
+        f"dynamics {m['dynamics']}"
+    )
     print(
         f"  admissions {m['n_admissions']}, services {m['n_services']}, counsellors "
         f"{m['n_services'] * m['counsellors_per_service']}, rating rows {len(cohort.alliance)}"

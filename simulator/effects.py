@@ -388,6 +388,59 @@ _add(
     },
 )
 
+# ---------------------------------------------------------------- weekly dynamics of the ratings
+# Used only when "weekly.dynamic" is true (the "realistic" and "volatile" presets of
+# simulator/weekly.py). The default table keeps it false: the "steady" preset, the generator as it
+# was (one client-level alliance per rater, "variance.week_sd" noise, a common trend), bytes
+# unchanged. Units: latent WAI-S item-mean points per session (= per week here).
+CRITS = (
+    "Crits-Christoph et al. 2011 J Consult Clin Psychol 79:267: a single session's patient-level "
+    "generalizability coefficient .77 ('marginally acceptable'), >= .80 needs 2 sessions, > .90 "
+    "needs 4; so one week's rating has reliability ~.67-.80 as a measure of the client's level"
+)
+EUBANKS = "Eubanks, Muran & Safran 2018 Psychotherapy 55:508"
+_add(
+    "weekly",
+    {
+        "dynamic": (False, DESIGN + ": false = steady preset (the generator before issue 19)"),
+        # Session-to-session noise of the latent weekly level, per rater. With the per-client
+        # slope, ruptures and the item noise below it puts the week-to-week correlation of one
+        # client's item means near .75 (tests/data/test_synthetic.py measures it).
+        "session_sd_client": (0.65, CRITS + "; SD tuned to that reliability (assumed)"),
+        "session_sd_counsellor": (0.30, CRITS + " (for patients); counsellor value assumed"),
+        "session_rater_correlation": (
+            0.15,
+            DONMALL + "; a shared session component, assumed small",
+        ),
+        # A per-client linear trend: mean "variance.week_trend_*" (alliance grows a little over
+        # early sessions), plus a client's own slope. Independent slopes of the two raters make
+        # their ratings drift apart over the weeks (Meier & Donmall).
+        "slope_sd_client": (0.25, "assumed: clients' early alliance trajectories differ"),
+        "slope_sd_counsellor": (0.20, "assumed; independent of the client's: raters drift apart"),
+        # Ruptures: per attended session, the same event for both raters; the deficit falls on the
+        # session it happens in, and is carried into the next ones until repaired.
+        "rupture_p": (
+            0.20,
+            EUBANKS + ": clients report tensions or ruptures in 19-42% of sessions; low end taken, "
+            "since many minor tensions do not move a whole-session WAI-S (assumed)",
+        ),
+        "rupture_drop_client": (1.0, "assumed: a rupture session rated 1 item-mean point lower"),
+        "rupture_drop_counsellor": (
+            0.6,
+            "assumed: counsellors register ruptures less than clients (smaller drop)",
+        ),
+        # Each later session a carried deficit is fully repaired with probability repair_p, else
+        # partial_repair of it is made good (partial repair).
+        "repair_p": (0.55, "assumed: most ruptures are repaired within a session or two"),
+        "partial_repair": (0.5, "assumed: an unrepaired rupture keeps half its deficit a week"),
+        # A repaired rupture leaves the relationship a little better than before it, and goes with
+        # better outcomes (repair-outcome r = .29 in the meta-analysis; repaired ruptures also
+        # went with less premature termination).
+        "repair_bonus": (0.15, EUBANKS + " (direction); size assumed"),
+        "repair_completion_logodds": (0.25, EUBANKS + " (direction); size assumed"),
+    },
+)
+
 # ---------------------------------------------------------------- retention (early leaving, dropout, completion)
 _add(
     "retention",

@@ -18,8 +18,10 @@ The generative story, per admission
    the driver whenever a score is on the record. Some clients carry the items instead of the score.
 3. Client-level alliance for each rater = intercept + linear predictor (with a readiness
    interaction) + counsellor + service + client residual (a minority of hard-to-engage clients
-   gives the left tail); weekly level = that + trend + week noise; 12 WAI-S items = rounded,
-   clipped (ceiling at 7) level + item offset + noise; items 4 and 10 written reversed.
+   gives the left tail); weekly level = that + trend + week noise (the "steady" weekly dynamics;
+   "realistic" and "volatile" add per-client trends, session-to-session variation and ruptures
+   with partial repair: simulator/weekly.py); 12 WAI-S items = rounded, clipped (ceiling at 7)
+   level + item offset + noise; items 4 and 10 written reversed.
 4. Leaving before week 1, after week 1 or 2 (hazard driven by the counsellor-rated alliance), and
    completion beyond 90 days; forms not returned, single items missing.
 
@@ -70,7 +72,8 @@ from features.instruments import (
 from features.labels import build_labels, weekly_label
 from features.settings import LabelConfig
 from simulator import effects as fx
-from simulator import worlds
+from simulator import weekly, worlds
+from simulator.weekly import DEFAULT as DEFAULT_DYNAMICS
 from simulator.worlds import DEFAULT as DEFAULT_WORLD
 
 SYNTHETIC_NOTE = (
@@ -552,19 +555,32 @@ def _follow(
     item_rows: dict[str, list] = {r: [] for r in raters}
     returned = {r: np.zeros((m, 3), dtype=bool) for r in raters}
     co_weekly = np.full((m, 3), np.nan)
+    latent = {r: np.full((m, 3), np.nan) for r in RATERS}
+    rupture = np.zeros((m, 3), dtype=bool)
+    repaired = np.zeros((m, 3), dtype=bool)
     amp = 1.0 + R["weekly_alliance_low_motivation_amplifier"].value * np.maximum(-zr, 0.0)
+    # Weekly dynamics (simulator/weekly.py): the steady preset keeps the draws below exactly as
+    # they were, so its tables are the same bytes for the same seed.
+    dyn = weekly.draw_weeks(a_cl, a_co, rng) if fx.value("weekly.dynamic") else None
     for w in range(3):
-        week_cl = (
-            a_cl
-            + V["week_trend_client"].value * (w - 1)
-            + V["week_sd"].value * rng.standard_normal(m)
-        )
-        week_co = (
-            a_co
-            + V["week_trend_counsellor"].value * (w - 1)
-            + V["week_sd"].value * rng.standard_normal(m)
-        )
+        if dyn is not None:
+            week_cl, week_co = dyn["client"][:, w], dyn["counsellor"][:, w]
+            rupture[:, w] = dyn["rupture"][:, w] & in_tr
+            repaired[:, w] = dyn["repaired"][:, w] & in_tr
+        else:
+            week_cl = (
+                a_cl
+                + V["week_trend_client"].value * (w - 1)
+                + V["week_sd"].value * rng.standard_normal(m)
+            )
+            week_co = (
+                a_co
+                + V["week_trend_counsellor"].value * (w - 1)
+                + V["week_sd"].value * rng.standard_normal(m)
+            )
         co_weekly[:, w] = np.where(in_tr, week_co, np.nan)
+        latent["client"][:, w] = np.where(in_tr, week_cl, np.nan)
+        latent["counsellor"][:, w] = co_weekly[:, w]
         for r, level in (("client", week_cl), ("counsellor", week_co)):
             if r not in raters:
                 continue
@@ -594,7 +610,19 @@ def _follow(
         "returned": returned,
         "items": item_rows,
         "co_weekly": co_weekly,
+        "latent": latent,
+        "rupture": rupture,
+        "repaired": repaired,
     }
+
+
+REMAINING_WEEKS = (2, 3)
+
+
+def remaining_label(label: LabelConfig) -> LabelConfig:
+    """The label "low alliance in weeks 2-3" (what is still to come after week 1, issue 19): the
+    same rule on weeks 2 and 3 only, needing min(min_valid_weeks, 2) valid weeks."""
+    return label.model_copy(update={"min_valid_weeks": min(label.min_valid_weeks, 2)})
 
 
 def _labels(ratings: np.ndarray, label: LabelConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -632,6 +660,7 @@ class Cohort:
     driver_ranking: list[dict[str, Any]]
     meta: dict[str, Any] = field(default_factory=dict)
     world: dict[str, Any] = field(default_factory=dict)  # simulator/worlds.py World.describe()
+    dynamics: dict[str, Any] = field(default_factory=dict)  # simulator/weekly.py describe()
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {
@@ -653,14 +682,18 @@ def generate(
     label: LabelConfig | None = None,
     ground_truth: bool = True,
     world: str = DEFAULT_WORLD,
+    dynamics: str = DEFAULT_DYNAMICS,
 ) -> Cohort:
     """Generate a SYNTHETIC cohort of `n` admissions; the same arguments give the same cohort.
 
     `world` names a structural variant (simulator/worlds.py); "default" is the generator as
     designed. One seed gives the same clients, services and counsellors in every world.
+    `dynamics` names how the weekly ratings move (simulator/weekly.py: "steady", the generator
+    before issue 19, "realistic" or "volatile"); it combines with any world.
     """
     w = worlds.get(world)
-    with fx.using(w.effects()):
+    dyn = weekly.get(dynamics)
+    with fx.using(weekly.effects(world, dynamics)):
         cohort = _generate(
             n,
             seed,
@@ -672,7 +705,9 @@ def generate(
             ground_truth=ground_truth,
         )
     cohort.meta["world"] = w.name
+    cohort.meta["dynamics"] = dyn.name
     cohort.world = w.describe()
+    cohort.dynamics = dyn.describe()
     return cohort
 
 
@@ -764,6 +799,18 @@ def _generate(
     )
     gt["low_alliance_either"] = pd.array(np.where(either_lab, either_low, None), dtype="boolean")
     gt["early_leaver"] = out["early"]
+    lab23, low23 = _realised_remaining(tables, label)
+    gt["low_alliance_client_w23"] = pd.array(np.where(lab23, low23, None), dtype="boolean")
+    # The SYNTHETIC latent weekly alliance (item-mean points, before item noise, rounding and the
+    # ceiling) and the ruptures, for the weeks the client was in treatment (blank otherwise).
+    for r in RATERS:
+        for w in range(3):
+            gt[f"latent_{r}_w{w + 1}"] = np.round(out["latent"][r][:, w], 4)
+    attended = ~np.isnan(out["latent"]["client"])
+    for w in range(3):
+        gt[f"rupture_w{w + 1}"] = pd.array(
+            np.where(attended[:, w], out["rupture"][:, w], None), dtype="boolean"
+        )
 
     meta.update(
         _summary(
@@ -808,6 +855,20 @@ def _realised_labels(
         low = res.labels.reindex(adm).fillna(0).to_numpy().astype(bool) & labelled
         out[rater] = (labelled, low)
     return out
+
+
+def _realised_remaining(
+    tables: dict[str, pd.DataFrame], label: LabelConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labelled, low) for "low client-rated alliance in weeks 2-3", by features/labels.py."""
+    adm = tables["intake"]["admission_id"].astype(str)
+    cfg = remaining_label(label).model_copy(update={"rater": "client"})
+    res = build_labels(
+        tables["alliance"], cfg, tables["intake"], tables["episodes"], weeks=REMAINING_WEEKS
+    )
+    labelled = adm.isin(res.labels.index).to_numpy()
+    low = res.labels.reindex(adm).fillna(0).to_numpy().astype(bool) & labelled
+    return labelled, low
 
 
 def _record(
@@ -987,6 +1048,8 @@ def _episodes(d: dict, out: dict, adm: np.ndarray, rng: np.random.Generator) -> 
         * (d["counsellor_years_experience"] - 8.0)
         / 5.0
     )
+    if fx.value("weekly.dynamic"):  # steady: the logit exactly as before issue 19
+        logit = logit + fx.value("weekly.repair_completion_logodds") * out["repaired"].any(axis=1)
     complete = rng.random(n) < _sigmoid(logit)
     days = np.where(
         complete,
@@ -1051,8 +1114,20 @@ def _ground_truth(
     chunk = max(1, 240_000 // R)
     res = {
         k: np.zeros(n)
-        for k in ("p_cl", "p_co", "p_ei", "p_cl_noid", "lab_cl", "early", "se_cl", "n_lab")
+        for k in (
+            "p_cl",
+            "p_co",
+            "p_ei",
+            "p_cl_noid",
+            "lab_cl",
+            "early",
+            "se_cl",
+            "n_lab",
+            "p_cl23",
+            "p_cl23_noid",
+        )
     }
+    label23 = remaining_label(label)
     obs = np.stack([~np.isnan(rec[t]) for t in TRAITS], axis=1)
     base_fields = [
         "age",
@@ -1136,9 +1211,16 @@ def _ground_truth(
             o = _follow(_state(g), rng, raters=raters)
             lab_cl, low_cl = (x.reshape(-1, R) for x in _labels(o["ratings"]["client"], label))
             nl = lab_cl.sum(axis=1)
+            lab23, low23 = (
+                x.reshape(-1, R)
+                for x in _labels(o["ratings"]["client"][:, REMAINING_WEEKS[0] - 1 :], label23)
+            )
+            p23 = _ratio(low23.sum(axis=1), lab23.sum(axis=1), R)
             if mode == "no_ids":
                 res["p_cl_noid"][idx] = _ratio(low_cl.sum(axis=1), nl, R)
+                res["p_cl23_noid"][idx] = p23
                 continue
+            res["p_cl23"][idx] = p23
             lab_co, low_co = (x.reshape(-1, R) for x in _labels(o["ratings"]["counsellor"], label))
             p = _ratio(low_cl.sum(axis=1), nl, R)
             res["p_cl"][idx] = p
@@ -1174,6 +1256,8 @@ def _ground_truth(
         "p_labelled_client": np.round(res["lab_cl"], 4),
         "p_early_leaver": np.round(res["early"], 4),
         "mc_se_client": np.round(res["se_cl"], 4),
+        "p_low_alliance_client_w23": np.round(res["p_cl23"], 4),
+        "p_low_alliance_client_w23_no_ids": np.round(res["p_cl23_noid"], 4),
     }
 
 
@@ -1221,6 +1305,7 @@ def _ground_truth_json(cohort: Cohort) -> dict[str, Any]:
         "SYNTHETIC": True,
         "note": SYNTHETIC_NOTE,
         "world": cohort.world,
+        "dynamics": cohort.dynamics,
         # timings are left out so that the same seed gives the same bytes
         "summary": {k: v for k, v in cohort.meta.items() if not k.startswith("timing")},
         "label_definition": (
@@ -1240,6 +1325,19 @@ def _ground_truth_json(cohort: Cohort) -> dict[str, Any]:
             "p_labelled_client": "P(at least min_valid_weeks valid client ratings | record)",
             "p_early_leaver": "P(leaves before week 1 | record)",
             "mc_se_client": "Monte-Carlo standard error of p_low_alliance_client (binomial, given the labelled draws)",
+            "p_low_alliance_client_w23": "P(low client-rated alliance over weeks 2-3 | intake record, labelled on "
+            "weeks 2-3): the same rule on weeks 2 and 3 only, min(min_valid_weeks, 2) valid weeks; what is still "
+            "to come after week 1, known at admission. P(low in weeks 2-3 | record AND the week-1 rating) is not "
+            "computed (it would need the Monte Carlo conditioned on an observed rating); the latent weekly "
+            "columns below allow it to be studied",
+            "p_low_alliance_client_w23_no_ids": "as p_low_alliance_client_w23, integrating over counsellor and service "
+            "effects (as p_low_alliance_client_no_ids)",
+            "low_alliance_client_w23": "the realised weeks 2-3 label (features/labels.py build_labels, weeks=(2, 3))",
+            "latent_<rater>_w<k>": "SYNTHETIC latent weekly alliance of that rater in week k (WAI-S item-mean points, "
+            "before item noise, rounding and the ceiling at 7; blank when not in treatment that week); the "
+            "dynamics are simulator/weekly.py's preset named under 'dynamics'",
+            "rupture_w<k>": "a rupture happened in the week-k session (dynamic presets; always false in 'steady'; "
+            "blank when not in treatment)",
             "labelled_client, low_alliance_*, early_leaver": "the realised labels in this cohort (labels: features/labels.py "
             "build_labels on the tables as written; early leavers: the simulated process)",
         },
@@ -1282,14 +1380,17 @@ def _readme(cohort: Cohort) -> str:
 
 Generated by `python -m pipelines.simulate` (simulator/generator.py) with seed {m.get("seed")},
 {m.get("n_admissions")} admissions, {m.get("n_services")} services x {m.get("counsellors_per_service")} counsellors,
-world `{cohort.world.get("name", "default")}`: {cohort.world.get("summary", "")}.
-The same seed, world and arguments give byte-identical files.
+world `{cohort.world.get("name", "default")}`: {cohort.world.get("summary", "")};
+weekly dynamics `{cohort.dynamics.get("name", "steady")}`: {cohort.dynamics.get("summary", "")}.
+The same seed, world, dynamics and arguments give byte-identical files.
 
 ## Files
 - `intake`, `counsellors`, `alliance`, `episodes`: the four tables of data contract v1, exact columns.
 - `ground_truth`: per admission, the TRUE probability of a low alliance given the intake record and
   conditional on being labelled (Monte Carlo, {m.get("mc_draws")} draws per admission, mean standard
   error {m.get("mean_mc_se_client")}), and the realised labels. Never a model input.
+- `ground_truth` also holds the true P(low client-rated alliance in weeks 2-3 | record), the latent
+  weekly alliance per week and rater, and the ruptures (simulator/weekly.py).
 - `ground_truth.json`: summary, label definition, Monte-Carlo method and approximations, the true
   driver ranking, and every effect size with its source.
 
@@ -1335,8 +1436,11 @@ def write(cohort: Cohort, out_dir: str | Path, fmt: str = "csv") -> list[Path]:
         paths.append(path)
     meta_path = out / "ground_truth.json"
     readme = out / "README.md"
-    # The effect table and variance figures written are those of the cohort's world.
-    with fx.using(worlds.get(cohort.world.get("name", DEFAULT_WORLD)).effects()):
+    # The effect table and variance figures written are those of the cohort's world and dynamics.
+    table = weekly.effects(
+        cohort.world.get("name", DEFAULT_WORLD), cohort.dynamics.get("name", DEFAULT_DYNAMICS)
+    )
+    with fx.using(table):
         meta_path.write_text(
             json.dumps(_ground_truth_json(cohort), indent=2, default=_json_default) + "\n"
         )

@@ -151,3 +151,26 @@ def test_unknown_admission_and_duplicates_are_errors():
         build_labels(dup, LabelConfig())
     e = exc.value.errors[0]
     assert (e.field, e.admission_id, e.value) == ("week", "A1", 1)
+
+
+def test_label_over_some_weeks_only():
+    """weeks=(2, 3): the label of the weeks still to come after week 1 (issue 19); early leavers
+    are still decided on all weeks, and a client rated only in week 1 is unlabelled."""
+    al = table(
+        rating("A1", 1, "client", 3),
+        rating("A1", 2, "client", 6),
+        rating("A1", 3, "client", 6),
+        rating("A2", 1, "client", 6),
+        rating("A2", 3, "client", 4),
+        rating("A3", 1, "client", 2),
+    )
+    res = build_labels(al, LabelConfig(rater="client"), weeks=(2, 3))
+    assert res.labels.to_dict() == {"A1": 0, "A2": 1}
+    assert res.score.to_dict() == {"A1": 6.0, "A2": 4.0}
+    assert res.counts["unlabelled"] == 1 and res.counts["early_leavers"] == 0
+    assert res.definition["weeks"] == [2, 3]
+    full = build_labels(al, LabelConfig(rater="client"))
+    assert full.labels.to_dict() == {"A1": 0, "A2": 0, "A3": 1}
+    assert full.definition["weeks"] == [1, 2, 3]
+    with pytest.raises(ValueError, match="subset"):
+        build_labels(al, LabelConfig(rater="client"), weeks=(0, 4))

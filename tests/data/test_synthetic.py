@@ -306,7 +306,10 @@ def test_default_world_is_the_generator_as_before(tmp_path):
 
     Expected digests were taken from commit f4bba9f (before worlds) with
     `python -m pipelines.simulate --n 150 --seed 9 --mc-draws 20`; if the default world is changed
-    on purpose, regenerate them and say so in the commit.
+    on purpose, regenerate them and say so in the commit. ground_truth.csv was regenerated for
+    issue 19: it gained columns (weeks 2-3 truth, latent weekly alliance, ruptures); its earlier
+    columns are unchanged value for value (checked against main at f009b25), and the four contract
+    tables keep their digests: the default ("steady") weekly dynamics are the generator as before.
     """
     import hashlib
 
@@ -323,7 +326,7 @@ EXPECTED_DEFAULT_DIGESTS = {
     "counsellors.csv": "f0b66e2a19ef7fb0",
     "alliance.csv": "086630601472f3e5",
     "episodes.csv": "02992e6c3992e460",
-    "ground_truth.csv": "ab5d5dc6fb33444f",
+    "ground_truth.csv": "886cb3ea1fed7660",
 }
 
 
@@ -562,3 +565,203 @@ def test_the_monte_carlo_label_rule_is_build_labels_on_arrays():
             expected = res.labels.reindex(ids)
             assert (labelled == expected.notna().to_numpy()).all()
             assert (low[labelled] == expected.dropna().astype(bool).to_numpy()).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Weekly dynamics of the ratings (simulator/weekly.py, issue 19 item 1).
+
+DYNAMICS = ("steady", "realistic", "volatile")
+
+
+@pytest.fixture(scope="session")
+def weekly_cohorts():
+    """One seed under each weekly-dynamics preset, without the Monte Carlo."""
+    return {d: generate(6000, 5, dynamics=d, ground_truth=False) for d in DYNAMICS}
+
+
+def _weekly_scores(cohort, rater: str) -> pd.DataFrame:
+    """Admissions x weeks 1-3: the rater's keyed WAI-S item mean (NaN: no valid rating)."""
+    a = cohort.alliance.assign(wai=score_wai(cohort.alliance))
+    a = a[a["rater"] == rater]
+    return a.pivot(index="admission_id", columns="week", values="wai").reindex(columns=[1, 2, 3])
+
+
+def _share_of_sevens(cohort, rater: str) -> float:
+    a = cohort.alliance[cohort.alliance["rater"] == rater]
+    x = a[WAI].astype("float64").to_numpy()
+    refl = [WAI.index(f"wai_{i:02d}") for i in WAI_S.reflected]
+    x[:, refl] = WAI_S.low + WAI_S.high - x[:, refl]
+    return float(np.nanmean(x == 7) / np.mean(~np.isnan(x)))
+
+
+def test_realistic_week_to_week_correlation_is_a_single_session_reliability(weekly_cohorts):
+    """Crits-Christoph et al. 2011: one session's generalizability coefficient .77, .80 reached
+    with two sessions, so one week's rating correlates ~.67-.80 with the next; the volatile preset
+    takes the low end, and the steady preset (the generator before issue 19) is far steadier."""
+    r = {}
+    for d, c in weekly_cohorts.items():
+        w = _weekly_scores(c, "client")
+        r[d] = (w[1].corr(w[2]), w[2].corr(w[3]))
+    assert all(0.70 <= x <= 0.80 for x in r["realistic"]), r
+    assert all(0.63 <= x <= 0.72 for x in r["volatile"]), r
+    assert all(x > 0.9 for x in r["steady"]), r
+    # a client's own trend: weeks further apart agree less
+    w = _weekly_scores(weekly_cohorts["realistic"], "client")
+    assert w[1].corr(w[3]) < w[1].corr(w[2]) - 0.01
+
+
+@pytest.mark.parametrize(("dynamics", "rate"), [("realistic", 0.20), ("volatile", 0.35)])
+def test_ruptures_happen_at_the_stated_rate_of_attended_sessions(weekly_cohorts, dynamics, rate):
+    gt = weekly_cohorts[dynamics].ground_truth
+    assert fx.EFFECTS["weekly.rupture_p"].value == 0.20  # the realistic preset's, in effects.py
+    attended = pd.concat([gt[f"rupture_w{k}"].dropna() for k in (1, 2, 3)])
+    assert len(attended) > 12_000
+    assert attended.mean() == pytest.approx(rate, abs=0.015)
+    # no rupture and no latent level once the client has left
+    left = gt["latent_client_w3"].isna()
+    assert gt.loc[left, "rupture_w3"].isna().all()
+    assert not weekly_cohorts["steady"].ground_truth["rupture_w2"].dropna().any()
+
+
+def test_a_rupture_lowers_its_week_and_is_partly_repaired():
+    """The deficit model of simulator/weekly.py, read off exact draws: a rupture costs its
+    session 1 client point (0.6 counsellor); the next week it is gone with a small bonus when
+    repaired (55%) and halved otherwise."""
+    from simulator import weekly
+
+    m = 400_000
+    with fx.using(weekly.effects("default", "realistic")):
+        wk = weekly.draw_weeks(np.zeros(m), np.zeros(m), np.random.default_rng(3))
+    rup, rep = wk["rupture"], wk["repaired"]
+    cl, co = wk["client"], wk["counsellor"]
+    # week 1: rupture vs none (session noise SD 0.65, so means over ~80,000 clients)
+    assert cl[rup[:, 0], 0].mean() - cl[~rup[:, 0], 0].mean() == pytest.approx(-1.0, abs=0.02)
+    assert co[rup[:, 0], 0].mean() - co[~rup[:, 0], 0].mean() == pytest.approx(-0.6, abs=0.02)
+    after = rup[:, 0] & ~rup[:, 1]
+    calm = ~rup[:, 0] & ~rup[:, 1]
+    base = cl[calm, 1].mean()
+    assert rep[after, 1].mean() == pytest.approx(0.55, abs=0.01)
+    assert cl[after & rep[:, 1], 1].mean() - base == pytest.approx(0.15, abs=0.02)
+    assert cl[after & ~rep[:, 1], 1].mean() - base == pytest.approx(-0.5, abs=0.02)
+
+
+def test_over_half_the_client_answers_sit_at_the_ceiling(weekly_cohorts):
+    share = {d: _share_of_sevens(c, "client") for d, c in weekly_cohorts.items()}
+    assert share["realistic"] > 0.50 and share["volatile"] > 0.50, share
+    assert 0.35 < share["steady"] < 0.50, share  # the steady preset's weaker ceiling, as before
+    assert all(_share_of_sevens(c, "counsellor") < 0.45 for c in weekly_cohorts.values())
+
+
+@pytest.mark.parametrize("dynamics", DYNAMICS)
+def test_more_experienced_counsellors_rate_their_alliances_lower(weekly_cohorts, dynamics):
+    c = weekly_cohorts[dynamics]
+    co = _weekly_scores(c, "counsellor").mean(axis=1).rename("rating").to_frame()
+    years = c.intake.set_index("admission_id")["counsellor_id"].map(
+        c.counsellors.set_index("counsellor_id")["years_experience"]
+    )
+    # the counsellor is known to the service even when blank at admission; use recorded ones
+    joined = co.join(years.rename("years")).dropna()
+    old = joined.loc[joined["years"] >= 12, "rating"].mean()
+    young = joined.loc[joined["years"] <= 4, "rating"].mean()
+    assert old < young - 0.15, (old, young)
+
+
+def test_client_and_counsellor_ratings_agree_weakly_and_drift_apart(weekly_cohorts):
+    """Meier & Donmall: r = 0.07-0.42 between the raters, and they drift apart over time."""
+    for d in ("realistic", "volatile"):
+        c = weekly_cohorts[d]
+        cl, co = _weekly_scores(c, "client"), _weekly_scores(c, "counsellor")
+        r = [cl[k].corr(co[k]) for k in (1, 2, 3)]
+        assert all(0.07 <= x <= 0.42 for x in r), (d, r)
+        # each rater's own slope (independent between raters) pulls them apart by week 3
+        assert r[2] < r[0], (d, r)
+
+
+def test_steady_preset_reproduces_todays_label_prevalence(cohort, weekly_cohorts):
+    """The default ("steady") dynamics are the generator before issue 19: the same prevalence to
+    the last digit (values read on main at f009b25: 0.2376 for n 2,000 seed 11, 0.2251 for n 8,000
+    seed 5); the other presets stay within 0.06 of it, a label a service would recognise."""
+    assert cohort.meta["dynamics"] == "steady"
+    assert cohort.meta["prevalence_client"] == 0.2376
+    assert generate(8000, 5, ground_truth=False).meta["prevalence_client"] == 0.2251
+    steady = weekly_cohorts["steady"].meta["prevalence_client"]
+    for d in ("realistic", "volatile"):
+        assert abs(weekly_cohorts[d].meta["prevalence_client"] - steady) < 0.06, d
+
+
+def test_latent_weekly_alliance_is_what_the_ratings_measure(weekly_cohorts):
+    """The ground truth's latent weekly level is the level the week's items were answered around."""
+    c = weekly_cohorts["realistic"]
+    gt = c.ground_truth.set_index("admission_id")
+    w = _weekly_scores(c, "client")
+    both = w[2].to_frame("rated").join(gt["latent_client_w2"]).dropna()
+    assert both["rated"].corr(both["latent_client_w2"]) > 0.85
+    assert (gt["latent_client_w1"].notna() == ~gt["early_leaver"]).all()
+
+
+@pytest.mark.parametrize("dynamics", ["steady", "realistic"])
+def test_weeks_2_3_truth_is_calibrated_on_the_realised_label(dynamics):
+    c = generate(2500, 12, dynamics=dynamics, mc_draws=100)
+    gt = c.ground_truth
+    lab = gt["low_alliance_client_w23"].notna()
+    observed = gt.loc[lab, "low_alliance_client_w23"].astype(bool).mean()
+    assert abs(gt.loc[lab, "p_low_alliance_client_w23"].mean() - observed) < 0.03
+    p = gt["p_low_alliance_client_w23_no_ids"].to_numpy()
+    assert ((p > 0) & (p < 1)).all()
+    # the realised weeks 2-3 label is build_labels on weeks 2 and 3
+    res = build_labels(c.alliance, LabelConfig(), c.intake, c.episodes, weeks=(2, 3))
+    got = gt.set_index("admission_id")["low_alliance_client_w23"].dropna().astype(int)
+    pd.testing.assert_series_equal(
+        got.sort_index(), res.labels.sort_index(), check_names=False, check_index_type=False
+    )
+
+
+def test_dynamics_are_reproducible_and_keep_the_population():
+    a, b = (generate(400, 4, dynamics="realistic", mc_draws=10) for _ in range(2))
+    for name, df in a.tables().items():
+        pd.testing.assert_frame_equal(df, b.tables()[name])
+    pd.testing.assert_frame_equal(a.ground_truth, b.ground_truth)
+    steady = generate(400, 4, ground_truth=False)
+    # the same clients: fields and questionnaire scores (unscored items are drawn after the weeks)
+    cols = ["admission_id", "service_id", "age", "sex", "primary_substance", *SCALES_BY_FIELD]
+    pd.testing.assert_frame_equal(a.intake[cols], steady.intake[cols])
+    pd.testing.assert_frame_equal(a.counsellors, steady.counsellors)
+    assert not a.alliance.equals(steady.alliance)
+    with pytest.raises(ValueError, match="unknown dynamics 'calm'; known dynamics: steady"):
+        generate(50, 1, dynamics="calm")
+
+
+def test_cli_dynamics_flag_config_and_list(tmp_path):
+    from validation.io import load_tables
+    from validation.report import validate_tables
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "pipelines.simulate", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    listed = run("--list-dynamics")
+    assert listed.returncode == 0 and all(d in listed.stdout for d in DYNAMICS)
+    assert "--dynamics" in run("--help").stdout
+    bad = run("--dynamics", "calm", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "unknown dynamics 'calm'" in bad.stderr
+    out = tmp_path / "out"
+    ok = run("--n", "300", "--mc-draws", "10", "--dynamics", "volatile", "--out", str(out))
+    assert ok.returncode == 0, ok.stderr
+    assert "dynamics volatile" in ok.stdout
+    meta = json.loads((out / "ground_truth.json").read_text())
+    assert meta["SYNTHETIC"] is True and meta["dynamics"]["name"] == "volatile"
+    assert meta["effects"]["weekly.rupture_p"]["value"] == 0.35
+    assert "weekly dynamics `volatile`" in (out / "README.md").read_text()
+    report = validate_tables(load_tables(out))
+    assert not report.blocking, [str(e) for e in report.blocking_errors[:5]]
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text('[simulate]\ndynamics = "realistic"\n')
+    via_cfg = run(
+        "--n", "80", "--mc-draws", "10", "--config", str(cfg), "--out", str(tmp_path / "c")
+    )
+    assert via_cfg.returncode == 0 and "dynamics realistic" in via_cfg.stdout
