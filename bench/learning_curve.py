@@ -25,7 +25,7 @@ the champion, the baseline and the oracle, and the issue's goals as PASS/FAIL:
 - Brier: the champion's mean Brier at most 0.5% above the baseline's (same seeds);
 - beats: in non-linear worlds (simulator/worlds.py) at n >= 4,000, AUROC above and Brier below the
   baseline's.
-Metrics: models/metrics.py ``point_metrics`` against the realised labels of the test cohort's
+Metrics: models/building/metrics.py ``point_metrics`` against the realised labels of the test cohort's
 labelled clients (features/labels.py, client rater, threshold 5.0). Nothing here asserts.
 """
 
@@ -171,8 +171,8 @@ def one_run(world: str, n: int, seed: int, test_dir: str, root: str, config: str
     import pandas as pd
 
     from features.settings import load_settings
-    from models.metrics import point_metrics
-    from models.resolve import find_version, model_uri
+    from models.building.metrics import point_metrics
+    from models.lifecycle.resolve import find_version, model_uri
     from simulator.generator import generate, write
 
     base = Path(root) / f"{world}_n{n}_s{seed}"

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from models.resolve import ModelNotFound
-from models.resolve import load as _load
+from models.lifecycle.resolve import ModelNotFound
+from models.lifecycle.resolve import load as _load
 from serving.auth import KeyRing, key_digest
 from tests.support.harness import SERVE_KEY, export_champion, launch_service, service_env
 
