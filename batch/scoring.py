@@ -21,10 +21,10 @@ A row that fails never stops the others. Rows whose questionnaire items contradi
 score (features.scoring) and repeated admission_ids are rejected too.
 
 Scores come from the registered model's own ``ScoringModel`` (the ``artifacts/scorer`` folder of
-the logged pyfunc), through ``models.predict.frame_to_matrix`` and ``ScoringModel.contributions``:
-the path the pyfunc itself takes (``models.predict.score_frame``), without its per-call overhead.
+the logged pyfunc), through ``models.scoring.predict.frame_to_matrix`` and ``ScoringModel.contributions``:
+the path the pyfunc itself takes (``models.scoring.predict.score_frame``), without its per-call overhead.
 
-Explanations come from the project's one explanation path (``models.explain``), as in the API:
+Explanations come from the project's one explanation path (``models.scoring.explain``), as in the API:
 every driver group's contribution in **probability points on the 0-1 risk scale** (0.05 = five
 percentage points), measured from the typical client, so that ``points_<group>`` over all groups
 add up to risk - typical_risk, assessed or not; ``not_assessed`` names the groups none of whose
@@ -49,7 +49,7 @@ from features.catalog import (
     SCORING_BY_NAME,
     TABLES,
 )
-from models.resolve import LoadedModel
+from models.lifecycle.resolve import LoadedModel
 from validation.rows import RowValidator
 
 REJECT_COLUMNS = ["row", "admission_id", "table", "field", "value", "reason"]
@@ -193,8 +193,8 @@ def check_columns(source: Source) -> Columns:
 def top_drivers_frame(points: np.ndarray, top_n: int) -> pd.DataFrame:
     """driver_k, driver_k_points, driver_k_effect for k = 1..top_n (blank when fewer): the
     groups with the largest |points|, assessed or not (``not_assessed`` says which were not),
-    leaving out those that read 0.0 at the page's precision (``models.explain.MIN_POINTS``)."""
-    from models.explain import MIN_POINTS
+    leaving out those that read 0.0 at the page's precision (``models.scoring.explain.MIN_POINTS``)."""
+    from models.scoring.explain import MIN_POINTS
 
     n = len(points)
     key = np.where(np.abs(points) >= MIN_POINTS, np.abs(points), -1.0)
@@ -230,7 +230,7 @@ def output_columns(top_n: int) -> list[str]:
 def explanation_frame(
     lm: LoadedModel, admission_ids: np.ndarray, ex, risk: np.ndarray | None = None, top_n: int = 3
 ) -> pd.DataFrame:
-    """The output rows from a ``models.explain.Explanation`` (both engines end here). ``risk``:
+    """The output rows from a ``models.scoring.explain.Explanation`` (both engines end here). ``risk``:
     the model's own risk when it came from elsewhere (the Spark UDF); else the explanation's."""
     risk = ex.risk if risk is None else risk
     band = lm.bands.bands(risk)
@@ -388,8 +388,8 @@ class ChunkScorer:
         """(scored output rows, reject records). ``first_row``: 1-based number of frame's first
         data row in the input (CSV line = row + 1)."""
         from features.errors import FieldError
-        from models.explain import explain_matrix
-        from models.predict import frame_to_matrix
+        from models.scoring.explain import explain_matrix
+        from models.scoring.predict import frame_to_matrix
 
         frame = frame.reset_index(drop=True)
         n = len(frame)

@@ -14,7 +14,7 @@ Steps (the same rules as batch.scoring, so both engines agree):
 4. Valid rows go through ``mlflow.pyfunc.spark_udf(spark, models:/alliance-risk/<version>)``; the
    UDF returns a struct (admission_id, risk, band, contrib_<group>) from which risk, band and the
    group contributions are taken. Points are computed from those contributions by the one
-   explanation path (models.explain), from the model's typical-client log-odds, as in pandas.
+   explanation path (models.scoring.explain), from the model's typical-client log-odds, as in pandas.
 5. Output rows come back to the driver in input order and are written with the pandas engine's
    writer, so both engines produce the same file. Row numbers are not known under Spark (the
    rejects file's ``row`` column is blank); admission_id identifies the row.
@@ -47,7 +47,7 @@ from batch.scoring import (
     reject_record,
 )
 from features.catalog import COUNSELLOR_PREFIX, COUNSELLORS, DRIVER_GROUPS, SCORING_BY_NAME
-from models.resolve import LoadedModel
+from models.lifecycle.resolve import LoadedModel
 
 _SPARK_TYPES = {
     "string": "string",
@@ -67,8 +67,8 @@ def _validate_partition(columns: list[str], kind: str):
 
     def run(batches):
         from features.build import typed_records
-        from models.explain import assessed_matrix
-        from models.predict import frame_to_matrix
+        from models.scoring.explain import assessed_matrix
+        from models.scoring.predict import frame_to_matrix
         from validation.rules import text_form
 
         validator = RowValidator()
@@ -290,7 +290,7 @@ def _finish(rows: list, lm: LoadedModel, top_n: int) -> pd.DataFrame:
     """Spark rows (risk, band, contrib_*) -> the pandas engine's output columns, through the one
     explanation path: the pyfunc's group contributions plus the model's typical-client log-odds
     (the base, the same for every record)."""
-    from models.explain import explain_contributions, typical_log_odds
+    from models.scoring.explain import explain_contributions, typical_log_odds
 
     pdf = pd.DataFrame([r.asDict() for r in rows])
     G = pdf[[f"contrib_{g}" for g in DRIVER_GROUPS]].to_numpy(dtype=float)

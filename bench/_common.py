@@ -131,9 +131,9 @@ class Store:
 
 
 def champion_version(uri: str, name: str | None = None) -> str | None:
-    """The champion's version in the store at ``uri``, or None (``models.resolve``, which reports a
+    """The champion's version in the store at ``uri``, or None (``models.lifecycle.resolve``, which reports a
     missing SQLite file instead of creating it)."""
-    from models.resolve import version_of
+    from models.lifecycle.resolve import version_of
 
     return version_of(uri, name)
 
@@ -345,7 +345,7 @@ def start_bentoml(workdir: Path, tracking_uri: str, key: str | None = None) -> S
     port = free_port()
     env = service_env(workdir, tracking_uri, key, AUDIT_HASH_KEY)  # as the tests start it
     t = time.perf_counter()
-    env = export_champion(env)  # what pipelines.serve does first (models/bento_store.py)
+    env = export_champion(env)  # what pipelines.serve does first (models/lifecycle/bento_store.py)
     log(
         f"bentoml: champion exported to the server's model store in {time.perf_counter() - t:.2f} s"
     )
@@ -363,7 +363,7 @@ def start_bentoml(workdir: Path, tracking_uri: str, key: str | None = None) -> S
 
 def start_mlflow(workdir: Path, tracking_uri: str, workers: int = 2) -> Server:
     """``mlflow models serve -m models:/alliance-risk@champion --env-manager local``."""
-    from models.resolve import default_name, model_uri
+    from models.lifecycle.resolve import default_name, model_uri
 
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()

@@ -37,8 +37,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 def _child(model_dir: str, bands: dict, csv: str, out: str, chunk: int, q) -> None:
     from batch.scoring import score_file
     from features.settings import BandConfig
-    from models.resolve import LoadedModel
-    from models.scorer import ScoringModel
+    from models.lifecycle.resolve import LoadedModel
+    from models.scoring.scorer import ScoringModel
 
     m = ScoringModel.load(model_dir)
     lm = LoadedModel(m, BandConfig(**bands), "bench", "0", "")
@@ -85,9 +85,9 @@ def stages(model, csv: Path, chunk: int) -> dict[str, float]:
     )
     from features.build import typed_records
     from features.settings import BandConfig
-    from models.explain import assessed_matrix, explain_contributions, group_log_odds
-    from models.predict import frame_to_matrix
-    from models.resolve import LoadedModel
+    from models.lifecycle.resolve import LoadedModel
+    from models.scoring.explain import assessed_matrix, explain_contributions, group_log_odds
+    from models.scoring.predict import frame_to_matrix
 
     lm = LoadedModel(model, BandConfig(**model.reference.get("bands", {})), "b", "0", "")
     v = RowValidator()
@@ -138,16 +138,16 @@ def main() -> None:
 
     from features.build import MONOTONE, scoring_frame, typed_records
     from features.settings import load_settings
-    from models.estimators import fit_candidate
-    from models.predict import frame_to_matrix
-    from models.scorer import ScoringModel
-    from models.training import reference_cohort
+    from models.building.estimators import fit_candidate
+    from models.building.training import reference_cohort
+    from models.scoring.predict import frame_to_matrix
+    from models.scoring.scorer import ScoringModel
     from simulator.generator import generate
 
     settings = load_settings()
     models: list[tuple[str, ScoringModel]] = []
     try:
-        from models.resolve import load as load_model
+        from models.lifecycle.resolve import load as load_model
 
         lm = load_model(settings.tracking_uri)
         models.append((f"registry champion v{lm.version} ({lm.model.kind})", lm.model))

@@ -39,11 +39,11 @@ def main() -> None:
     from features.build import COLUMN_DRIVERS, MONOTONE
     from features.catalog import DRIVER_GROUPS
     from features.settings import load_settings
-    from models.estimators import fit_candidate
-    from models.explain import explain_row
-    from models.reference import reference_cohort, typical_row
-    from models.scorer import ScoringModel
-    from models.training import holdout_split
+    from models.building.estimators import fit_candidate
+    from models.building.training import holdout_split
+    from models.scoring.explain import explain_row
+    from models.scoring.reference import reference_cohort, typical_row
+    from models.scoring.scorer import ScoringModel
 
     settings = load_settings()
     scored, X, y, groups = labelled_matrix(args.n, seed=7, label_cfg=settings.label)

@@ -50,7 +50,7 @@ when" goals as PASS/FAIL (goals that do not apply are not printed):
 - wrong-prior worlds (simulator/worlds.py ``wrong_prior``): every run's AUROC at most 0.005 below
   its baseline's;
 and per world, over its runs at n <= 500: calibration slope within 0.8-1.25 in at least 5 of 6
-runs (a share >= 5/6). Metrics: models/metrics.py ``point_metrics`` against the realised labels of
+runs (a share >= 5/6). Metrics: models/building/metrics.py ``point_metrics`` against the realised labels of
 the test cohort's labelled clients (features/labels.py, client rater, threshold 5.0); the
 issue-17 figures against the oracle on the same clients. Nothing here asserts.
 """
@@ -288,8 +288,8 @@ def one_run(
     import pandas as pd
 
     from features.settings import BAND_NAMES, load_settings
-    from models.metrics import point_metrics
-    from models.resolve import find_version, model_uri
+    from models.building.metrics import point_metrics
+    from models.lifecycle.resolve import find_version, model_uri
     from simulator.generator import write
 
     base = Path(root) / f"{world}_n{n}_s{seed}"

@@ -259,7 +259,7 @@ def measure_in_process(
 ) -> dict[str, Any]:
     from features.build import FeatureBuilder
     from features.scoring import ITEMS_USED, score_record
-    from models.resolve import load
+    from models.lifecycle.resolve import load
     from serving.audit import AuditLog
     from serving.engine import Engine
     from validation.record import check_record

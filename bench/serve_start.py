@@ -5,7 +5,7 @@
 ``bench/serve_latency.py`` times ``bentoml serve`` itself (Popen to the first good ``/score``).
 What a person runs is ``python -m pipelines.serve`` (``make run``), which does more first: it
 reads the MLflow registry's champion and exports it into BentoML's model store when the store
-lacks it (models/bento_store.py), then starts ``bentoml serve``. This times that, each start with
+lacks it (models/lifecycle/bento_store.py), then starts ``bentoml serve``. This times that, each start with
 a fresh BentoML home (``--warm-home`` reuses one, so from the second start on the champion is
 already exported), against the store in --store-dir (trained there with the fast test settings
 when it holds no champion, as bench/serve_latency.py does). Prints each start and the median.

@@ -5,12 +5,12 @@
     .venv/bin/python -m bench.stability --truth [--n 6000]
 
 Without ``--model-uri``: generates a SYNTHETIC cohort of ``--n`` admissions, fits each candidate
-kind in-process (``models.estimators.fit_candidate``, as training does) on the labelled clients
+kind in-process (``models.building.estimators.fit_candidate``, as training does) on the labelled clients
 and measures it on an independent SYNTHETIC cohort of the same size (another seed). With
 ``--model-uri``: loads that registered model's scorer (the tracking store is
 ``MLFLOW_TRACKING_URI`` or the project default) and measures it on the SYNTHETIC cohort.
 
-For each scale score (``models.stability.MEASUREMENT_STEP``: 1 point on a TCU scale or the
+For each scale score (``models.building.stability.MEASUREMENT_STEP``: 1 point on a TCU scale or the
 GHQ-12, 0.1 on a Brief COPE mean, 1 on a 1-7 attachment rating) prints the 99th percentile and
 the maximum over clients of the risk change, in percentage points; the goal is at most 2 for 99%
 of clients and 4 for any. Asserts nothing.
@@ -34,8 +34,8 @@ def records(n: int, seed: int, world: str = "default"):
     from features.build import scoring_frame, typed_records
     from features.labels import build_labels
     from features.settings import LabelConfig
-    from models.predict import frame_to_matrix
-    from models.training import split_groups
+    from models.building.training import split_groups
+    from models.scoring.predict import frame_to_matrix
     from simulator.generator import generate
 
     c = generate(n, seed=seed, world=world, ground_truth=False)
@@ -51,7 +51,7 @@ def load_scorer(uri: str):
     import mlflow
 
     from features.settings import load_settings
-    from models.scorer import ScoringModel
+    from models.scoring.scorer import ScoringModel
 
     mlflow.set_tracking_uri(load_settings().tracking_uri)
     dst = Path(tempfile.mkdtemp(prefix="stability-"))
@@ -64,7 +64,7 @@ def truth(n: int, seed: int, world: str = "default") -> None:
     from sklearn.linear_model import LinearRegression
 
     from features.build import scoring_frame, typed_records
-    from models.stability import scale_steps
+    from models.building.stability import scale_steps
     from simulator.generator import generate
 
     c = generate(n, seed=seed, world=world)
@@ -105,9 +105,9 @@ def main() -> None:
         truth(args.n, args.seed, args.world)
         return
 
-    from models.estimators import fit_candidate
-    from models.reference import reference_cohort
-    from models.stability import GOAL_MAX_POINTS, GOAL_P99_POINTS, risk_steps
+    from models.building.estimators import fit_candidate
+    from models.building.stability import GOAL_MAX_POINTS, GOAL_P99_POINTS, risk_steps
+    from models.scoring.reference import reference_cohort
 
     _, test, _, _, _ = records(args.n, args.seed + 1000, args.world)
     if args.model_uri:

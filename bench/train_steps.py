@@ -50,7 +50,7 @@ def main() -> None:
     from features.build import scoring_frame, typed_records
     from features.labels import build_labels
     from features.settings import load_settings
-    from models.predict import frame_to_matrix
+    from models.scoring.predict import frame_to_matrix
     from validation.io import load_tables
     from validation.report import validate_tables
 

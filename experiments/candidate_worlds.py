@@ -9,7 +9,7 @@ independent SYNTHETIC test cohort of ``--n-test`` admissions from another seed. 
 (the label-level version of a world of ``simulator/worlds.py``, ``label_level_probability``: the
 default generator's true probability with its log-odds transformed) labels are
 drawn from the world's true probability in both. Each candidate is fitted with
-``models.estimators.fit_candidate`` on the first n admissions of the pool and scored on the test
+``models.building.estimators.fit_candidate`` on the first n admissions of the pool and scored on the test
 cohort: AUROC and Brier against the drawn test labels, expected log loss against the true
 probabilities, calibration slope; the oracle is the world's true probability. Prints means over
 seeds and each candidate's difference from the ridge baseline (AUROC points x 1000; Brier in %).
@@ -27,8 +27,8 @@ import numpy as np
 
 def cohort(n: int, seed: int):
     from features.build import scoring_frame, typed_records
-    from models.predict import frame_to_matrix
-    from models.training import split_groups
+    from models.building.training import split_groups
+    from models.scoring.predict import frame_to_matrix
     from simulator.generator import generate
 
     c = generate(n, seed=seed)
@@ -47,7 +47,7 @@ def metrics(y: np.ndarray, p_true: np.ndarray, q: np.ndarray) -> dict[str, float
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
-    from models.metrics import row_log_loss
+    from models.building.metrics import row_log_loss
 
     q = np.clip(q, 1e-6, 1 - 1e-6)
     lq = np.log(q / (1 - q))
@@ -77,7 +77,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from models.estimators import fit_candidate
+    from models.building.estimators import fit_candidate
     from simulator.worlds import label_level_probability as true_probability
 
     rows = []

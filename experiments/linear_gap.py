@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import pandas as pd
 
-    from models.metrics import point_metrics
+    from models.building.metrics import point_metrics
     from simulator.generator import generate, write
 
     a.workdir.mkdir(parents=True, exist_ok=True)

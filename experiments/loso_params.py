@@ -3,7 +3,7 @@
     .venv/bin/python -m experiments.loso_params DATA_DIR [--kinds ridge spline]
 
 On a cohort at or above ``train.holdout_from``: the candidate of each kind is tuned and fitted on
-the grouped training split (as the pipeline does), then ``models.training.leave_one_service_out``
+the grouped training split (as the pipeline does), then ``models.building.training.leave_one_service_out``
 runs twice, once tuning every service's fit (``params=None``, the small-n behaviour) and once with
 the candidate's tuned hyper-parameters (``params=model.params``, the holdout protocol's). Prints,
 per service, the AUROC, log loss and calibration slope of both and their differences, and the wall
@@ -33,9 +33,9 @@ def main() -> None:
     from features.build import scoring_frame, typed_records
     from features.labels import build_labels
     from features.settings import load_settings
-    from models.estimators import fit_candidate
-    from models.predict import frame_to_matrix
-    from models.training import holdout_split, leave_one_service_out, split_groups
+    from models.building.estimators import fit_candidate
+    from models.building.training import holdout_split, leave_one_service_out, split_groups
+    from models.scoring.predict import frame_to_matrix
     from validation.io import load_tables
 
     settings = load_settings()

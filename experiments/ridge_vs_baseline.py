@@ -11,7 +11,7 @@ training cohort is SYNTHETIC, from ``simulator.generator`` with ``--world``):
 
 - ``baseline``: ``bench/learning_curve.py``'s ``ridge_baseline`` (LogisticRegressionCV, stratified
   5-fold, neg_log_loss, numbers median-imputed and scaled, codes one-hot);
-- ``ridge``: ``models.estimators.fit_candidate("ridge", ...)`` exactly as training calls it
+- ``ridge``: ``models.building.estimators.fit_candidate("ridge", ...)`` exactly as training calls it
   (inner grouped CV by counsellor);
 - ``ridge_std_onehot``: the same with every one-hot column standardised (the code before the fix).
 
@@ -40,9 +40,9 @@ def _cohort(workdir: Path, world: str, n: int, seed: int):
 
 
 def _ridge(frame, y, seed: int, standardise_onehot: bool):
-    import models.estimators as E
-    from models.predict import frame_to_matrix
-    from models.training import split_groups
+    import models.building.estimators as E
+    from models.building.training import split_groups
+    from models.scoring.predict import frame_to_matrix
 
     X, scored, _ = frame_to_matrix(frame)
     saved = E.ONEHOT
@@ -65,7 +65,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from bench.learning_curve import ridge_baseline
-    from models.metrics import point_metrics
+    from models.building.metrics import point_metrics
 
     print("| world | n | model | AUROC | Brier | slope | AUROC - baseline | Brier vs baseline |")
     print("|---|---|---|---|---|---|---|---|")

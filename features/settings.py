@@ -100,7 +100,7 @@ class TrainConfig(_Section):
     seed: int = 7
     group_by: Literal["counsellor", "service"] = "counsellor"
     n_splits: int = Field(5, ge=2, le=10)
-    # Repeats of the grouped K-fold; None = chosen from n (models.estimators.auto_repeats: 5 at
+    # Repeats of the grouped K-fold; None = chosen from n (models.building.estimators.auto_repeats: 5 at
     # n = 190, 2 at 400, 1 from 700), because fold luck moves small-n estimates most.
     n_repeats: int | None = Field(None, ge=1, le=20)
     # From this many labelled admissions on, a held-out split replaces the cross-validation: its
@@ -110,7 +110,7 @@ class TrainConfig(_Section):
     n_bootstrap: int = Field(200, ge=20, le=5000)
     tune_iterations: int = Field(6, ge=1, le=50)
     # Model families compared by cross-validation; one entry forces that family. "ridge" is the
-    # baseline, "spline" a monotone GAM (models.estimators); "lightgbm" and the older "logistic"
+    # baseline, "spline" a monotone GAM (models.building.estimators); "lightgbm" and the older "logistic"
     # can be selected but are not compared by default.
     candidates: tuple[Literal["ridge", "anchored", "spline", "lightgbm", "logistic"], ...] = Field(
         ("ridge", "spline"), min_length=1
@@ -122,7 +122,7 @@ class TrainConfig(_Section):
     # model shrunk towards zero is not the default: unless train.candidates is set, the ridge is
     # replaced by the anchored candidate. False keeps the candidates whatever n is.
     steer_by_sample_size: bool = True
-    # Promotion gate (models.registry.gate), read against 95% CIs: refused when the AUROC CI
+    # Promotion gate (models.lifecycle.registry.gate), read against 95% CIs: refused when the AUROC CI
     # includes 0.5 or lies wholly below min_auroc, when the calibration-slope CI lies wholly outside
     # slope_range, or when the paired log-loss difference to the champion has its whole CI above
     # log_loss_margin.
@@ -151,7 +151,7 @@ class ServingConfig(_Section):
     # Key of the HMAC that replaces admission_id in the audit store. Unset: a random key is made
     # once and kept beside the audit file (<audit_db>.key, mode 0600).
     audit_hash_key: str | None = None
-    # The BentoML model store tag to serve (models/bento_store.py); `python -m pipelines.serve`
+    # The BentoML model store tag to serve (models/lifecycle/bento_store.py); `python -m pipelines.serve`
     # sets it to the registry's champion, exported. Empty: the newest exported champion.
     model_tag: str = ""
 

@@ -96,8 +96,8 @@ def labelled_matrix(n: int, seed: int, label_cfg=None, **generate_kw):
     from features.build import scoring_frame, typed_records
     from features.labels import build_labels
     from features.settings import LabelConfig
-    from models.predict import frame_to_matrix
-    from models.training import split_groups
+    from models.building.training import split_groups
+    from models.scoring.predict import frame_to_matrix
     from simulator.generator import generate
 
     c = generate(n, seed=seed, **generate_kw)

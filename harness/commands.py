@@ -16,7 +16,7 @@ from pathlib import Path
 
 # MLflow keeps the tracking and registry URIs in module globals, and set_tracking_uri also writes
 # MLFLOW_TRACKING_URI into os.environ (so later subprocesses inherit it). Code under test sets
-# them (models.registry.get_client, models.resolve.fetch), so every test gets them back as they were
+# them (models.lifecycle.registry.get_client, models.lifecycle.resolve.fetch), so every test gets them back as they were
 # (tests/conftest.py, an autouse fixture).
 
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -249,12 +249,12 @@ SERVE_COMMAND = ["-m", "bentoml", "serve", "serving.service:AllianceRisk", "--ho
 
 def export_champion(env: dict[str, str]) -> dict[str, str]:
     """What ``python -m pipelines.serve`` does while BentoML starts: export the registry's
-    champion (``MLFLOW_TRACKING_URI``) into ``BENTOML_HOME``'s model store (models/bento_store.py),
+    champion (``MLFLOW_TRACKING_URI``) into ``BENTOML_HOME``'s model store (models/lifecycle/bento_store.py),
     in a process of its own; ``env`` plus the tag to serve, or the reason there is none."""
     import json
 
     proc = subprocess.run(
-        [sys.executable, "-m", "models.bento_store", env["MLFLOW_TRACKING_URI"]],
+        [sys.executable, "-m", "models.lifecycle.bento_store", env["MLFLOW_TRACKING_URI"]],
         env=env,
         capture_output=True,
         text=True,

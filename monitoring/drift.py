@@ -186,7 +186,7 @@ def score_batch(frame: pd.DataFrame, lm, chunk_size: int = 20_000) -> tuple[Scor
     """Validate and score flat records in memory (batch.scoring); (scores, scored frame)."""
     from batch.scoring import ChunkScorer
     from features.build import typed_records
-    from models.predict import frame_to_matrix
+    from models.scoring.predict import frame_to_matrix
 
     scorer = ChunkScorer(lm, top_n=0)
     risks, bands, rejected, kept = [], [], set(), []

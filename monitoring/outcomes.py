@@ -12,10 +12,10 @@ contract's ``alliance`` table), ``pipelines.monitor`` calls ``check_outcomes``, 
    never written anywhere else);
 3. reports observed/expected events (O/E) with its CI (the wider of the bootstrap's and the exact
    Poisson interval: the bootstrap of a ratio is too narrow with few events), calibration slope, AUROC and Brier, each
-   with a 95% cluster-bootstrap CI (``models.metrics.bootstrap_ci``, counsellors as clusters), next
+   with a 95% cluster-bootstrap CI (``models.building.metrics.bootstrap_ci``, counsellors as clusters), next
    to the training run's held-out figures; the observed rate per band; a calibration plot of the
    training hold-out and the current batch; the fairness table at the band thresholds
-   (``models.fairness``), one plot per measure.
+   (``models.building.fairness``), one plot per measure.
 
 Alarms (the monitor exits 1; the alarm text starts with its kind):
 - calibration: the O/E 95% CI excludes 1 AND O/E is outside [0.8, 1.25]. Both, because with
@@ -242,8 +242,8 @@ def training_figures(tracking_uri: str, name: str, version: str):
 
     import mlflow
 
-    from models.registry import get_client
-    from models.resolve import resolve
+    from models.lifecycle.registry import get_client
+    from models.lifecycle.resolve import resolve
 
     mv = resolve(tracking_uri, name, version)
     client = get_client(tracking_uri)
@@ -304,8 +304,8 @@ def evaluate_outcomes(
     synthetic: bool = False,
 ) -> OutcomeResult:
     """Metrics, bands, fairness, alarms and plots for labelled, scored clients (aligned arrays)."""
-    from models import fairness as F
-    from models import metrics as M
+    from models.building import fairness as F
+    from models.building import metrics as M
 
     ci = M.bootstrap_ci(y, p, n_boot=n_boot, seed=0, groups=_groups(frame))
     current = {k: ci[k] for k in (*HEADLINE, "cal_intercept", "prevalence")}
@@ -431,7 +431,7 @@ def calibration_plot(holdout, current, tag: str = "") -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.plots import draw_calibration
+    from models.building.plots import draw_calibration
 
     fig, ax = plt.subplots(figsize=(5.5, 5))
     periods = (
@@ -468,7 +468,7 @@ def _count_words(r: OutcomeResult) -> str:
 def section_context(r: OutcomeResult) -> dict[str, Any]:
     """What reporting/templates/monitoring_outcomes.html.j2 shows: the report's "Performance on
     outcomes" and "Fairness at the band thresholds" sections."""
-    from models import fairness as F
+    from models.building import fairness as F
 
     d = r.label_definition
     metrics = pd.DataFrame(

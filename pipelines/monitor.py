@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = settings.monitor
     output = args.output or cli.resolve(DEFAULT_OUTPUT)
 
-    from models.resolve import ModelNotFound, load
+    from models.lifecycle.resolve import ModelNotFound, load
     from monitoring.drift import (
         MonitorResult,
         feature_drift,

@@ -6,7 +6,7 @@
 
 The training gate promotes automatically only when a model clears the floors and is not worse than
 the champion; this command is for the cases where a person decides otherwise. The new champion is
-also exported to BentoML's model store (models/bento_store.py), so a service restarted with
+also exported to BentoML's model store (models/lifecycle/bento_store.py), so a service restarted with
 ``bentoml serve`` serves it; a running service keeps its model until it is restarted.
 """
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlflow.exceptions import MlflowException
 
-    from models import registry
+    from models.lifecycle import registry
 
     settings, code = cli.settings_or_exit(cli.console(stderr=True), args.config)
     if settings is None:
@@ -66,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export(tracking_uri: str, name: str) -> int:
-    """The new champion into BentoML's model store (models/bento_store.py), where a service
+    """The new champion into BentoML's model store (models/lifecycle/bento_store.py), where a service
     started without ``pipelines.serve`` finds it. The registry has moved either way: a failed
     export is reported, and the next ``pipelines.serve`` exports it."""
-    from models.bento_store import store_path, sync
+    from models.lifecycle.bento_store import store_path, sync
 
     try:
         sync(tracking_uri, name)

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return code
     from batch.scoring import InputError
-    from models.resolve import ModelNotFound, load
+    from models.lifecycle.resolve import ModelNotFound, load
 
     name = settings.train.registered_model
     try:

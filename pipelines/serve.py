@@ -5,7 +5,7 @@
 Runs ``bentoml serve serving.service:AllianceRisk`` as a child process at once, on the newest
 champion in BentoML's model store (training and ``pipelines.promote`` export each new champion
 there). Meanwhile this process makes the MLflow registry's champion that newest model: it exports
-it when the store lacks it (models/bento_store.py; this process reads MLflow, the serving
+it when the store lacks it (models/lifecycle/bento_store.py; this process reads MLflow, the serving
 processes never do). Only when that sync changed the store (a champion moved in the MLflow UI, or
 a fresh model store) is the child restarted, with the champion's tag
 (``ALLIANCE_RISK_SERVING__MODEL_TAG``), before the service is reported ready. Why in parallel:
@@ -146,14 +146,14 @@ def main(argv: list[str] | None = None) -> int:
         env["ALLIANCE_RISK_SERVING__API_KEY"] = key
         _show_key_once(key)
 
-    from models.bento_store import TAG_ENV, UNAVAILABLE_ENV
+    from models.lifecycle.bento_store import TAG_ENV, UNAVAILABLE_ENV
 
     env.pop(UNAVAILABLE_ENV, None)
     env.pop(TAG_ENV, None)
     synced: dict[str, tuple[dict[str, str], bool]] = {}
 
     def _sync() -> None:
-        from models.bento_store import launch_env
+        from models.lifecycle.bento_store import launch_env
 
         synced["env"] = launch_env(settings.tracking_uri, settings.train.registered_model)
 

@@ -5,8 +5,8 @@
 
 Steps: validate (a blocking failure stops here and registers nothing) -> features and labels ->
 candidates (tuned and calibrated inside grouped CV) -> selection and figures from repeated grouped
-CV on all labelled admissions (a held-out split only at large n; models.training) -> global
-explanation -> MLflow run -> promotion gate (figures with their CIs; models.registry.gate) ->
+CV on all labelled admissions (a held-out split only at large n; models.building.training) -> global
+explanation -> MLflow run -> promotion gate (figures with their CIs; models.lifecycle.registry.gate) ->
 registry version -> champion alias (last). --oracle adds the simulator's true probabilities.
 With no --input (alias --data), the synthetic cohort in data/synthetic is used (generated first if absent).
 """
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return code
 
-    from models.registry import champion_version, get_client
+    from models.lifecycle.registry import champion_version, get_client
 
     client = get_client(settings.tracking_uri)
     name = settings.train.registered_model
@@ -196,7 +196,7 @@ def run(
     import mlflow
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from models import registry
+    from models.lifecycle import registry
 
     t0 = time.perf_counter()
     registry.ensure_experiment(settings.tracking_uri, settings.train.experiment)
@@ -259,7 +259,7 @@ def run(
                 task = step("features and labels")
                 from features.build import scoring_frame, typed_records
                 from features.labels import build_labels, in_index
-                from models.predict import frame_to_matrix
+                from models.scoring.predict import frame_to_matrix
                 from validation.report import training_sanity
 
                 labels = build_labels(
@@ -298,7 +298,7 @@ def run(
                 )
 
                 task = step("candidates, evaluation, explanation")
-                from models.training import train_models
+                from models.building.training import train_models
 
                 result = train_models(
                     settings, scored, X, y, oracle=oracle_p, true_ranking=ranking, log=log
@@ -307,7 +307,7 @@ def run(
                 done(task, f"candidates: champion candidate {result.champion}")
 
                 task = step("logging to MLflow")
-                from models.tracking import log_model_card, log_run
+                from models.building.tracking import log_model_card, log_run
 
                 card: dict = {}
                 model_uri, metrics = log_run(
@@ -361,7 +361,7 @@ def _anticipated_r2(settings, client, prevalence: float) -> tuple[float, str]:
 
     name = settings.train.registered_model
     try:
-        from models.registry import champion_version
+        from models.lifecycle.registry import champion_version
 
         mv = champion_version(client, name)
         if mv is not None:
@@ -392,7 +392,7 @@ def _sample_size(settings, client, y, log):
     import numpy as np
 
     from models.building import sample_size as S
-    from models.estimators import RAW_COLUMNS
+    from models.building.estimators import RAW_COLUMNS
 
     prevalence = float(np.mean(y))
     r2, source = _anticipated_r2(settings, client, prevalence)
@@ -434,10 +434,10 @@ def _pause_for_tests(point: str, log) -> None:
 
 
 def _export_champion(tracking_uri: str, name: str, log) -> None:
-    """Copy the new champion into BentoML's model store (models/bento_store.py), where the service
+    """Copy the new champion into BentoML's model store (models/lifecycle/bento_store.py), where the service
     loads it. The registry is the source of truth and has moved already: a failed export is
     logged, and the next ``python -m pipelines.serve`` exports it."""
-    from models.bento_store import store_path, sync
+    from models.lifecycle.bento_store import store_path, sync
 
     try:
         log(f"exported to BentoML's model store {store_path()} as {sync(tracking_uri, name)}")
@@ -453,10 +453,10 @@ def _gate_evidence(client, name: str, scored, result, cfg):
     the same admissions (the candidate's out-of-fold or held-out predictions vs the champion's)."""
     import mlflow
 
-    from models import metrics as M
-    from models import registry
-    from models.predict import score_table
-    from models.resolve import load
+    from models.building import metrics as M
+    from models.lifecycle import registry
+    from models.lifecycle.resolve import load
+    from models.scoring.predict import score_table
 
     evidence = registry.GateEvidence(result.test_metrics, result.null_log_loss)
     champion = registry.champion_version(client, name)

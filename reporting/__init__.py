@@ -1,6 +1,6 @@
 """Reports people read, rendered from Jinja2 templates with one shared stylesheet.
 
-The model card (``models.card``), the data validation report (``validation.report``) and the
+The model card (``models.building.card``), the data validation report (``validation.report``) and the
 monitoring report (``monitoring.drift``, with ``monitoring.outcomes``' sections) each build a plain
 context (numbers, words, DataFrames) and hand it to ``render``. The templates live in
 ``reporting/templates/``: ``base.html.j2`` holds the page frame and inlines ``style.css`` (the one

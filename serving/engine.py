@@ -30,8 +30,8 @@ from features.catalog import (
 from features.instruments import MAX_MISSING_FRACTION, SCALES, SCALES_BY_FIELD
 from features.rows import record_row
 from features.scoring import ITEMS_USED, score_record
-from models.explain import explain_row, monitoring_actions
-from models.resolve import LoadedModel
+from models.lifecycle.resolve import LoadedModel
+from models.scoring.explain import explain_row, monitoring_actions
 from serving.audit import AuditLog
 from validation.record import check_record
 from validation.rules import range_words

@@ -16,7 +16,7 @@ Routes (all JSON; see README "Serving" and the offline docs page at /api-docs):
 - ``/`` intake page, ``/api-docs`` offline API docs, ``/docs.json`` the OpenAPI document.
 
 The champion is loaded once in ``__init__`` from BentoML's model store (``bentoml.models.get``,
-models/bento_store.py: the tag in ``serving.model_tag``, which ``python -m pipelines.serve`` sets
+models/lifecycle/bento_store.py: the tag in ``serving.model_tag``, which ``python -m pipelines.serve`` sets
 to the registry's champion after exporting it; else the newest exported champion, and the log says
 so) and scored through the numpy ``ScoringModel`` (serving.engine): no pandas, scikit-learn, GX or
 MLflow in the serving processes, and no registry read at start.
@@ -246,9 +246,9 @@ class AllianceRisk:
         from serving import timers
         from serving.audit import AuditLog
         from serving.engine import Engine
-        from models.bento_store import UNAVAILABLE_ENV
-        from models.bento_store import load as load_exported
-        from models.resolve import ModelNotFound
+        from models.lifecycle.bento_store import UNAVAILABLE_ENV
+        from models.lifecycle.bento_store import load as load_exported
+        from models.lifecycle.resolve import ModelNotFound
 
         # BentoML's timeout timer would hold every request for traffic.timeout: serving/timers.py
         timers.install_on_running_loop()

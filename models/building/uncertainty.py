@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from models.estimators import RAW_COLUMNS, _Design, fit_penalised
-from models.scorer import ScoringModel
+from models.building.estimators import RAW_COLUMNS, _Design, fit_penalised
+from models.scoring.scorer import ScoringModel
 
 BOOT_B = 200
 NEWTON_STEPS = 4

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from features.settings import BandConfig
-from models import plots
-from models.card import SECTIONS, SYNTHETIC_HEADING, render_model_card
-from models.metrics import band_table, bootstrap_ci, decision_curve, subgroup_metrics
+from models.building import plots
+from models.building.card import SECTIONS, SYNTHETIC_HEADING, render_model_card
+from models.building.metrics import band_table, bootstrap_ci, decision_curve, subgroup_metrics
 
 
 @pytest.fixture(scope="session")
@@ -136,7 +136,7 @@ def test_tables_render_values(full_info):
 
 def test_card_renders_again_once_its_image_files_are_gone(tmp_path):
     """pipelines.train renders the card a second time, after registration, to name the version."""
-    from models.card import embed_images
+    from models.building.card import embed_images
 
     rng = np.random.default_rng(1)
     p = rng.uniform(0.05, 0.7, 200)

@@ -17,9 +17,9 @@ import pytest
 from features.build import FEATURE_NAMES, FeatureBuilder
 from features.catalog import PREDICTORS, fields_of_driver
 from harness.cohort import labelled_matrix
-from models.estimators import fit_candidate
-from models.reference import reference_cohort, typical_row
-from models.scorer import ScoringModel
+from models.building.estimators import fit_candidate
+from models.scoring.reference import reference_cohort, typical_row
+from models.scoring.scorer import ScoringModel
 
 BANDS = {"moderate_from": 0.2, "high_from": 0.4}
 

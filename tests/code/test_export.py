@@ -210,7 +210,7 @@ def test_registry_model_batch_and_service_engine_give_the_same_risk(
     trained_store, champion, tmp_path
 ):
     from batch.scoring import score_file
-    from models.resolve import load as load_model
+    from models.lifecycle.resolve import load as load_model
     from serving.engine import Engine
 
     data = trained_store.data
@@ -273,10 +273,10 @@ def test_registry_model_names_the_field_of_a_record_that_breaks_the_contract(
 
 
 def test_signature_declares_names_and_metadata_declares_types():
-    """MLflow enforces nothing it cannot meet (module models.signature); the contract's types
+    """MLflow enforces nothing it cannot meet (module models.scoring.signature); the contract's types
     are written beside it."""
     from features.catalog import SCORING_RECORD
-    from models.signature import model_metadata, model_signature
+    from models.scoring.signature import model_metadata, model_signature
 
     sig = model_signature()
     assert [c.name for c in sig.inputs.inputs] == [f.name for f in SCORING_RECORD]

@@ -10,7 +10,7 @@ from sklearn import metrics as skm
 from sklearn.linear_model import LogisticRegression
 
 from features.settings import BandConfig
-from models.metrics import (
+from models.building.metrics import (
     METRIC_NAMES,
     band_table,
     bootstrap_ci,
@@ -255,7 +255,7 @@ def test_compare_to_oracle():
 def test_vectorised_bootstrap_matches_the_row_form():
     """bootstrap_ci scores each resample from row multiplicities (issue 10 item 8); the resamples
     and every measure are those of drawing the rows and scoring them one resample at a time."""
-    from models.metrics import _cluster_sampler, _logit, _metrics
+    from models.building.metrics import _cluster_sampler, _logit, _metrics
 
     rng = np.random.default_rng(3)
     n = 400

@@ -56,7 +56,9 @@ class Registry:
         """The registry version a `bentoml serve` without a model tag would load now: the
         newest model in BentoML's store, read as the service reads it."""
         return self._python(
-            "-c", "from models.bento_store import load; print(load()[0].version)", timeout=120
+            "-c",
+            "from models.lifecycle.bento_store import load; print(load()[0].version)",
+            timeout=120,
         ).strip()
 
     def _python(self, *args: str, timeout: float = 180) -> str:
@@ -76,9 +78,9 @@ class Registry:
         return run_pipeline("promote", *args, env=self.env(), timeout=180)
 
     def sync(self) -> dict[str, str]:
-        """What ``python -m pipelines.serve`` does while BentoML starts (models/bento_store.py):
+        """What ``python -m pipelines.serve`` does while BentoML starts (models/lifecycle/bento_store.py):
         the environment it hands the service."""
-        return json.loads(self._python("-m", "models.bento_store", self.uri, NAME))
+        return json.loads(self._python("-m", "models.lifecycle.bento_store", self.uri, NAME))
 
     def champion(self) -> str | None:
         from mlflow.exceptions import MlflowException
@@ -133,7 +135,7 @@ def test_list_shows_every_version_and_the_champion(registry):
 
 
 def test_promote_moves_the_alias_and_records_why(registry):
-    from models.resolve import load
+    from models.lifecycle.resolve import load
 
     proc = registry.promote("3", "--reason", "clinical lead sign-off")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -164,7 +166,7 @@ def test_a_champion_moved_in_the_registry_is_served_from_the_next_sync(registry)
 
 def test_rollback_restores_each_previous_champion_then_refuses(registry):
     """1 -> 2 -> 3 by hand; two rollbacks give 2 then 1; a third has nothing to go back to."""
-    from models.resolve import load
+    from models.lifecycle.resolve import load
 
     for v in ("2", "3"):
         assert registry.promote(v).returncode == 0

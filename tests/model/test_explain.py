@@ -22,8 +22,10 @@ from features.catalog import DRIVER_GROUPS, MODIFIABLE_GROUPS, PREDICTORS, field
 from features.rows import COLUMNS, record_row
 from features.settings import BandConfig
 from harness.cohort import labelled_matrix
-from models.estimators import fit_candidate
-from models.explain import (
+from models.building.estimators import fit_candidate
+from models.building.training import reference_cohort
+from models.lifecycle.resolve import LoadedModel
+from models.scoring.explain import (
     GROUP_COLUMNS,
     actions,
     explain_matrix,
@@ -31,9 +33,7 @@ from models.explain import (
     monitoring_actions,
     typical_row,
 )
-from models.resolve import LoadedModel
-from models.scorer import sigmoid
-from models.training import reference_cohort
+from models.scoring.scorer import sigmoid
 from serving.engine import Engine
 
 MOTIVATION = [f.name for f in fields_of_driver("motivation")]

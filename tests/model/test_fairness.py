@@ -1,4 +1,4 @@
-"""Fairness at the band thresholds (models/fairness.py): values against hand computation on a small
+"""Fairness at the band thresholds (models/building/fairness.py): values against hand computation on a small
 frame, small-cell suppression, the largest gap, plots, and the model card's section."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest, gamma
 
-from models import fairness as F
+from models.building import fairness as F
 
 MOD, HIGH = 0.3, 0.6
 
@@ -115,7 +115,7 @@ def test_largest_gap_with_mover_interval():
 
 
 def test_one_plot_per_measure_and_card_section(tmp_path):
-    from models.card import render_model_card
+    from models.building.card import render_model_card
 
     y, p, df = _frame()
     t = F.fairness_table(y, p, df, MOD, HIGH)

@@ -21,10 +21,10 @@ import pytest
 from features.build import FeatureBuilder, scoring_frame, typed_records
 from features.labels import build_labels
 from features.settings import LabelConfig
-from models.estimators import fit_candidate
-from models.predict import frame_to_matrix
-from models.stability import GOAL_MAX_POINTS, GOAL_P99_POINTS, risk_steps
-from models.training import split_groups
+from models.building.estimators import fit_candidate
+from models.building.stability import GOAL_MAX_POINTS, GOAL_P99_POINTS, risk_steps
+from models.building.training import split_groups
+from models.scoring.predict import frame_to_matrix
 from simulator.generator import generate
 
 # The 1-7 attachment ratings: one point is about 0.6 SD, and the generator's own truth moves the
@@ -131,7 +131,7 @@ def test_risk_steps_measures_a_known_linear_effect():
     """risk_steps against a hand-computed answer: a model whose log-odds rise 0.2 per point of
     psych_distress only, at a base of 0 log-odds at distress 10."""
     from features.build import FEATURE_NAMES
-    from models.scorer import ScoringModel
+    from models.scoring.scorer import ScoringModel
 
     n = len(FEATURE_NAMES)
     coef = np.zeros(n)
@@ -158,7 +158,7 @@ def test_risk_steps_measures_a_known_linear_effect():
 
 
 def test_model_card_shows_the_smooth_risk_table_in_explanations():
-    from models.card import render_model_card
+    from models.building.card import render_model_card
 
     table = pd.DataFrame(
         [{"scale": "social_support", "step": 1.0, "n": 10, "p99_points": 0.5, "max_points": 0.7}]

@@ -24,11 +24,9 @@ from features.build import scoring_frame, typed_records
 from features.labels import build_labels
 from features.settings import TrainConfig, load_settings
 from harness.commands import REPO, make_store
-from models import metrics as M
-from models.card import SECTIONS
-from models.predict import frame_to_matrix
-from models.registry import GateEvidence, gate
-from models.training import (
+from models.building import metrics as M
+from models.building.card import SECTIONS
+from models.building.training import (
     auto_repeats,
     choose_champion,
     choose_protocol,
@@ -36,6 +34,8 @@ from models.training import (
     split_groups,
     train_models,
 )
+from models.lifecycle.registry import GateEvidence, gate
+from models.scoring.predict import frame_to_matrix
 from simulator.generator import generate, write
 
 NAME = "alliance-risk"
@@ -559,7 +559,7 @@ def test_logged_dataset_schema_from_a_few_rows_is_the_whole_frames():
     reads every value of an object column otherwise); it must be the schema of every row."""
     from mlflow.types.utils import _infer_schema
 
-    from models.tracking import schema_rows
+    from models.building.tracking import schema_rows
 
     n = 3000
     rng = np.random.default_rng(0)

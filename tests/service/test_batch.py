@@ -40,7 +40,7 @@ def flat_csv(trained_store, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def loaded(trained_store):
-    from models.resolve import load as load_model
+    from models.lifecycle.resolve import load as load_model
 
     return load_model(trained_store.uri)
 
@@ -189,7 +189,7 @@ def test_batch_risk_equals_the_pyfunc(trained_store, flat_csv, loaded, tmp_path,
     assert set(got["model_version"]) == {loaded.version}
     # One explanation path: batch points and the pyfunc's contrib_* are the same contributions.
     from features.catalog import DRIVER_GROUPS
-    from models.scorer import logit
+    from models.scoring.scorer import logit
 
     contrib = want[[f"contrib_{g}" for g in DRIVER_GROUPS]].to_numpy()
     points = got[[f"points_{g}" for g in DRIVER_GROUPS]].to_numpy()

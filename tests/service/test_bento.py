@@ -1,7 +1,7 @@
 """Deployable: `bentoml build` makes a Bento of the repository (into a temporary BENTOML_HOME),
 with the project's dependencies, the service code and the page, and nothing private; building
 imports the service without reading the registry (the service reads no registry at all: it loads
-the champion from BentoML's model store, models/bento_store.py)."""
+the champion from BentoML's model store, models/lifecycle/bento_store.py)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_bentoml_build_makes_a_bento(tmp_path):
     for f in ("serving/service.py", "serving/metrics.py", "serving/static/index.html"):
         assert (src / f).is_file(), f
     assert (src / "features" / "catalog.py").is_file() and (
-        src / "models" / "actions.csv"
+        src / "models" / "scoring" / "actions.csv"
     ).is_file()
     assert not (src / "tests").exists() and not (src / "data").exists()
     assert not list(src.rglob("*.key")) and not list(src.rglob("*.sqlite*"))
@@ -90,7 +90,7 @@ def test_bentoml_build_makes_a_bento(tmp_path):
 
 
 def test_registry_uri_follows_mlflow_registry_uri(monkeypatch):
-    from models.registry import registry_uri
+    from models.lifecycle.registry import registry_uri
 
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     assert registry_uri("sqlite:///t.db") == "sqlite:///t.db"

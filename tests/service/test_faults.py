@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from harness.commands import SERVE_KEY, export_champion, launch_service, service_env
-from models.resolve import ModelNotFound
-from models.resolve import load as _load
+from models.lifecycle.resolve import ModelNotFound
+from models.lifecycle.resolve import load as _load
 from serving.auth import KeyRing, key_digest
 
 NAME = "alliance-risk"

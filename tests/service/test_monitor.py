@@ -148,7 +148,7 @@ def test_audit_store_as_the_current_scores(trained_store, tmp_path):
     """The service's audit table as the current scores: the reference's own scores give no drift
     (exit 0); the same admissions scored 0.3 higher, all in the high band, do (exit 1)."""
     from batch.scoring import score_file
-    from models.resolve import load as load_model
+    from models.lifecycle.resolve import load as load_model
 
     lm = load_model(trained_store.uri)
     scores = tmp_path / "ref.csv"

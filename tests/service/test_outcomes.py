@@ -152,7 +152,7 @@ def test_scores_from_the_audit_store_joined_by_keyed_hash(world, tmp_path):
     """The service's audit rows (hashed ids, installation key beside the store) joined to the
     outcomes give the same figures as scoring the intake; an unknown key cannot join."""
     from batch.scoring import score_file
-    from models.resolve import load as load_model
+    from models.lifecycle.resolve import load as load_model
     from serving.audit import AuditLog
 
     lm = load_model(world.uri)
@@ -197,7 +197,7 @@ def test_scores_from_the_audit_store_joined_by_keyed_hash(world, tmp_path):
 
 
 def test_label_definition_comes_from_the_model(world):
-    from models.resolve import load as load_model
+    from models.lifecycle.resolve import load as load_model
     from monitoring.outcomes import label_config
 
     lm = load_model(world.uri)

@@ -265,8 +265,8 @@ def test_items_score_like_the_scale_they_make(client):
 
 
 def test_server_score_equals_in_process_model(client, trained_store):
-    from models.predict import record_to_row
-    from models.resolve import load
+    from models.lifecycle.resolve import load
+    from models.scoring.predict import record_to_row
 
     champ = load(trained_store.uri, lean=True)
     for i, over in enumerate(

@@ -1,10 +1,10 @@
 """The champion in BentoML's model store: exported when it becomes champion, loaded by the service.
 
-MLflow's registry stays the source of truth (the ``champion`` alias, ``models.registry``). Its
+MLflow's registry stays the source of truth (the ``champion`` alias, ``models.lifecycle.registry``). Its
 champion is copied into BentoML's local model store (``$BENTOML_HOME/models``, ``~/bentoml`` by
 default), the way BentoML means models to reach a service: ``bentoml.models.create`` with the
 scorer folder (numpy coefficients or a LightGBM booster, with the SHA-256 checksums that
-``ScoringModel.load`` verifies) and what ``models.resolve.fetch`` reports about it (registry
+``ScoringModel.load`` verifies) and what ``models.lifecycle.resolve.fetch`` reports about it (registry
 version, URI, run, training and registration times, headline metrics, promotion tags) as
 metadata. The service loads it with ``bentoml.models.get``: no MLflow, child process or
 handshake in the serving processes.
@@ -15,7 +15,7 @@ handshake in the serving processes.
   ``pipelines.promote``) and by ``pipelines.serve`` while BentoML starts, so a champion moved
   in the MLflow UI is picked up at the next ``pipelines.serve`` (or ``pipelines.promote``).
 - ``load``: a tag (or the newest of the name) -> ``LoadedModel`` (numpy only).
-- ``python -m models.bento_store TRACKING_URI [NAME]``: ``sync`` and print the environment a
+- ``python -m models.lifecycle.bento_store TRACKING_URI [NAME]``: ``sync`` and print the environment a
   service needs (``ALLIANCE_RISK_SERVING__MODEL_TAG``, or ``UNAVAILABLE_ENV`` with the reason);
   the tests' harness and the benchmarks start servers with it.
 
@@ -35,7 +35,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from models.resolve import TRAIN_HINT, LoadedModel, ModelNotFound, default_name, from_answer
+from models.lifecycle.resolve import (
+    TRAIN_HINT,
+    LoadedModel,
+    ModelNotFound,
+    default_name,
+    from_answer,
+)
 
 SCORER = "scorer"  # the scorer folder inside the BentoML model
 TAG_ENV = "ALLIANCE_RISK_SERVING__MODEL_TAG"  # settings' serving.model_tag
@@ -98,7 +104,7 @@ def _sync(tracking_uri: str, name: str | None = None) -> tuple[str, bool]:
     """``sync``, and whether it exported (the newest model of the store changed)."""
     import bentoml
 
-    from models.resolve import fetch, resolve
+    from models.lifecycle.resolve import fetch, resolve
 
     name = name or default_name()
     mv = resolve(tracking_uri, name)
@@ -166,7 +172,7 @@ def launch_env(tracking_uri: str, name: str | None = None) -> tuple[dict[str, st
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     if not 1 <= len(args) <= 2:
-        print("usage: python -m models.bento_store TRACKING_URI [NAME]", file=sys.stderr)
+        print("usage: python -m models.lifecycle.bento_store TRACKING_URI [NAME]", file=sys.stderr)
         return 2
     print(json.dumps(serve_env(*args)))
     return 0

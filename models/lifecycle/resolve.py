@@ -9,7 +9,7 @@ there is none:
   version number, or None;
 - ``resolve``: the same from a tracking URI, raising ``ModelNotFound`` with what to run;
 - ``fetch``: download that version's scorer into a folder and describe it (version, run, headline
-  metrics, promotion tags) as a JSON-able dict; ``models.bento_store`` copies both into BentoML's
+  metrics, promotion tags) as a JSON-able dict; ``models.lifecycle.bento_store`` copies both into BentoML's
   model store, outside the serving processes, so that MLflow is never imported into a worker;
 - ``from_answer``: that dict -> ``LoadedModel`` (numpy only: no MLflow, pandas or scikit-learn);
   the service builds its model with it from BentoML's model store;
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported where used: the served path loads neither MLflow nor pandas
     from features.settings import BandConfig
-    from models.scorer import ScoringModel
+    from models.scoring.scorer import ScoringModel
 
 CHAMPION = "champion"  # the alias the promotion gate moves and every consumer follows
 CHALLENGER = "challenger"  # a version the gate refused, with the reason in its tags
@@ -118,7 +118,7 @@ def resolve(
 ):
     """The registry's ModelVersion for ``version`` or ``alias`` in the store at ``tracking_uri``.
     Raises ModelNotFound saying what to run."""
-    from models.registry import get_client
+    from models.lifecycle.registry import get_client
 
     name = name or default_name()
     _check_store(tracking_uri)
@@ -185,7 +185,7 @@ def fetch(
     try:
         import mlflow
 
-        from models.registry import get_client
+        from models.lifecycle.registry import get_client
 
         client = get_client(tracking_uri)
         run_metrics: dict[str, float] = {}
@@ -219,7 +219,7 @@ def from_answer(answer: dict[str, Any], name: str, lean: bool = False) -> Loaded
     """``fetch``'s answer -> LoadedModel, reading the scorer files (their checksums verified).
     ``lean``: LightGBM without its pandas / scikit-learn integrations (the served path)."""
     from features.settings import BandConfig
-    from models.scorer import ScoringModel
+    from models.scoring.scorer import ScoringModel
 
     if "scorer" not in answer:
         raise ModelNotFound(answer.get("error") or "the registry reader gave no answer")

@@ -24,7 +24,7 @@ The ``info`` dict (every key optional except where noted; missing ones render as
 - validation: str | list[str]
 - metrics: {name: (point, lo, hi) | float}; oracle: {name: float | (point, lo, hi)}
 - candidates: DataFrame | list[dict] (model comparison)
-- protocol: "cv" | "holdout" (how the figures were obtained; ``models.training``)
+- protocol: "cv" | "holdout" (how the figures were obtained; ``models.building.training``)
 - learning_curve: DataFrame (fraction, n, log_loss, auroc); transport: DataFrame (one row per
   service, leave-one-service-out)
 - decision_curve: str | DataFrame (summary of net benefit at chosen thresholds)
@@ -35,7 +35,7 @@ The ``info`` dict (every key optional except where noted; missing ones render as
   bands_note: str (how outputs are shown)
 - explanations: {driver group: mean |SHAP|}; explanation_method: str;
   driver_rank_spearman: float (agreement of the driver ranking with the simulator's truth)
-- stability: DataFrame (``models.stability.risk_steps``), shown beside the dependence plots
+- stability: DataFrame (``models.building.stability.risk_steps``), shown beside the dependence plots
 - images: {title: path} shown under Performance, or {title: (section heading, path)}
 - limitations: list[str]
 """
@@ -277,8 +277,8 @@ def _subgroups(info: Mapping) -> list[Block]:
 
 
 def _fairness(info: Mapping) -> list[Block]:
-    """models.fairness's table and gaps, in readable form; its plots come as images."""
-    from models import fairness as F
+    """models.building.fairness's table and gaps, in readable form; its plots come as images."""
+    from models.building import fairness as F
 
     table = info.get("fairness")
     if table is None or len(table) == 0:
@@ -336,7 +336,7 @@ STABILITY_NOTE = (
     "Smooth risk: change of the risk (percentage points) when one scale score moves by one step "
     "within its measurement error (1 point on a TCU scale or the GHQ-12, 0.1 on a Brief COPE "
     "mean, 1 on a 1-7 attachment rating), 99th percentile and maximum over clients; goal at most "
-    "2 for 99% of clients and 4 for any (models.stability)."
+    "2 for 99% of clients and 4 for any (models.building.stability)."
 )
 
 

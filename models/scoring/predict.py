@@ -22,7 +22,7 @@ from features.catalog import DRIVER_GROUPS, SCORING_BY_NAME, SCORING_RECORD
 from features.errors import DataError, FieldError
 from features.scoring import score_intake, score_record
 from features.settings import BandConfig
-from models.scorer import ScoringModel
+from models.scoring.scorer import ScoringModel
 
 OUTPUT_COLUMNS = ["admission_id", "risk", "band", *(f"contrib_{g}" for g in DRIVER_GROUPS)]
 
@@ -41,7 +41,7 @@ def record_to_row(record: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, Any]
 
 def score_frame(model: ScoringModel, bands: BandConfig, frame: pd.DataFrame) -> pd.DataFrame:
     """Risk, band and every driver group's contribution (calibrated log-odds, measured from the
-    typical client as in ``models.explain``) for every record.
+    typical client as in ``models.scoring.explain``) for every record.
 
     Rows whose items conflict with their scale scores are scored as given but reported by
     ``frame_to_matrix``; callers that must refuse them (batch scoring, the API) check first.
@@ -56,7 +56,7 @@ def score_frame(model: ScoringModel, bands: BandConfig, frame: pd.DataFrame) -> 
 
 
 def _scores(model: ScoringModel, bands: BandConfig, X: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
-    from models.explain import explain_matrix
+    from models.scoring.explain import explain_matrix
 
     ex = explain_matrix(model, X)
     risk = ex.risk

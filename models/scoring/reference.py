@@ -64,7 +64,7 @@ def typical_row(reference: Mapping[str, Any]) -> np.ndarray:
     if "typical" not in reference:
         raise ValueError(
             "the model has no typical-client reference (reference['typical']); contributions are "
-            "measured against it: set model.reference = models.reference.reference_cohort(...)"
+            "measured against it: set model.reference = models.scoring.reference.reference_cohort(...)"
         )
     return record_row(
         typical_record(reference["typical"], bool(reference.get("counsellor_known", True)))

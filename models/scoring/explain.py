@@ -2,7 +2,7 @@
 
 The one explanation path of the project: the service (``explain_row``), pandas and Spark batch
 scoring (``explain_matrix`` / ``explain_contributions``) and the logged pyfunc's ``contrib_*``
-columns (``models.predict.score_frame``) all take their numbers from here.
+columns (``models.scoring.predict.score_frame``) all take their numbers from here.
 
 Definition (issue 11). ``ScoringModel.contributions(X)`` gives per-feature contributions in
 calibrated log-odds whose last column is the calibrated log-odds of the model's *typical client*
@@ -37,7 +37,7 @@ import numpy as np
 
 from features.catalog import DRIVER_GROUPS, MODIFIABLE_GROUPS, PREDICTORS, fields_of_driver
 from features.rows import COLUMNS, record_row
-from models.scorer import ScoringModel, sigmoid
+from models.scoring.scorer import ScoringModel, sigmoid
 
 HERE = Path(__file__).parent
 # The page shows risk and points to 0.1 percentage points: anything below half of that reads 0.0.
@@ -55,7 +55,7 @@ GROUP_COLUMNS: dict[str, np.ndarray] = {
 
 @cache
 def actions() -> dict[str, list[dict[str, str]]]:
-    """Suggested actions per modifiable driver, with their sources (models/actions.csv, from the
+    """Suggested actions per modifiable driver, with their sources (models/scoring/actions.csv, from the
     domain brief's table of modifiable drivers and its references)."""
     out: dict[str, list[dict[str, str]]] = {}
     with (HERE / "actions.csv").open(newline="") as fh:

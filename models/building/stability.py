@@ -6,7 +6,7 @@ on a scale is reading noise, and flips a client between bands on a rounding (iss
 The goal: a step of ``MEASUREMENT_STEP`` on any one scale moves the risk by at most 2 percentage
 points for 99% of clients and by at most 4 for any client.
 
-One definition used by ``bench/stability.py``, the model card (``models.tracking``) and the
+One definition used by ``bench/stability.py``, the model card (``models.building.tracking``) and the
 behavioural tests (``tests/model/test_model_behaviour.py``).
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from features.build import FeatureBuilder
 from features.catalog import PREDICTORS
-from models.scorer import ScoringModel
+from models.scoring.scorer import ScoringModel
 
 # Smallest change within measurement error, per instrument (domain brief, "Measurement error"):
 # 1 point on a TCU 10-50 scale or the GHQ-12 Likert total, 0.1 on a Brief COPE item mean,

@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from features.settings import TrainConfig
-from models.resolve import CHALLENGER, CHAMPION, find_version
+from models.lifecycle.resolve import CHALLENGER, CHAMPION, find_version
 
 
 def registry_uri(tracking_uri: str) -> str:
@@ -66,7 +66,7 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
 
 
 def champion_version(client: MlflowClient, name: str):
-    """The champion's ModelVersion, or None (``models.resolve.find_version``)."""
+    """The champion's ModelVersion, or None (``models.lifecycle.resolve.find_version``)."""
     return find_version(client, name, alias=CHAMPION)
 
 

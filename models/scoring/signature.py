@@ -8,7 +8,7 @@ float64 the same reader gives once one cell is empty; ``string`` refuses an id c
 (int64) and an optional code column left empty (float64); ``boolean`` refuses "true"/"false" text;
 and a ``required`` column that is absent fails with "Model is missing inputs" before our code
 runs. No declared type accepts every valid contract table, so MLflow is told the column names and
-nothing else, and ``models.predict.score_table`` checks every record with the API's own rules
+nothing else, and ``models.scoring.predict.score_table`` checks every record with the API's own rules
 (field-named errors). ``AnyType`` columns pass through ``mlflow.pyfunc.spark_udf`` as well (only
 output types are mapped to Spark there).
 
@@ -58,7 +58,7 @@ def model_metadata() -> dict[str, Any]:
     return {
         "input_contract": {
             "contract": CONTRACT,
-            "validated_by": "models.predict.score_table (raises features.errors.DataError)",
+            "validated_by": "models.scoring.predict.score_table (raises features.errors.DataError)",
             "fields": {f.name: _field_contract(f) for f in SCORING_RECORD},
         }
     }

@@ -4,6 +4,7 @@ card and the pyfunc model. Called inside an active run by ``pipelines.train``.
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import PREDICTORS, SCORING_BY_NAME
-from models import card, plots
-from models import metrics as M
+from models.building import card, plots
+from models.building import metrics as M
 
-HERE = Path(__file__).parent
+# The "models from code" file MLflow logs as the model: found by its module name, not executed.
+PYFUNC_MODEL_FILE = importlib.util.find_spec("models.scoring.pyfunc_model").origin
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -112,7 +114,7 @@ def _plots(result, out: Path, synthetic: bool) -> dict[str, Path]:
 
 def _stability(result, scored: pd.DataFrame) -> pd.DataFrame:
     """Smooth-risk figures of the registered model on (up to 3,000 of) the scored records."""
-    from models.stability import risk_steps
+    from models.building.stability import risk_steps
 
     recs = scored.sample(min(len(scored), 3000), random_state=0) if len(scored) else scored
     return risk_steps(result.model, recs.reset_index(drop=True))
@@ -120,8 +122,8 @@ def _stability(result, scored: pd.DataFrame) -> pd.DataFrame:
 
 def _fairness(settings, result, scored: pd.DataFrame, out: Path, synthetic: bool) -> dict:
     """Flag rate, sensitivity, PPV and O/E per subgroup at the band thresholds (held-out test),
-    with the largest gaps and one plot per measure (models.fairness)."""
-    from models import fairness as F
+    with the largest gaps and one plot per measure (models.building.fairness)."""
+    from models.building import fairness as F
 
     tf = result.test_frame
     rows = scored.set_index(scored["admission_id"].astype(str)).loc[tf["admission_id"]]
@@ -302,7 +304,7 @@ def log_run(
     """Log the run and the pyfunc model; return the model URI and the test metrics (points).
     ``card_info``: filled with what the model card was rendered from (images read into memory),
     so that the card can be logged again with its registry version (``log_model_card``)."""
-    from models.signature import model_metadata, model_signature
+    from models.scoring.signature import model_metadata, model_signature
 
     mlflow.log_params(
         {k: str(v)[:500] for k, v in _flatten(settings.model_dump(exclude={"serving"})).items()}
@@ -381,7 +383,7 @@ def log_run(
         scorer_dir = result.model.save(out / "scorer")
         logged = mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(HERE / "pyfunc_model.py"),
+            python_model=PYFUNC_MODEL_FILE,
             artifacts={"scorer": str(scorer_dir)},
             signature=model_signature(),
             input_example=_input_example(scored, result),

@@ -19,7 +19,7 @@ same groups. Two protocols, chosen by the number of labelled admissions n (``cho
 Selection: lowest mean log loss, with the one-standard-error rule — the simplest candidate (order
 of ``CANDIDATES``) whose log loss is within one cluster-bootstrap SE of the paired difference to
 the best one wins. Each candidate is tuned and calibrated inside every training fold
-(``models.estimators.fit_candidate``), so the OOF predictions are nested and leak nothing.
+(``models.building.estimators.fit_candidate``), so the OOF predictions are nested and leak nothing.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from threadpoolctl import threadpool_limits
 
 from features.catalog import DRIVER_GROUPS
 from features.settings import Settings, TrainConfig
-from models import metrics as M
-from models.estimators import TUNE_MAX_ROWS, auto_repeats, fit_candidate
-from models.explain import global_importance
-from models.reference import reference_cohort  # noqa: F401 - re-exported (tests, benches)
-from models.scorer import ScoringModel
+from models.building import metrics as M
+from models.building.estimators import TUNE_MAX_ROWS, auto_repeats, fit_candidate
+from models.scoring.explain import global_importance
+from models.scoring.reference import reference_cohort  # noqa: F401 - re-exported (tests, benches)
+from models.scoring.scorer import ScoringModel
 
 # Simplest first: the one-SE rule favours the earlier one. "ridge" is the baseline (issue 10);
 # "logistic" is the older linear candidate, kept selectable.
@@ -333,7 +333,7 @@ def refit_with_params(
 ) -> ScoringModel:
     """``kind`` fitted on these rows with hyper-parameters already tuned (``params``, as in a
     fitted model's ``params``): no tuning grid. The kinds Platt-calibrated by
-    ``models.estimators.fit_candidate`` are calibrated the same way (inner grouped folds on at most
+    ``models.building.estimators.fit_candidate`` are calibrated the same way (inner grouped folds on at most
     ``TUNE_MAX_ROWS`` rows, one configuration).
 
     Used above ``train.holdout_from`` (the holdout protocol) for the leave-one-service-out fits
@@ -349,7 +349,7 @@ def refit_with_params(
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from models.estimators import (
+    from models.building.estimators import (
         CALIBRATED,
         INNER_SPLITS,
         _oof_margins,

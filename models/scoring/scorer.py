@@ -17,7 +17,7 @@ contributions of the raw model, multiplied by a, are exact additive contribution
 *calibrated* log-odds. That is why Platt ("sigmoid") is used rather than isotonic: isotonic would
 break additivity and could flatten the ranking in small data.
 
-Contributions are measured against the typical client (``models.reference``): column j gets the
+Contributions are measured against the typical client (``models.scoring.reference``): column j gets the
 exact Shapley value of the game "switch the record's values in for the typical client's", and the
 last column is the typical client's calibrated log-odds, so every row adds up to the record's
 calibrated log-odds. For additive models this is f_j(x_j) - f_j(typical_j). For LightGBM it is
@@ -36,7 +36,7 @@ import numpy as np
 
 from features.catalog import DRIVER_GROUPS
 from features.rows import COLUMN_DRIVERS, FEATURE_NAMES
-from models.reference import typical_row
+from models.scoring.reference import typical_row
 
 DRIVER_INDEX = {
     g: np.array([i for i, d in enumerate(COLUMN_DRIVERS) if d == g], dtype=int)

@@ -17,7 +17,7 @@ calibration) comes from the rows it is given: that is what keeps cross-validatio
   (pulls each shape towards a straight line), with the catalog's expected direction enforced as
   bounds on the slopes (``features.build.MONOTONE``): more readiness can never raise the risk.
   ``lam`` and ``rho`` are tuned by inner grouped CV log loss. The fitted model is exactly a table
-  of numbers (knots, values, coefficients), see ``models.scorer``.
+  of numbers (knots, values, coefficients), see ``models.scoring.scorer``.
 - ``lightgbm``: monotone, shallow, strongly regularised boosted trees (``path_smooth``, at least
   40 clients per leaf) with Platt calibration. Not a default candidate: its risk is still a step
   function (one scale point moved it by up to 20 percentage points, p99 up to 13, n = 2,000,
@@ -39,7 +39,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from features.build import COLUMNS, MONOTONE
 from features.catalog import PREDICTORS
-from models.scorer import ScoringModel, sigmoid
+from models.scoring.scorer import ScoringModel, sigmoid
 
 LOGISTIC_GRID: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0)
 # The ridge's C: 25 values over 1e-4 .. 1e2 (a factor 1.78 apart). The earlier 10 values over
@@ -112,7 +112,7 @@ def _column_scale(Xi: np.ndarray) -> np.ndarray:
 
 def auto_repeats(n: int) -> int:
     """Repeats of K-fold CV for n labelled admissions: round(1,000 / n), between 1 and 5. Used by
-    the outer CV (``models.training``) and the ridge's inner CV.
+    the outer CV (``models.building.training``) and the ridge's inner CV.
 
     Why: which clients share a fold moves a CV estimate by about as much as its bootstrap SE at
     n = 190 and hardly at all by n = 1,000, while every repeat costs K more tuned fits. Gives 5 at
@@ -492,7 +492,7 @@ def platt(margin: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    from models.metrics import row_log_loss
+    from models.building.metrics import row_log_loss
 
     return float(row_log_loss(y, p).mean())
 

@@ -3,13 +3,13 @@
 Input: a DataFrame of flat scoring records (intake fields with scale scores or item codes, plus
 optional counsellor_* attributes), typed however pandas read it: ``pd.read_csv`` /
 ``pd.read_parquet`` of a contract table scores as is. The signature declares no column types
-MLflow would enforce (models/signature.py says why); ``models.predict.score_table`` checks the
+MLflow would enforce (models/scoring/signature.py says why); ``models.scoring.predict.score_table`` checks the
 records with the API's rules instead and raises ``features.errors.DataError`` naming the field,
 value and admission_id of every record that breaks the contract.
 Output: one row per record with admission_id, risk (calibrated probability), band, and
 contrib_<driver group> (that group's contribution in log-odds).
 Batch scoring, the service and ``mlflow.pyfunc.load_model("models:/alliance-risk@champion")``
-all go through ``models.predict.score_frame``, so they give the same answers.
+all go through ``models.scoring.predict.score_frame``, so they give the same answers.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from features.settings import BandConfig
 
 class AllianceRiskModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from models.scorer import ScoringModel
+        from models.scoring.scorer import ScoringModel
 
         self.model = ScoringModel.load(context.artifacts["scorer"])
         self.bands = BandConfig(**self.model.reference["bands"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        from models.predict import score_table
+        from models.scoring.predict import score_table
 
         return score_table(self.model, self.bands, pd.DataFrame(model_input))
 
