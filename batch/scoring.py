@@ -221,7 +221,15 @@ def not_assessed_column(assessed: np.ndarray) -> pd.array:
 
 
 def output_columns(top_n: int) -> list[str]:
-    cols = ["admission_id", "risk", "band", "model_version", "typical_risk"]
+    cols = [
+        "admission_id",
+        "risk",
+        "risk_low",
+        "risk_high",
+        "band",
+        "model_version",
+        "typical_risk",
+    ]
     for k in range(1, top_n + 1):
         cols += [f"driver_{k}", f"driver_{k}_points", f"driver_{k}_effect"]
     return cols + [f"points_{g}" for g in DRIVER_GROUPS] + ["not_assessed"]
@@ -238,6 +246,8 @@ def explanation_frame(
         {
             "admission_id": pd.array(np.asarray(admission_ids).astype(str), dtype="str"),
             "risk": risk,
+            "risk_low": ex.risk_low,
+            "risk_high": ex.risk_high,
             "band": pd.array(band, dtype="str"),
             "model_version": pd.array([lm.version] * len(risk), dtype="str"),
             "typical_risk": ex.typical_risk,
@@ -312,6 +322,8 @@ def output_schema(top_n: int):
     fields = [
         pa.field("admission_id", pa.string()),
         pa.field("risk", pa.float64()),
+        pa.field("risk_low", pa.float64()),
+        pa.field("risk_high", pa.float64()),
         pa.field("band", pa.string()),
         pa.field("model_version", pa.string()),
     ]

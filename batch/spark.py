@@ -251,7 +251,7 @@ def _score(spark, source, cols, output, rejects_path, lm, top_n, t0) -> BatchSum
 
     valid = checked.filter(F.col(ERRORS).isNull() & (F.col("__rank__") == 1))
     result_type = ", ".join(
-        ["admission_id string", "risk double", "band string"]
+        ["admission_id string", "risk double", "risk_low double", "risk_high double", "band string"]
         + [f"contrib_{g} double" for g in DRIVER_GROUPS]
     )
     udf = mlflow.pyfunc.spark_udf(spark, lm.uri, result_type=result_type, env_manager="local")
@@ -259,6 +259,8 @@ def _score(spark, source, cols, output, rejects_path, lm, top_n, t0) -> BatchSum
     picked = pred.select(
         F.col("__p__.admission_id").alias("admission_id"),
         F.col("__p__.risk").alias("risk"),
+        F.col("__p__.risk_low").alias("risk_low"),
+        F.col("__p__.risk_high").alias("risk_high"),
         F.col("__p__.band").alias("band"),
         *[F.col(f"__p__.contrib_{g}").alias(f"contrib_{g}") for g in DRIVER_GROUPS],
         F.col(ASSESS),
@@ -296,6 +298,10 @@ def _finish(rows: list, lm: LoadedModel, top_n: int) -> pd.DataFrame:
     G = pdf[[f"contrib_{g}" for g in DRIVER_GROUPS]].to_numpy(dtype=float)
     mask = pdf[ASSESS].to_numpy(dtype="int64")
     assess = ((mask[:, None] >> np.arange(len(DRIVER_GROUPS))) & 1).astype(bool)
-    ex = explain_contributions(G, typical_log_odds(lm.model), assess)
+    interval = (
+        pdf["risk_low"].to_numpy(dtype=float),
+        pdf["risk_high"].to_numpy(dtype=float),
+    )
+    ex = explain_contributions(G, typical_log_odds(lm.model), assess, interval)
     risk = pdf["risk"].to_numpy(dtype=float)
     return explanation_frame(lm, pdf["admission_id"].to_numpy(dtype=object), ex, risk, top_n)

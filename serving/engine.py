@@ -307,6 +307,7 @@ class Engine:
             "admission_id": record.get("admission_id"),
             "risk": p,
             "risk_percent": round(100 * p, 1),
+            "risk_interval": exp["risk_interval"],
             "band": band,
             "bands": {"moderate_from": self.bands.moderate_from, "high_from": self.bands.high_from},
             "typical_risk": exp["typical_risk"],

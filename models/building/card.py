@@ -60,6 +60,7 @@ SECTIONS: tuple[str, ...] = (
     "Predictors",
     "Missing data",
     "Validation method",
+    "Sample size and uncertainty",
     "Performance",
     "Subgroups",
     "Fairness at the band thresholds",
@@ -219,6 +220,56 @@ def _metrics_table(info: Mapping) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _sample_size(info: Mapping) -> list[Block]:
+    """Riley et al. 2020's minimum sample size for this data, what was done about it, and how
+    uncertain each client's risk is (Riley & Collins 2023)."""
+    blocks: list[Block] = []
+    ss = info.get("sample_size")
+    if ss:
+        verdict = (
+            "This dataset meets it."
+            if ss.get("enough")
+            else "This dataset is below it, so the ridge shrunk towards zero was not a default "
+            "candidate: the anchored ridge (shrunk towards published effects) replaced it."
+        )
+        blocks.append(
+            (
+                "p",
+                f"Minimum sample size (Riley et al. 2020, BMJ 368:m441) for a new model with "
+                f"{ss['parameters']} parameters at prevalence {ss['prevalence']:.3f} and an "
+                f"anticipated Cox-Snell R2 of {ss['r2_cs']:.3f} (from {ss['r2_source']}): "
+                f"{ss['minimum_n']:,} (expected shrinkage >= 0.9: {ss['n_shrinkage']:,}; optimism "
+                f"in Nagelkerke R2 <= 0.05: {ss['n_optimism']:,}; overall risk within +-0.05: "
+                f"{ss['n_overall_risk']:,}). Labelled clients here: {ss['n']:,}. {verdict} At this "
+                f"n a model with that many parameters can expect a shrinkage of "
+                f"{ss['expected_shrinkage']:.2f}.",
+            )
+        )
+    unc = info.get("uncertainty")
+    if unc and unc.get("method"):
+        weight = (
+            f" The prior ({unc['prior']}) was given weight t = {unc['prior_weight']} by nested "
+            "cross-validation (0 = ignored, 1 = taken at face value)."
+            if unc.get("prior_weight") is not None
+            else ""
+        )
+        blocks.append(
+            (
+                "p",
+                f"Each client's risk comes with a 95% uncertainty interval from {unc['B']} refits "
+                f"of the model ({unc['method']}; penalty and preprocessing held at the tuned "
+                f"values, so the spread from tuning itself is left out). Mean absolute prediction "
+                f"error of individuals (mean |refit risk - risk|): "
+                f"{100 * unc.get('mape', float('nan')):.1f} points (95th percentile over clients "
+                f"{100 * unc.get('mape_p95', float('nan')):.1f}); median interval width "
+                f"{100 * unc.get('median_width', float('nan')):.1f} points.{weight}",
+            )
+        )
+    elif unc:
+        blocks.append(("p", "This model kind states no per-client uncertainty interval."))
+    return blocks or [("p", NOT_RECORDED)]
+
+
 def _performance(info: Mapping) -> list[Block]:
     blocks: list[Block] = []
     if info.get("metrics"):
@@ -370,6 +421,7 @@ def build_sections(info: Mapping) -> list[tuple[str, list[Block]]]:
         "Predictors": lambda: _predictors(info),
         "Missing data": lambda: _text_or_table(info.get("missing")),
         "Validation method": lambda: _validation(info),
+        "Sample size and uncertainty": lambda: _sample_size(info),
         "Performance": lambda: _performance(info),
         "Subgroups": lambda: _subgroups(info),
         "Fairness at the band thresholds": lambda: _fairness(info),

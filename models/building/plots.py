@@ -219,3 +219,30 @@ def dependence_plot(
     ax.set(xlabel=feature, ylabel=f"SHAP value of {feature} (log-odds)")
     ax.set_title(_title(f"Dependence: {feature}", synthetic))
     return _save(fig, path)
+
+
+def instability_plot(
+    p: ArrayLike, P_boot: ArrayLike, path: str | Path, *, synthetic: bool = False
+) -> Path:
+    """Riley & Collins (2023)'s instability plot: each client's risk from the final model (x)
+    against the same client's risk from every bootstrap refit (y); the spread around the
+    diagonal is how much a client's risk depends on which clients happened to be in the data."""
+    p = np.asarray(p, dtype=float)
+    P = np.asarray(P_boot, dtype=float)  # clients x B
+    fig, ax = plt.subplots(figsize=(5.5, 5.0))
+    xs = np.repeat(p, P.shape[1])
+    ax.scatter(xs, P.ravel(), s=2, alpha=0.08, color="tab:blue", rasterized=True)
+    lo, hi = np.quantile(P, [0.025, 0.975], axis=1)
+    order = np.argsort(p)
+    ax.plot(p[order], lo[order], color="tab:red", lw=1, label="95% uncertainty interval")
+    ax.plot(p[order], hi[order], color="tab:red", lw=1)
+    ax.plot([0, 1], [0, 1], color="k", lw=1)
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="risk from the final model",
+        ylabel="risk from each bootstrap refit",
+    )
+    ax.legend(loc="upper left")
+    ax.set_title(_title("Instability of individual risks", synthetic))
+    return _save(fig, path)

@@ -93,6 +93,20 @@ def _plots(result, out: Path, synthetic: bool) -> dict[str, Path]:
             ),
         ),
     }
+    from models.building.uncertainty import refit_risks
+
+    P_boot = refit_risks(result.model, result.X_test)
+    if P_boot.shape[1]:
+        keep = np.random.default_rng(0).permutation(len(P_boot))[:300]
+        imgs["Instability of individual risks"] = (
+            "Sample size and uncertainty",
+            plots.instability_plot(
+                result.model.proba(result.X_test)[keep],
+                P_boot[keep],
+                out / "instability.png",
+                synthetic=synthetic,
+            ),
+        )
     # Dependence plots for the three most important scale scores.
     contrib = result.model.contributions(result.X_test)
     names = list(result.model.feature_names)
@@ -207,6 +221,8 @@ def _card_info(
         "bands": result.bands,
         "band_config": settings.bands.model_dump(),
         "bands_note": "The intake page shows the risk, its band, the drivers (raises / lowers risk, in probability points), actions for modifiable drivers that raise risk, and what-ifs.",
+        "sample_size": result.sample_size,
+        "uncertainty": _uncertainty_info(settings, result),
         "explanations": result.importance_groups,
         "explanation_method": "Exact Shapley values against the typical client (training medians and modes), in calibrated log-odds: for the additive models (ridge, spline) each column's term minus its term at the typical value; for LightGBM interventional TreeSHAP with the typical client as the only reference row, multiplied by the Platt slope. Summed within driver groups; the drivers add up to the record's risk minus the typical client's risk.",
         "driver_rank_spearman": result.driver_rank_spearman,
@@ -224,6 +240,21 @@ def _card_info(
             ),
         ],
     }
+
+
+def _uncertainty_info(settings, result) -> dict[str, Any] | None:
+    from models.building.uncertainty import instability
+
+    summary = instability(result.model, result.X_test) if result.X_test is not None else None
+    out: dict[str, Any] = {
+        "method": (result.uncertainty or {}).get("method"),
+        "B": (result.uncertainty or {}).get("B"),
+        "prior": settings.train.prior,
+        "prior_weight": result.model.params.get("t"),
+    }
+    if summary:
+        out |= {k: round(v, 4) for k, v in summary.items()}
+    return out
 
 
 def schema_rows(df: pd.DataFrame) -> np.ndarray:

@@ -207,3 +207,29 @@ def attach_uncertainty(
     W, c = pb.to_raw(thetas)
     model.uncertainty = {"method": method, "B": int(B), "W": W, "c": c}
     return {"method": method, "B": int(B)}
+
+
+def refit_risks(model: ScoringModel, X: np.ndarray) -> np.ndarray:
+    """Every client's risk under every stored refit (clients x B); empty without refits."""
+    unc = model.uncertainty
+    if unc is None:
+        return np.empty((len(X), 0))
+    m = model.raw_basis(X) @ unc["W"].T + unc["c"]
+    return 1.0 / (1.0 + np.exp(-(model.platt_a * m + model.platt_b)))
+
+
+def instability(model: ScoringModel, X: np.ndarray) -> dict[str, float] | None:
+    """Riley & Collins (2023)'s summaries on rows X: the mean absolute prediction error of
+    individuals (mean over clients and refits of |refit risk - final risk|), its 95th
+    percentile over clients, and the median width of the 95% interval."""
+    P = refit_risks(model, X)
+    if P.shape[1] == 0:
+        return None
+    p = model.proba(X)
+    per_client = np.abs(P - p[:, None]).mean(axis=1)
+    lo, hi = model.interval(X, p)
+    return {
+        "mape": float(per_client.mean()),
+        "mape_p95": float(np.quantile(per_client, 0.95)),
+        "median_width": float(np.median(hi - lo)),
+    }

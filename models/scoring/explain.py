@@ -27,6 +27,7 @@ and the reason is given (in a model with interactions the two can differ).
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -37,7 +38,8 @@ import numpy as np
 
 from features.catalog import DRIVER_GROUPS, MODIFIABLE_GROUPS, PREDICTORS, fields_of_driver
 from features.rows import COLUMNS, record_row
-from models.scoring.scorer import ScoringModel, sigmoid
+from features.settings import BAND_NAMES, BandConfig
+from models.scoring.scorer import UNCERTAINTY_LEVEL, ScoringModel, sigmoid
 
 HERE = Path(__file__).parent
 # The page shows risk and points to 0.1 percentage points: anything below half of that reads 0.0.
@@ -92,6 +94,17 @@ class Explanation:
     log_odds: np.ndarray  # group contributions, calibrated log-odds
     points: np.ndarray  # group contributions, probability points; rows add up to risk - typical
     assessed: np.ndarray  # bool: at least one of the group's fields was given
+    # The 95% uncertainty interval of the risk (ScoringModel.interval); NaN where the model
+    # states none (LightGBM).
+    risk_low: np.ndarray | None = None
+    risk_high: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        nan = np.full(len(self.risk), np.nan)
+        if self.risk_low is None:
+            object.__setattr__(self, "risk_low", nan)
+        if self.risk_high is None:
+            object.__setattr__(self, "risk_high", nan.copy())
 
 
 def to_points(log_odds: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -147,17 +160,44 @@ def group_log_odds(model: ScoringModel, contrib: np.ndarray) -> np.ndarray:
 
 
 def explain_contributions(
-    log_odds: np.ndarray, base: np.ndarray | float, assessed: np.ndarray
+    log_odds: np.ndarray,
+    base: np.ndarray | float,
+    assessed: np.ndarray,
+    interval: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Explanation:
     """From group contributions already computed (the Spark engine gets them from the pyfunc)."""
     risk, typical, points = to_points(log_odds, base)
-    return Explanation(risk, typical, np.atleast_2d(log_odds), points, assessed)
+    low, high = interval if interval is not None else (None, None)
+    return Explanation(risk, typical, np.atleast_2d(log_odds), points, assessed, low, high)
 
 
 def explain_matrix(model: ScoringModel, X: np.ndarray) -> Explanation:
-    """Risk, typical risk and every group's contribution for the model rows X (n x p)."""
+    """Risk, its 95% uncertainty interval, typical risk and every group's contribution for the
+    model rows X (n x p)."""
     contrib = model.contributions(X)
-    return explain_contributions(group_log_odds(model, contrib), contrib[:, -1], assessed_matrix(X))
+    ex = explain_contributions(group_log_odds(model, contrib), contrib[:, -1], assessed_matrix(X))
+    interval = model.interval(X, ex.risk)
+    if interval is not None:
+        ex = dataclasses.replace(ex, risk_low=interval[0], risk_high=interval[1])
+    return ex
+
+
+def interval_view(low: float, high: float, band_of) -> dict[str, Any] | None:
+    """The API's ``risk_interval``: the 95% uncertainty interval of one risk and whether its band
+    is certain (both ends in the same band) or which bands it could be. None without an
+    interval."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return None
+    ends = [band_of(float(low)), band_of(float(high))]
+    order = list(BAND_NAMES)
+    possible = order[order.index(ends[0]) : order.index(ends[1]) + 1]
+    return {
+        "low": round(float(low), 4),
+        "high": round(float(high), 4),
+        "level": UNCERTAINTY_LEVEL,
+        "band_certain": len(possible) == 1,
+        "bands_possible": possible,
+    }
 
 
 def typical_row(model: ScoringModel) -> np.ndarray:
@@ -239,6 +279,8 @@ def explain_row(
     """
     ex = explain_matrix(model, row)
     risk, typical_risk = float(ex.risk[0]), float(ex.typical_risk[0])
+    bands = BandConfig(**model.reference["bands"]) if "bands" in model.reference else BandConfig()
+    risk_interval = interval_view(float(ex.risk_low[0]), float(ex.risk_high[0]), bands.band)
     reference = model.reference.get("typical", {})
     drivers, asked = [], []
     for j, g in enumerate(DRIVER_GROUPS):
@@ -301,6 +343,7 @@ def explain_row(
     drivers.sort(key=lambda d: -abs(d["points"]))
     return {
         "risk": risk,
+        "risk_interval": risk_interval,
         "typical_risk": typical_risk,
         "drivers": drivers,
         "not_assessed": not_assessed,

@@ -24,7 +24,14 @@ from features.scoring import score_intake, score_record
 from features.settings import BandConfig
 from models.scoring.scorer import ScoringModel
 
-OUTPUT_COLUMNS = ["admission_id", "risk", "band", *(f"contrib_{g}" for g in DRIVER_GROUPS)]
+OUTPUT_COLUMNS = [
+    "admission_id",
+    "risk",
+    "risk_low",  # the 95% uncertainty interval (ScoringModel.interval); NaN for LightGBM
+    "risk_high",
+    "band",
+    *(f"contrib_{g}" for g in DRIVER_GROUPS),
+]
 
 
 def frame_to_matrix(frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, list[FieldError]]:
@@ -60,7 +67,15 @@ def _scores(model: ScoringModel, bands: BandConfig, X: np.ndarray, ids: np.ndarr
 
     ex = explain_matrix(model, X)
     risk = ex.risk
-    out = pd.DataFrame({"admission_id": ids, "risk": risk, "band": bands.bands(risk)})
+    out = pd.DataFrame(
+        {
+            "admission_id": ids,
+            "risk": risk,
+            "risk_low": ex.risk_low,
+            "risk_high": ex.risk_high,
+            "band": bands.bands(risk),
+        }
+    )
     for j, g in enumerate(DRIVER_GROUPS):
         out[f"contrib_{g}"] = ex.log_odds[:, j]
     return out[OUTPUT_COLUMNS]

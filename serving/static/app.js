@@ -515,6 +515,29 @@ function renderResult(r) {
   res.dataset.risk = String(r.risk);
   res.dataset.band = r.band;
   $("risk-percent").textContent = pct(r.risk);
+  // The 95% uncertainty interval (bootstrap refits of the model) and whether the band is certain.
+  const iv = r.risk_interval;
+  const ivEl = $("risk-interval");
+  const ivBar = $("scale-interval");
+  if (iv) {
+    res.dataset.riskLow = String(iv.low);
+    res.dataset.riskHigh = String(iv.high);
+    const lvl = Math.round(100 * iv.level);
+    const others = iv.bands_possible.filter((x) => x !== r.band).map((x) => x);
+    ivEl.textContent =
+      `(${lvl}% uncertainty ${(100 * iv.low).toFixed(0)}–${pct(iv.high, 0)}) · ` +
+      (iv.band_certain
+        ? "the band is certain at this uncertainty"
+        : `the band could also be ${others.join(" or ")}`);
+    ivBar.style.left = 100 * iv.low + "%";
+    ivBar.style.width = Math.max(0.5, 100 * (iv.high - iv.low)) + "%";
+    ivBar.hidden = false;
+  } else {
+    delete res.dataset.riskLow;
+    delete res.dataset.riskHigh;
+    ivEl.textContent = "(this model states no uncertainty interval)";
+    ivBar.hidden = true;
+  }
   const band = $("band");
   band.textContent = BAND_WORDS[r.band] || r.band;
   band.className = "band band-" + r.band;
