@@ -19,7 +19,10 @@ The champion is loaded once in ``__init__`` from BentoML's model store (``bentom
 models/bento_store.py: the tag in ``serving.model_tag``, which ``python -m pipelines.serve`` sets
 to the registry's champion after exporting it; else the newest exported champion, and the log says
 so) and scored through the numpy ``ScoringModel`` (serving.engine): no pandas, scikit-learn, GX or
-MLflow in the serving processes, and no registry read at start.
+MLflow in the serving processes, and no registry read at start. Started by
+``python -m pipelines.serve``, a worker reports ready only once the launcher has confirmed that the
+model it loaded is the registry's champion (``ServingState.ready``, serving/launcher.py); each
+worker stops itself when BentoML's arbiter, its parent, is gone (``watch_parent``).
 
 Concurrency: ``serving.workers`` worker processes (default 2: this machine has two cores), each with the event loop doing
 the work. ``/score`` is an ``async`` API that scores inline (0.5-1.0 ms of CPU in process with the
