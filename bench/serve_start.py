@@ -8,7 +8,9 @@ reads the MLflow registry's champion and exports it into BentoML's model store w
 lacks it (models/lifecycle/bento_store.py), then starts ``bentoml serve``. This times that, each start with
 a fresh BentoML home (``--warm-home`` reuses one, so from the second start on the champion is
 already exported), against the store in --store-dir (trained there with the fast test settings
-when it holds no champion, as bench/serve_latency.py does). Prints each start and the median.
+when it holds no champion, as bench/serve_latency.py does). Prints each start and the median, and
+the resident memory (RSS) of the launcher alone and of the whole served tree (launcher, BentoML's
+arbiter and workers) once the launcher has printed where the intake page is (its sync is over).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 from bench import _common as C
 
 
-def one_start(uri: str, home: Path, work: Path) -> float:
+def one_start(uri: str, home: Path, work: Path) -> tuple[float, float | None, float | None]:
+    """Seconds from Popen to /readyz 200; the launcher's and the tree's RSS (MB) after its sync."""
     import httpx
 
     port = C.free_port()
@@ -41,7 +44,8 @@ def one_start(uri: str, home: Path, work: Path) -> float:
         "ALLIANCE_RISK_SERVING__AUDIT_HASH_KEY": C.AUDIT_HASH_KEY,
     }
     cmd = [sys.executable, "-m", "pipelines.serve", "--port", str(port)]
-    with (work / "serve.log").open("ab") as log:
+    log_path = work / f"serve-{port}.log"
+    with log_path.open("ab") as log:
         started = time.perf_counter()
         proc = subprocess.Popen(
             cmd, cwd=C.REPO, env=env, stdout=log, stderr=log, start_new_session=True
@@ -50,14 +54,15 @@ def one_start(uri: str, home: Path, work: Path) -> float:
         deadline = started + 180
         while time.perf_counter() < deadline:
             if proc.poll() is not None:
-                raise SystemExit(f"pipelines.serve exited with {proc.returncode}: {work}/serve.log")
+                raise SystemExit(f"pipelines.serve exited with {proc.returncode}: {log_path}")
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    return time.perf_counter() - started
+                    ready = time.perf_counter() - started
+                    return (ready, *_memory_after_sync(proc, log_path))
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise SystemExit(f"not ready in 180 s: {work}/serve.log")
+        raise SystemExit(f"not ready in 180 s: {log_path}")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -66,6 +71,18 @@ def one_start(uri: str, home: Path, work: Path) -> float:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def _memory_after_sync(proc: subprocess.Popen, log: Path) -> tuple[float | None, float | None]:
+    """RSS (MB) of the launcher and of its whole tree once it printed the intake page's address
+    (its registry sync is over then), 1 s later so that the workers have settled."""
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline and "intake page:" not in log.read_text(errors="replace"):
+        time.sleep(0.1)
+    time.sleep(1.0)
+    launcher = C.tree_memory(proc.pid, with_pss=False)
+    own = next((e["rss_mb"] for e in launcher["each"] if e["pid"] == proc.pid), None)
+    return own, launcher["rss_mb"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,19 +101,29 @@ def main(argv: list[str] | None = None) -> int:
             uri = args.tracking_uri
         else:
             uri = C.build_store(args.store_dir or tmp / "store", n=args.n, kind=args.kind).uri
-        times = []
+        times, mems = [], []
         for i in range(args.starts):
             home = tmp / ("home" if args.warm_home else f"home{i}")
-            t = one_start(uri, home, tmp)
+            t, own, tree = one_start(uri, home, tmp)
             times.append(t)
+            mems.append((own, tree))
             C.log(
-                f"pipelines.serve: /readyz 200 {t:.2f} s after Popen (load {os.getloadavg()[0]:.2f})"
+                f"pipelines.serve: /readyz 200 {t:.2f} s after Popen (load {os.getloadavg()[0]:.2f}); "
+                f"RSS after the sync: launcher {_mb(own)}, launcher + service {_mb(tree)}"
             )
         med = sorted(times)[len(times) // 2]
         print("starts (s): " + ", ".join(f"{t:.2f}" for t in times) + f"; median {med:.2f}")
+        print(
+            "RSS after the sync, launcher / whole tree (MB): "
+            + ", ".join(f"{_mb(a, '')} / {_mb(b, '')}" for a, b in mems)
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def _mb(value: float | None, unit: str = " MB") -> str:
+    return "?" if value is None else f"{value:.0f}{unit}"
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ The champion is loaded once in ``__init__`` from BentoML's model store (``bentom
 models/lifecycle/bento_store.py: the tag in ``serving.model_tag``, which ``python -m pipelines.serve`` sets
 to the registry's champion after exporting it; else the newest exported champion, and the log says
 so) and scored through the numpy ``ScoringModel`` (serving.engine): no pandas, scikit-learn, GX or
-MLflow in the serving processes, and no registry read at start.
+MLflow in the serving processes, and no registry read at start. Started by
+``python -m pipelines.serve``, a worker reports ready only once the launcher has confirmed that the
+model it loaded is the registry's champion (``ServingState.ready``, serving/launcher.py); each
+worker stops itself when BentoML's arbiter, its parent, is gone (``watch_parent``).
 
 Concurrency: ``serving.workers`` worker processes (default 2: this machine has two cores), each with the event loop doing
 the work. ``/score`` is an ``async`` API that scores inline (0.5-1.0 ms of CPU in process with the
@@ -52,6 +55,7 @@ from features.settings import load_settings
 from serving.auth import KeyRing
 from serving import metrics as service_metrics
 from serving.guard import Guard
+from serving.launcher import CONFIRM_ENV, confirmed_tag, watch_parent
 from serving.page import make_app
 from validation.record import record_json_schema
 
@@ -67,7 +71,12 @@ INTERNAL = {"error": "internal error while scoring; the server log has the error
 
 
 class ServingState:
-    """What the middleware, the page app and the API share inside one worker process."""
+    """What the middleware, the page app and the API share inside one worker process.
+
+    ``ready``: a model and a key, and, when ``python -m pipelines.serve`` started the server
+    (``confirm_file`` set, serving/launcher.py), the launcher's word that the model this worker
+    loaded (``tag``) is the registry's champion. Until that word the worker answers 503 and
+    ``reason`` says what it waits for; once confirmed it never reads the file again."""
 
     def __init__(self) -> None:
         self.ready = False
@@ -76,6 +85,32 @@ class ServingState:
         self.keyring = KeyRing()
         self.engine: Any = None
         self.max_body_bytes = 8 * 1024 * 1024
+        self.tag = ""
+        self.confirm_file: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        if not self._ready:
+            return False
+        if self.confirm_file is None:
+            return True
+        champion = confirmed_tag(self.confirm_file)
+        if champion == self.tag:
+            self.confirm_file = None
+            self.reason = "ready"
+            logger.info("the launcher confirmed %s as the registry's champion", self.tag)
+            return True
+        self.reason = (
+            f"waiting for the launcher to confirm that {self.tag} is the registry's champion"
+            if champion is None
+            else f"this server loaded {self.tag}, but the registry's champion is {champion}: "
+            "the launcher restarts the service on it"
+        )
+        return False
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        self._ready = value
 
 
 STATE = ServingState()
@@ -252,6 +287,10 @@ class AllianceRisk:
 
         # BentoML's timeout timer would hold every request for traffic.timeout: serving/timers.py
         timers.install_on_running_loop()
+        # BentoML's arbiter starts this worker in a session of its own: when the arbiter is killed
+        # outright (SIGKILL of the launcher's process group) the worker must not live on as an
+        # orphan answering on the port (serving/launcher.py)
+        watch_parent()
 
         settings = SETTINGS
         cfg = settings.serving
@@ -276,6 +315,9 @@ class AllianceRisk:
             except ModelNotFound as exc:
                 problems.append(str(exc))
         if champion is not None:
+            STATE.tag = tag
+            # started by pipelines.serve: not ready before it confirms this model is the champion
+            STATE.confirm_file = os.environ.get(CONFIRM_ENV) or None
             audit = AuditLog(cfg.audit_db, cfg.audit_hash_key)
             STATE.engine = Engine(champion, audit, cfg.max_batch)
             service_metrics.record_model(champion.version)
@@ -298,7 +340,7 @@ class AllianceRisk:
             logger.error("not ready: %s", STATE.reason)
         else:
             STATE.reason = "ready"
-            STATE.ready = True
+            STATE.ready = True  # and, under pipelines.serve, confirmed (ServingState.ready)
 
     def __is_ready__(self) -> bool:
         return STATE.ready

@@ -165,14 +165,15 @@ def test_a_champion_moved_in_the_registry_is_served_from_the_next_sync(registry)
 
 
 def test_rollback_restores_each_previous_champion_then_refuses(registry):
-    """1 -> 2 -> 3 by hand; two rollbacks give 2 then 1; a third has nothing to go back to."""
+    """1 -> 3 -> 2 by hand, out of numeric order: two rollbacks give 3 then 1 (the recorded
+    previous champions, not the versions numbered one below); a third has nothing to go back to."""
     from models.lifecycle.resolve import load
 
-    for v in ("2", "3"):
+    for v in ("3", "2"):
         assert registry.promote(v).returncode == 0
-    assert registry.champion() == "3"
+    assert registry.champion() == "2"
 
-    for expected in ("2", "1"):
+    for expected in ("3", "1"):
         proc = registry.promote("--rollback")
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stdout.strip() == f"champion of {NAME} rolled back to version {expected}"
@@ -227,15 +228,64 @@ def test_exactly_one_action_is_required(tmp_path, args):
     assert not (tmp_path / "mlflow.db").exists()  # refused before touching any store
 
 
-def _serve_once(registry: Registry, tmp: Path) -> tuple[str, str]:
-    """Run `python -m pipelines.serve` as a person does, until it says where the page is; its
-    output and the version /model reports. Retries a lost port race (the port is picked here)."""
-    import signal
+class Launched:
+    """A running ``python -m pipelines.serve`` (its own process group): its output so far and,
+    with ``watch``, what a client polling ``/readyz`` every 50 ms saw (``polls``): for each answer
+    its status, and after each 200 the status and version of ``/model`` asked at once."""
+
+    def __init__(self, proc: subprocess.Popen, port: int, lines: list[str], watch: bool):
+        import threading
+
+        self.proc, self.port, self.lines = proc, port, lines
+        self.base = f"http://127.0.0.1:{port}"
+        self.polls: list[tuple[int, int | None, str]] = []
+        self._done = threading.Event()
+        self._poller = threading.Thread(target=self._poll, daemon=True) if watch else None
+        if self._poller is not None:
+            self._poller.start()
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def _poll(self) -> None:
+        import httpx
+
+        while not self._done.is_set():
+            try:  # a new connection each time, as an orchestrator's probe makes
+                r = httpx.get(self.base + "/readyz", timeout=2)
+                if r.status_code == 200:
+                    m = httpx.get(self.base + "/model", headers=LAUNCHER_AUTH, timeout=5)
+                    ok = m.status_code == 200
+                    self.polls.append((200, m.status_code, m.json()["version"] if ok else m.text))
+                else:
+                    self.polls.append((r.status_code, None, r.text.strip()))
+            except httpx.HTTPError:
+                pass  # not listening yet, or the restart: no answer is not a stale answer
+            self._done.wait(0.05)
+
+    def stop_watching(self) -> None:
+        self._done.set()
+        if self._poller is not None:
+            self._poller.join(timeout=10)
+
+    def stop(self) -> None:
+        import signal
+
+        self.stop_watching()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
+
+LAUNCHER_AUTH = {"Authorization": "Bearer launcher-test-key"}
+
+
+def _launch(registry: Registry, tmp: Path, watch: bool = False) -> Launched:
+    """Start `python -m pipelines.serve` as a person does and wait until it says where the page
+    is (or that it is not ready). Retries a lost port race (the port is picked here)."""
     import socket
     import threading
     import time
-
-    import httpx
 
     for _ in range(3):
         with socket.socket() as s:
@@ -257,31 +307,29 @@ def _serve_once(registry: Registry, tmp: Path) -> tuple[str, str]:
             start_new_session=True,
         )
         lines: list[str] = []
-        reader = threading.Thread(target=lines.extend, args=(proc.stdout,), daemon=True)
-        reader.start()
-        try:
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline and proc.poll() is None:
-                text = "".join(lines)
-                if "intake page:" in text or "NOT READY" in text:
-                    break
-                time.sleep(0.2)
-            text = "".join(lines)
-            if "intake page:" in text:
-                r = httpx.get(
-                    f"http://127.0.0.1:{port}/model",
-                    headers={"Authorization": "Bearer launcher-test-key"},
-                    timeout=10,
-                )
-                assert r.status_code == 200, r.text
-                return text, r.json()["version"]
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=60)
+        threading.Thread(target=lines.extend, args=(proc.stdout,), daemon=True).start()
+        launched = Launched(proc, port, lines, watch)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            text = launched.text()
+            if "intake page:" in text or "NOT READY" in text:
+                break
+            time.sleep(0.2)
+        text = launched.text()
+        if "intake page:" in text:
+            return launched
+        launched.stop()
         if "Address already in use" not in text:
             raise AssertionError(text[-3000:])
     raise AssertionError("pipelines.serve lost a port race 3 times")
+
+
+def _served_version(launched: Launched) -> str:
+    import httpx
+
+    r = httpx.get(launched.base + "/model", headers=LAUNCHER_AUTH, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["version"]
 
 
 def test_pipelines_serve_restarts_its_server_only_when_the_sync_changed_the_store(
@@ -289,13 +337,78 @@ def test_pipelines_serve_restarts_its_server_only_when_the_sync_changed_the_stor
 ):
     """The launcher starts BentoML on the newest model in the store while it reads the registry
     (docs/benchmarks.md: one after the other missed the 5 s start). A champion moved in the MLflow
-    UI meanwhile must still be what it serves: the server is started again on it. Nothing moved:
+    UI meanwhile must still be what it serves: the server is started again on it, and a client
+    polling /readyz every 50 ms through the restart never gets 200 from the model about to be
+    replaced (each 200 is followed at once by /model: the champion's version). Nothing moved:
     no restart."""
+    import time
+
     registry.sync()  # version 1 in BentoML's store, as training's promotion leaves it
     registry.client.set_registered_model_alias(NAME, "champion", "2")  # as the MLflow UI does
-    out, version = _serve_once(registry, tmp_path)
+    launched = _launch(registry, tmp_path, watch=True)
+    try:
+        time.sleep(1.0)  # a few more polls once it is ready
+        launched.stop_watching()
+        out, version = launched.text(), _served_version(launched)
+    finally:
+        launched.stop()
     assert "just exported to the model store: restarting the service" in out, out[-3000:]
     assert version == "2"
-    out, version = _serve_once(registry, tmp_path)
+    ready = [p for p in launched.polls if p[0] == 200]
+    assert ready, launched.polls[-5:]
+    assert all(p == (200, 200, "2") for p in ready), ready
+    launched = _launch(registry, tmp_path)
+    try:
+        out, version = launched.text(), _served_version(launched)
+    finally:
+        launched.stop()
     assert "restarting" not in out and version == "2", out[-3000:]
     assert f"serving {NAME}:v2-" in out
+
+
+def test_nothing_answers_on_the_port_after_the_launcher_is_killed_outright(registry, tmp_path):
+    """SIGKILL of the launcher's process group (a crash, an out-of-memory kill) reaches the
+    launcher and BentoML's arbiter but not the workers, which BentoML starts in sessions of their
+    own: they must stop by themselves rather than keep answering on the port."""
+    import signal
+    import time
+
+    import httpx
+    import psutil
+
+    launched = _launch(registry, tmp_path)
+    tree = [launched.proc.pid]
+    try:
+        assert httpx.get(launched.base + "/readyz", timeout=10).status_code == 200
+        tree += [p.pid for p in psutil.Process(launched.proc.pid).children(recursive=True)]
+        assert len(tree) >= 4, tree  # launcher, arbiter, two workers
+        os.killpg(launched.proc.pid, signal.SIGKILL)
+        launched.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        answered = True
+        while answered and time.monotonic() < deadline:
+            try:
+                httpx.get(launched.base + "/livez", timeout=1)
+                time.sleep(0.2)
+            except httpx.HTTPError:
+                answered = False
+        assert not answered, "the port still answers 10 s after the SIGKILL"
+        alive = [p for p in tree if _running(p)]
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+            alive = [p for p in tree if _running(p)]
+        assert not alive, f"processes of the served tree still running: {alive}"
+    finally:
+        launched.stop()  # when the test failed before its SIGKILL
+        for pid in tree:  # whatever outlived the test, by PID
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
