@@ -18,6 +18,8 @@ What is resampled, and what is not (said in the card):
   draws from N(theta, H^-1), H the penalised Hessian at the fit (the bootstrap's large-sample
   limit; 200 refits on 300,000 rows would cost minutes). Draws are clipped to the model's bounds
   (the monotone directions).
+- an updated model (kind "updated", ``models.building.update``): the update repeated on the
+  cluster-bootstrap samples of the new data, paired with the base model's own refits.
 - LightGBM: no interval (refitting boosted trees 200 times, and storing them, is not what a
   numpy-only service can apply cheaply); the API then answers ``risk_interval: null``.
 """
@@ -190,7 +192,15 @@ def attach_uncertainty(
     prior: np.ndarray | None = None,
 ) -> dict[str, Any] | None:
     """Compute the refits of ``model`` (fitted on exactly X, y) and store them on it. Returns the
-    summary the card shows (method, B), or None for a kind without intervals."""
+    summary the card shows (method, B), or None for a kind without intervals.
+
+    Kind "updated" (``models.building.update``): the update (recalibration or revision) is
+    repeated on the same cluster-bootstrap samples of the new rows, each paired with one of the
+    base model's refits; as-is keeps the base's refits (``attach_update_uncertainty``)."""
+    if model.kind == "updated":
+        from models.building.update import attach_update_uncertainty
+
+        return attach_update_uncertainty(model, X, y, groups, seed, normal_from, B)
     if model.kind in ("ridge", "logistic", "anchored"):
         pb = _linear_problem(model, X, y, prior)
     elif model.kind == "spline":

@@ -60,7 +60,10 @@ def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
 @dataclass
 class ScoringModel:
-    kind: str  # "ridge", "spline", "lightgbm" or the older "logistic"
+    # "ridge", "anchored", "spline", "lightgbm", the older "logistic", or "updated" (an existing
+    # model recalibrated or revised on new data, models.building.update; the representation
+    # says how it scores, ``params["base_kind"]`` what it was)
+    kind: str
     params: dict[str, Any]
     platt_a: float = 1.0
     platt_b: float = 0.0
@@ -89,8 +92,10 @@ class ScoringModel:
         add = self.additive
         Xi = np.where(np.isnan(X), add["median"], X)
         out = Xi * add["coef"]
+        # A shape function adds to the column's linear term: 0 for a fitted spline, a straight
+        # line for a revised one (models.building.update), exact outside the knots too.
         for j, k, v in zip(add["spline_cols"], add["knots"], add["values"], strict=True):
-            out[:, j] = np.interp(Xi[:, j], k, v)
+            out[:, j] += np.interp(Xi[:, j], k, v)
         return out
 
     def _intercept(self) -> float:
@@ -222,7 +227,8 @@ class ScoringModel:
         if tuple(meta["feature_names"]) != FEATURE_NAMES:
             raise ValueError("model artifact was built for a different feature set; retrain it")
         booster = None
-        if meta["kind"] == "lightgbm":
+        if meta["kind"] == "lightgbm" or "booster.txt" in json.loads((d / CHECKSUMS).read_text()):
+            # also a recalibrated LightGBM model (kind "updated", models.building.update)
             lgb = _lightgbm(lean)
             try:
                 booster = lgb.Booster(model_file=str(d / "booster.txt"))
