@@ -28,8 +28,12 @@ from pathlib import Path
 from bench import _common as C
 
 
-def one_start(uri: str, home: Path, work: Path) -> tuple[float, float | None, float | None]:
-    """Seconds from Popen to /readyz 200; the launcher's and the tree's RSS (MB) after its sync."""
+def one_start(
+    uri: str, home: Path, work: Path
+) -> tuple[float, float | None, float | None, float | None]:
+    """Seconds from Popen to /readyz 200 and to the launcher's own "intake page:" line (printed
+    once its sync is over and the service is ready); the launcher's and the tree's RSS (MB)
+    then."""
     import httpx
 
     port = C.free_port()
@@ -58,7 +62,7 @@ def one_start(uri: str, home: Path, work: Path) -> tuple[float, float | None, fl
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
                     ready = time.perf_counter() - started
-                    return (ready, *_memory_after_sync(proc, log_path))
+                    return (ready, *_memory_after_sync(proc, log_path, started))
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
@@ -73,16 +77,22 @@ def one_start(uri: str, home: Path, work: Path) -> tuple[float, float | None, fl
                 proc.wait()
 
 
-def _memory_after_sync(proc: subprocess.Popen, log: Path) -> tuple[float | None, float | None]:
-    """RSS (MB) of the launcher and of its whole tree once it printed the intake page's address
-    (its registry sync is over then), 1 s later so that the workers have settled."""
+def _memory_after_sync(
+    proc: subprocess.Popen, log: Path, started: float
+) -> tuple[float | None, float | None, float | None]:
+    """Seconds to the launcher's "intake page:" line (its registry sync is over then; 0.05 s
+    resolution), and RSS (MB) of the launcher and of its whole tree 1 s later."""
     deadline = time.perf_counter() + 60
-    while time.perf_counter() < deadline and "intake page:" not in log.read_text(errors="replace"):
-        time.sleep(0.1)
+    announced = None
+    while time.perf_counter() < deadline:
+        if "intake page:" in log.read_text(errors="replace"):
+            announced = time.perf_counter() - started
+            break
+        time.sleep(0.05)
     time.sleep(1.0)
     launcher = C.tree_memory(proc.pid, with_pss=False)
     own = next((e["rss_mb"] for e in launcher["each"] if e["pid"] == proc.pid), None)
-    return own, launcher["rss_mb"]
+    return announced, own, launcher["rss_mb"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,18 +111,21 @@ def main(argv: list[str] | None = None) -> int:
             uri = args.tracking_uri
         else:
             uri = C.build_store(args.store_dir or tmp / "store", n=args.n, kind=args.kind).uri
-        times, mems = [], []
+        times, said, mems = [], [], []
         for i in range(args.starts):
             home = tmp / ("home" if args.warm_home else f"home{i}")
-            t, own, tree = one_start(uri, home, tmp)
+            t, announced, own, tree = one_start(uri, home, tmp)
             times.append(t)
+            said.append(announced)
             mems.append((own, tree))
             C.log(
-                f"pipelines.serve: /readyz 200 {t:.2f} s after Popen (load {os.getloadavg()[0]:.2f}); "
+                f"pipelines.serve: /readyz 200 {t:.2f} s after Popen, 'intake page:' printed at "
+                f"{_s(announced)} (load {os.getloadavg()[0]:.2f}); "
                 f"RSS after the sync: launcher {_mb(own)}, launcher + service {_mb(tree)}"
             )
         med = sorted(times)[len(times) // 2]
         print("starts (s): " + ", ".join(f"{t:.2f}" for t in times) + f"; median {med:.2f}")
+        print("'intake page:' printed at (s): " + ", ".join(_s(a, "") for a in said))
         print(
             "RSS after the sync, launcher / whole tree (MB): "
             + ", ".join(f"{_mb(a, '')} / {_mb(b, '')}" for a, b in mems)
@@ -120,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def _s(value: float | None, unit: str = " s") -> str:
+    return "?" if value is None else f"{value:.2f}{unit}"
 
 
 def _mb(value: float | None, unit: str = " MB") -> str:
