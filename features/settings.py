@@ -115,7 +115,7 @@ class TrainConfig(_Section):
     candidates: tuple[Literal["ridge", "spline", "lightgbm", "logistic"], ...] = Field(
         ("ridge", "spline"), min_length=1
     )
-    # Promotion gate (models.lifecycle.registry.gate), read against 95% CIs: refused when the AUROC CI
+    # Promotion gate (models.lifecycle.gate.gate), read against 95% CIs: refused when the AUROC CI
     # includes 0.5 or lies wholly below min_auroc, when the calibration-slope CI lies wholly outside
     # slope_range, or when the paired log-loss difference to the champion has its whole CI above
     # log_loss_margin.

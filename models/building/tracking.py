@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import PREDICTORS, SCORING_BY_NAME
+from models import artifact as A
 from models.building import card, plots
 from models.building import metrics as M
 
@@ -34,8 +35,7 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 def _metrics_to_log(result) -> dict[str, float]:
     out: dict[str, float] = {}
-    for k, (pt, lo, hi) in result.test_metrics.items():
-        out[f"test_{k}"], out[f"test_{k}_lo"], out[f"test_{k}_hi"] = pt, lo, hi
+    out.update(A.test_metrics(result.test_metrics))
     if result.oracle_metrics:
         for k, (pt, _, _) in result.oracle_metrics.items():
             out[f"oracle_{k}"] = pt
@@ -50,7 +50,7 @@ def _metrics_to_log(result) -> dict[str, float]:
     for g, v in result.importance_groups.items():
         out[f"mean_abs_shap_{g}"] = v
     if result.driver_rank_spearman is not None:
-        out["driver_rank_spearman"] = result.driver_rank_spearman
+        out[A.DRIVER_RANK_SPEARMAN] = result.driver_rank_spearman
     for k, v in result.timings.items():
         out[f"time_{k}"] = v
     return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
@@ -266,9 +266,9 @@ def log_model_card(info: dict[str, Any], version: str | None = None) -> None:
     again with the registry version once the version exists, replacing the first."""
     with tempfile.TemporaryDirectory() as tmp:
         md, html = card.render_model_card({**info, "version": version})
-        for name, text in (("model_card.md", md), ("model_card.html", html)):
+        for name, text in zip(A.MODEL_CARD_FILES, (md, html), strict=True):
             (Path(tmp) / name).write_text(text)
-            mlflow.log_artifact(str(Path(tmp) / name), "model_card")
+            mlflow.log_artifact(str(Path(tmp) / name), A.MODEL_CARD_DIR)
 
 
 # What MLflow's own inference found for this pyfunc (it loads the model in a subprocess to see what
@@ -309,17 +309,17 @@ def log_run(
     mlflow.log_params(
         {k: str(v)[:500] for k, v in _flatten(settings.model_dump(exclude={"serving"})).items()}
     )
-    mlflow.log_params({f"label_definition.{k}": str(v) for k, v in labels.definition.items()})
+    mlflow.log_params({f"{A.LABEL_PARAM_PREFIX}{k}": str(v) for k, v in labels.definition.items()})
     mlflow.log_params(
         {
             "champion_candidate": result.champion,
             **{f"model.{k}": str(v) for k, v in result.model.params.items()},
         }
     )
-    mlflow.log_metrics({f"label_{k}": float(v) for k, v in labels.counts.items()})
+    mlflow.log_metrics({f"{A.LABEL_COUNT_PREFIX}{k}": float(v) for k, v in labels.counts.items()})
     mlflow.log_metrics(_metrics_to_log(result))
-    mlflow.set_tag("synthetic_data", str(synthetic).lower())
-    mlflow.set_tag("evaluation_protocol", result.protocol.name)
+    mlflow.set_tag(A.SYNTHETIC_TAG, str(synthetic).lower())
+    mlflow.set_tag(A.PROTOCOL_TAG, result.protocol.name)
 
     logged = scored.assign(
         low_alliance=labels.labels.reindex(scored["admission_id"].astype(str)).to_numpy()
@@ -340,7 +340,7 @@ def log_run(
         fairness = _fairness(settings, result, scored, out / "fairness", synthetic)
         images.update(fairness.pop("images"))
         for v in images.values():
-            mlflow.log_artifact(str(v[1] if isinstance(v, tuple) else v), "plots")
+            mlflow.log_artifact(str(v[1] if isinstance(v, tuple) else v), A.PLOTS_DIR)
         info = _card_info(settings, result, labels, tables, synthetic, ds.digest, images)
         info["stability"] = _stability(result, scored)
         info.update(fairness)
@@ -350,11 +350,11 @@ def log_run(
             card_info.update(info)
         result.cv.to_csv(out / "cv_folds.csv", index=False)
         result.subgroups.to_csv(out / "subgroups.csv", index=False)
-        result.bands.to_csv(out / "bands.csv", index=False)
+        result.bands.to_csv(out / A.BANDS_CSV, index=False)
         result.decision.to_csv(out / "decision_curve.csv", index=False)
         # The evaluation risks and labels (out-of-fold under CV), no ids: the monitor's calibration plot of both periods.
-        result.test_frame[["y", "p"]].to_csv(out / "holdout.csv", index=False)
-        info["fairness"].to_csv(out / "fairness.csv", index=False)
+        result.test_frame[["y", "p"]].to_csv(out / A.HOLDOUT_CSV, index=False)
+        info["fairness"].to_csv(out / A.FAIRNESS_CSV, index=False)
         result.learning_curve.to_csv(out / "learning_curve.csv", index=False)
         if result.transport is not None:
             result.transport.to_csv(out / "leave_one_service_out.csv", index=False)
@@ -364,27 +364,17 @@ def log_run(
                 "mean_abs_shap": list(result.importance_features.values()),
             }
         ).to_csv(out / "importance.csv", index=False)
-        for f in (
-            "cv_folds.csv",
-            "subgroups.csv",
-            "bands.csv",
-            "decision_curve.csv",
-            "importance.csv",
-            "holdout.csv",
-            "fairness.csv",
-            "learning_curve.csv",
-            "leave_one_service_out.csv",
-        ):
+        for f in A.EVALUATION_FILES:
             if (out / f).exists():
-                mlflow.log_artifact(str(out / f), "evaluation")
+                mlflow.log_artifact(str(out / f), A.EVALUATION_DIR)
 
         # Travels with the scorer, so every place that serves it (page, /model, batch) can say so.
-        result.model.reference["synthetic_data"] = bool(synthetic)
-        scorer_dir = result.model.save(out / "scorer")
+        result.model.reference[A.SYNTHETIC_KEY] = bool(synthetic)
+        scorer_dir = result.model.save(out / A.SCORER)
         logged = mlflow.pyfunc.log_model(
-            name="model",
+            name=A.MODEL_NAME_IN_RUN,
             python_model=PYFUNC_MODEL_FILE,
-            artifacts={"scorer": str(scorer_dir)},
+            artifacts={A.SCORER: str(scorer_dir)},
             signature=model_signature(),
             input_example=_input_example(scored, result),
             metadata=model_metadata(),
