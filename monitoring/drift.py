@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import PREDICTORS
-from features.settings import MonitorConfig  # the [monitor] settings section
+from features.settings import BAND_NAMES, MonitorConfig  # the [monitor] settings section
 from reporting import figure_uri
 
 EPS = 1e-4
@@ -228,7 +228,7 @@ def score_shift(ref: Scores, cur: Scores, bands, bins: int = 10) -> dict[str, An
         ],
         dtype=object,
     )
-    names = ["low", "moderate", "high"]
+    names = list(BAND_NAMES)
     rb = np.array([(ref.band == b).sum() for b in names], dtype=float)
     cb = np.array([(cur_band == b).sum() for b in names], dtype=float)
     return {

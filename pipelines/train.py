@@ -254,7 +254,7 @@ def run(
                 from features.build import scoring_frame, typed_records
                 from features.labels import build_labels, in_index
                 from models.scoring.predict import frame_to_matrix
-                from validation.report import training_sanity
+                from validation.suites import training_sanity
 
                 labels = build_labels(
                     tables["alliance"], settings.label, tables["intake"], tables.get("episodes")
@@ -290,6 +290,9 @@ def run(
                 result = train_models(
                     settings, scored, X, y, oracle=oracle_p, true_ranking=ranking, log=log
                 )
+                from models.building.evaluation import evaluate
+
+                evaluation = evaluate(settings, result, scored, synthetic)
                 done(task, f"candidates: champion candidate {result.champion}")
 
                 task = step("logging to MLflow")
@@ -297,7 +300,7 @@ def run(
 
                 card: dict = {}
                 model_uri, metrics = log_run(
-                    settings, result, labels, tables, data_dir, synthetic, scored, card
+                    settings, result, evaluation, labels, tables, data_dir, scored, card
                 )
                 done(task, f"logged run {run_id}")
 

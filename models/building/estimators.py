@@ -323,7 +323,7 @@ def _fit_booster(data, params: dict[str, Any], seed: int):
 
 
 # ---------------------------------------------------------------- tuning
-def _raw_model(
+def raw_model(
     kind: str, X: np.ndarray, y: np.ndarray, params: dict[str, Any], seed: int, data=None
 ) -> ScoringModel:
     if kind == "logistic":
@@ -373,14 +373,14 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(row_log_loss(y, p).mean())
 
 
-def _tuning_rows(y: np.ndarray, seed: int) -> np.ndarray:
+def tuning_rows(y: np.ndarray, seed: int) -> np.ndarray:
     if len(y) <= TUNE_MAX_ROWS:
         return np.arange(len(y))
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(len(y), TUNE_MAX_ROWS, replace=False))
 
 
-def _oof_margins(kind: str, configs: list[dict], X, y, folds, seed: int) -> list[np.ndarray]:
+def oof_margins(kind: str, configs: list[dict], X, y, folds, seed: int) -> list[np.ndarray]:
     out = [np.empty(len(y)) for _ in configs]
     for tr, va in folds:
         if kind == "spline":
@@ -390,7 +390,7 @@ def _oof_margins(kind: str, configs: list[dict], X, y, folds, seed: int) -> list
             continue
         ds = _dataset(X[tr], y[tr]) if kind == "lightgbm" else None
         for i, cfg in enumerate(configs):
-            out[i][va] = _raw_model(kind, X[tr], y[tr], cfg, seed, ds).margin(X[va])
+            out[i][va] = raw_model(kind, X[tr], y[tr], cfg, seed, ds).margin(X[va])
     return out
 
 
@@ -414,7 +414,7 @@ def _fit_candidate(
     kind: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, n_configs: int, seed: int
 ) -> ScoringModel:
     configs = candidate_configs(kind, n_configs, seed)
-    rows = _tuning_rows(y, seed)
+    rows = tuning_rows(y, seed)
     Xt, yt, gt = X[rows], y[rows], groups[rows]
     if kind == "ridge":
         k, repeats = RIDGE_INNER_SPLITS, auto_repeats(len(yt))
@@ -425,7 +425,7 @@ def _fit_candidate(
     for rep in range(repeats):
         inner = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed + rep)
         folds = list(inner.split(Xt, yt, gt))
-        for i, oof in enumerate(_oof_margins(kind, configs, Xt, yt, folds, seed)):
+        for i, oof in enumerate(oof_margins(kind, configs, Xt, yt, folds, seed)):
             if kind in CALIBRATED:
                 a, b = platt(oof, yt)
                 losses[i] += _log_loss(yt, sigmoid(a * oof + b)) / repeats
@@ -438,7 +438,7 @@ def _fit_candidate(
         if best is None or loss < best[0] - 1e-12:
             best = (float(loss), cfg, oof)
     loss, cfg, oof = best
-    model = _raw_model(kind, X, y, cfg, seed)
+    model = raw_model(kind, X, y, cfg, seed)
     if kind in CALIBRATED:
         model.platt_a, model.platt_b = platt(oof, yt)
     model.params = {**cfg, "inner_cv_log_loss": round(loss, 6)}

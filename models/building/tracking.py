@@ -112,37 +112,13 @@ def _plots(result, out: Path, synthetic: bool) -> dict[str, Path]:
     return imgs
 
 
-def _stability(result, scored: pd.DataFrame) -> pd.DataFrame:
-    """Smooth-risk figures of the registered model on (up to 3,000 of) the scored records."""
-    from models.building.stability import risk_steps
-
-    recs = scored.sample(min(len(scored), 3000), random_state=0) if len(scored) else scored
-    return risk_steps(result.model, recs.reset_index(drop=True))
-
-
-def _fairness(settings, result, scored: pd.DataFrame, out: Path, synthetic: bool) -> dict:
-    """Flag rate, sensitivity, PPV and O/E per subgroup at the band thresholds (held-out test),
-    with the largest gaps and one plot per measure (models.building.fairness)."""
+def _fairness_plots(evaluation, out: Path) -> dict:
+    """One plot per fairness measure of the evaluation's table, as the card's images."""
     from models.building import fairness as F
 
-    tf = result.test_frame
-    rows = scored.set_index(scored["admission_id"].astype(str)).loc[tf["admission_id"]]
-    table = F.fairness_table(
-        tf["y"].to_numpy(),
-        tf["p"].to_numpy(),
-        rows.reset_index(drop=True),
-        settings.bands.moderate_from,
-        settings.bands.high_from,
-    )
-    note = "SYNTHETIC DATA, held-out test:" if synthetic else "held-out test:"
-    paths = F.save_plots(table, out, note)
-    return {
-        "fairness": table,
-        "fairness_gaps": F.largest_gaps(table),
-        "images": {
-            f"Fairness: {F.MEASURES[m][0]}": (F.CARD_SECTION, path) for m, path in paths.items()
-        },
-    }
+    note = "SYNTHETIC DATA, held-out test:" if evaluation.synthetic else "held-out test:"
+    paths = F.save_plots(evaluation.fairness, out, note)
+    return {f"Fairness: {F.MEASURES[m][0]}": (F.CARD_SECTION, path) for m, path in paths.items()}
 
 
 def _validation_text(settings, result) -> list[str]:
@@ -294,17 +270,20 @@ def pip_requirements(kind: str) -> list[str]:
 def log_run(
     settings,
     result,
+    evaluation,
     labels,
     tables,
     data_dir: Path,
-    synthetic: bool,
     scored: pd.DataFrame,
     card_info: dict[str, Any] | None = None,
 ) -> tuple[str, dict[str, float]]:
-    """Log the run and the pyfunc model; return the model URI and the test metrics (points).
+    """Log the run, its evaluation (``models.building.evaluation.evaluate``: computed before, only
+    logged here) and the pyfunc model; return the model URI and the test metrics (points).
     ``card_info``: filled with what the model card was rendered from (images read into memory),
     so that the card can be logged again with its registry version (``log_model_card``)."""
     from models.scoring.signature import model_metadata, model_signature
+
+    synthetic = evaluation.synthetic
 
     mlflow.log_params(
         {k: str(v)[:500] for k, v in _flatten(settings.model_dump(exclude={"serving"})).items()}
@@ -337,13 +316,13 @@ def log_run(
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         images = _plots(result, out, synthetic)
-        fairness = _fairness(settings, result, scored, out / "fairness", synthetic)
-        images.update(fairness.pop("images"))
+        images.update(_fairness_plots(evaluation, out / "fairness"))
         for v in images.values():
             mlflow.log_artifact(str(v[1] if isinstance(v, tuple) else v), A.PLOTS_DIR)
         info = _card_info(settings, result, labels, tables, synthetic, ds.digest, images)
-        info["stability"] = _stability(result, scored)
-        info.update(fairness)
+        info["stability"] = evaluation.stability
+        info["fairness"] = evaluation.fairness
+        info["fairness_gaps"] = evaluation.fairness_gaps
         info = card.embed_images(info)
         log_model_card(info)
         if card_info is not None:
@@ -368,8 +347,6 @@ def log_run(
             if (out / f).exists():
                 mlflow.log_artifact(str(out / f), A.EVALUATION_DIR)
 
-        # Travels with the scorer, so every place that serves it (page, /model, batch) can say so.
-        result.model.reference[A.SYNTHETIC_KEY] = bool(synthetic)
         scorer_dir = result.model.save(out / A.SCORER)
         logged = mlflow.pyfunc.log_model(
             name=A.MODEL_NAME_IN_RUN,

@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from features.catalog import DRIVER_GROUPS, MODIFIABLE_GROUPS, PREDICTORS, fields_of_driver
-from features.rows import COLUMNS, record_row
+from features.rows import COLUMNS
+from models.scoring.reference import typical_row
 from models.scoring.scorer import ScoringModel, sigmoid
 
 HERE = Path(__file__).parent
@@ -160,15 +161,10 @@ def explain_matrix(model: ScoringModel, X: np.ndarray) -> Explanation:
     return explain_contributions(group_log_odds(model, contrib), contrib[:, -1], assessed_matrix(X))
 
 
-def typical_row(model: ScoringModel) -> np.ndarray:
-    """The typical client's model row (1 x p), from the reference values stored with the model."""
-    return record_row(model.reference.get("typical", {}))
-
-
 def typical_log_odds(model: ScoringModel) -> float:
     """The base every contribution is measured from: the last column of ``contributions``, the
     same for every record (the typical client's calibrated log-odds)."""
-    return float(model.contributions(typical_row(model))[0, -1])
+    return float(model.contributions(typical_row(model.reference))[0, -1])
 
 
 def what_ifs(model: ScoringModel, row: np.ndarray, groups: list[str]) -> np.ndarray:
@@ -176,7 +172,7 @@ def what_ifs(model: ScoringModel, row: np.ndarray, groups: list[str]) -> np.ndar
     model call for all groups (per-call overhead dominates for a tree ensemble)."""
     if not groups:
         return np.empty(0)
-    typ = typical_row(model)[0]
+    typ = typical_row(model.reference)[0]  # the row stored with the model
     rows = np.repeat(row, len(groups), axis=0)
     for k, g in enumerate(groups):
         idx = GROUP_COLUMNS[g]
