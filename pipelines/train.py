@@ -298,9 +298,8 @@ def run(
                 task = step("logging to MLflow")
                 from models.building.tracking import log_model_card, log_run
 
-                card: dict = {}
-                model_uri, metrics = log_run(
-                    settings, result, evaluation, labels, tables, data_dir, scored, card
+                model_uri, _, card = log_run(
+                    settings, result, evaluation, labels, tables, data_dir, scored
                 )
                 done(task, f"logged run {run_id}")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mlflow
 import numpy as np
@@ -267,6 +267,16 @@ def pip_requirements(kind: str) -> list[str]:
     return out
 
 
+class LoggedRun(NamedTuple):
+    """What ``log_run`` logged: the model's URI, the test metrics (points) and what the model card
+    was rendered from (images read into memory), so that the card can be logged again with its
+    registry version (``log_model_card``)."""
+
+    model_uri: str
+    metrics: dict[str, float]
+    card: dict[str, Any]
+
+
 def log_run(
     settings,
     result,
@@ -275,12 +285,9 @@ def log_run(
     tables,
     data_dir: Path,
     scored: pd.DataFrame,
-    card_info: dict[str, Any] | None = None,
-) -> tuple[str, dict[str, float]]:
+) -> LoggedRun:
     """Log the run, its evaluation (``models.building.evaluation.evaluate``: computed before, only
-    logged here) and the pyfunc model; return the model URI and the test metrics (points).
-    ``card_info``: filled with what the model card was rendered from (images read into memory),
-    so that the card can be logged again with its registry version (``log_model_card``)."""
+    logged here) and the pyfunc model; returns what was logged (``LoggedRun``)."""
     from models.scoring.signature import model_metadata, model_signature
 
     synthetic = evaluation.synthetic
@@ -325,8 +332,6 @@ def log_run(
         info["fairness_gaps"] = evaluation.fairness_gaps
         info = card.embed_images(info)
         log_model_card(info)
-        if card_info is not None:
-            card_info.update(info)
         result.cv.to_csv(out / "cv_folds.csv", index=False)
         result.subgroups.to_csv(out / "subgroups.csv", index=False)
         result.bands.to_csv(out / A.BANDS_CSV, index=False)
@@ -358,4 +363,4 @@ def log_run(
             pip_requirements=pip_requirements(result.model.kind),
         )
     metrics = {k: v[0] for k, v in result.test_metrics.items()}
-    return logged.model_uri, metrics
+    return LoggedRun(logged.model_uri, metrics, info)
