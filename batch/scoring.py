@@ -11,7 +11,7 @@ one-record rules of ``validation.record`` (the pydantic model the API uses), in 
 big files stay fast:
 
 1. A column-wise screen: each distinct value of each column is checked once with the *same*
-   pydantic field validator the record model uses (``validation.record._annotation``), plus the
+   pydantic field validator the record model uses (``validation.record.annotation``), plus the
    record's cross-field rule (``age_first_use`` not above ``age``) and required-field presence.
    Most columns hold few distinct values, so this costs far less than one model call per row.
 2. Only rows the screen flags go through ``validation.record.check_record``, whose errors (field,

@@ -17,9 +17,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from features.catalog import (
     COUNSELLOR_PREFIX,
     COUNSELLORS,
-    INTAKE,
     SCORING_BY_NAME,
-    SCORING_COUNSELLOR,
 )
 from features.rows import (  # noqa: F401 - re-exported
     COLUMN_DRIVERS,
@@ -29,9 +27,9 @@ from features.rows import (  # noqa: F401 - re-exported
     MISSING_BLOCKS,
     MONOTONE,
     Column,
-    _to_float,
     build_matrix,
     record_row,
+    to_float,
 )
 
 
@@ -106,12 +104,8 @@ def typed_records(frame: pd.DataFrame) -> pd.DataFrame:
         if f.kind in ("integer", "number"):
             out[name] = pd.to_numeric(out[name], errors="coerce").astype(float)
         elif f.kind == "boolean":
-            vals = _to_float(out[name].to_numpy())
+            vals = to_float(out[name].to_numpy())
             out[name] = pd.Series(
                 np.where(np.isnan(vals), None, vals == 1.0), index=out.index, dtype=object
             ).where(~np.isnan(vals), np.nan)
     return out
-
-
-SCORING_COUNSELLOR_FIELDS = tuple(f.name for f in SCORING_COUNSELLOR)
-INTAKE_FIELDS = tuple(f.name for f in INTAKE)

@@ -486,10 +486,6 @@ SCALE_FIELDS: tuple[str, ...] = tuple(
 )
 
 
-def table_fields(table: str) -> tuple[Field, ...]:
-    return TABLES[table]
-
-
 def field_in(table: str, name: str) -> Field:
     for f in TABLES[table]:
         if f.name == name:

@@ -103,7 +103,7 @@ def _is_pd_na(v: Any) -> bool:
     return pd is not None and v is pd.NA
 
 
-def _to_float(values: np.ndarray) -> np.ndarray:
+def to_float(values: np.ndarray) -> np.ndarray:
     """Numbers, booleans and their CSV spellings ("true"/"false") as floats; anything else NaN."""
     if values.dtype.kind in "fiub":
         return values.astype(float)
@@ -157,7 +157,7 @@ def build_matrix(cols: Mapping[str, Any], n: int) -> np.ndarray:
                 out[:, j] = ((s == c) & present).astype(float)
                 j += 1
         else:
-            num[f.name] = _to_float(raw)
+            num[f.name] = to_float(raw)
             out[:, j] = num[f.name]
             j += 1
     age, afu = num["age"], num["age_first_use"]
@@ -190,7 +190,7 @@ def build_matrix(cols: Mapping[str, Any], n: int) -> np.ndarray:
 
 
 def _scalar(v: Any) -> float:
-    """One value as ``_to_float`` reads it."""
+    """One value as ``to_float`` reads it."""
     if isinstance(v, (bool, np.bool_, int, float, np.number)):
         return float(v)
     if isinstance(v, str):

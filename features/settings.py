@@ -66,7 +66,7 @@ class ValidationConfig(_Section):
     max_drop_fraction: float = Field(0.0, ge=0.0, le=0.2)
 
 
-BAND_NAMES = ("low", "moderate", "high")
+BAND_NAMES = ("low", "moderate", "high")  # lowest first: BandConfig.level is an index into it
 
 
 class BandConfig(_Section):
@@ -88,6 +88,16 @@ class BandConfig(_Section):
 
     def band(self, p: float) -> str:
         return BAND_NAMES[self.level(p)]
+
+    def cut_offs(self) -> dict[str, float]:
+        """Each band above the lowest by name, with the risk from which it starts."""
+        return dict(zip(BAND_NAMES[1:], (self.moderate_from, self.high_from), strict=True))
+
+    def edges(self) -> list[tuple[str, float, float]]:
+        """(name, lower, upper) of every band on [0, 1], lowest first (``level`` decides the
+        band of a risk at a bound: the one above)."""
+        lows = (0.0, self.moderate_from, self.high_from)
+        return list(zip(BAND_NAMES, lows, (*lows[1:], 1.0), strict=True))
 
     def bands(self, risk):
         """``band`` for every risk of an array: an array of band names."""
@@ -122,7 +132,7 @@ class TrainConfig(_Section):
     # model shrunk towards zero is not the default: unless train.candidates is set, the ridge is
     # replaced by the anchored candidate. False keeps the candidates whatever n is.
     steer_by_sample_size: bool = True
-    # Promotion gate (models.lifecycle.registry.gate), read against 95% CIs: refused when the AUROC CI
+    # Promotion gate (models.lifecycle.gate.gate), read against 95% CIs: refused when the AUROC CI
     # includes 0.5 or lies wholly below min_auroc, when the calibration-slope CI lies wholly outside
     # slope_range, or when the paired log-loss difference to the champion has its whole CI above
     # log_loss_margin.

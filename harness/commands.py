@@ -16,7 +16,7 @@ from pathlib import Path
 
 # MLflow keeps the tracking and registry URIs in module globals, and set_tracking_uri also writes
 # MLFLOW_TRACKING_URI into os.environ (so later subprocesses inherit it). Code under test sets
-# them (models.lifecycle.registry.get_client, models.lifecycle.resolve.fetch), so every test gets them back as they were
+# them (models.lifecycle.store.get_client, models.lifecycle.resolve.fetch), so every test gets them back as they were
 # (tests/conftest.py, an autouse fixture).
 
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import PREDICTORS
-from features.settings import MonitorConfig  # the [monitor] settings section
+from features.settings import BAND_NAMES, MonitorConfig  # the [monitor] settings section
 from reporting import figure_uri
 
 EPS = 1e-4
@@ -207,42 +206,16 @@ def score_batch(frame: pd.DataFrame, lm, chunk_size: int = 20_000) -> tuple[Scor
 
 
 def read_audit(path: str | Path, model_version: str | None = None) -> Scores:
-    """Scores from the service's audit store (SQLite; serving/audit.py writes table ``scores``
-    with ``probability``, ``band`` and ``model_version``; a table ``audit`` with ``probability``
-    (or ``risk``) and optional ``band`` is accepted too). With ``model_version``, only that
-    version's rows are used when the table records versions."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"audit store {path} does not exist")
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        names = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
-        found = None
-        for table in [t for t in ("scores", "audit") if t in names] + names:
-            cols = [r[1] for r in con.execute(f'pragma table_info("{table}")')]
-            pcol = next((c for c in ("probability", "risk") if c in cols), None)
-            if pcol:
-                found = table, cols, pcol
-                break
-        if found is None:
-            raise ValueError(
-                f"{path} holds no table with a probability column (tables: "
-                f"{', '.join(names) or 'none'})"
-            )
-        table, cols, pcol = found
-        sql = f'select "{pcol}", ' + ('"band"' if "band" in cols else "NULL")
-        sql += f' from "{table}" where "{pcol}" is not null'
-        args: tuple = ()
-        what = f"audit store {path} (table {table}"
-        if model_version and "model_version" in cols:
-            sql += " and model_version = ?"
-            args = (str(model_version),)
-            what += f", model version {model_version}"
-        rows = con.execute(sql, args).fetchall()
-    finally:
-        con.close()
-    risk = np.array([float(r[0]) for r in rows], dtype=float)
-    band = np.array([r[1] for r in rows], dtype=object)
+    """Scores from the service's audit store (written by ``serving.audit.AuditLog``, read with
+    its ``read_scores``). With ``model_version``, only that version's rows are used."""
+    from serving.audit import AuditLog
+
+    rows = AuditLog.read_scores(path, model_version)
+    what = f"audit store {Path(path)} (table scores"
+    if model_version:
+        what += f", model version {model_version}"
+    risk = np.array([r[1] for r in rows], dtype=float)
+    band = np.array([r[2] for r in rows], dtype=object)
     return Scores(risk, band, what + ")")
 
 
@@ -255,7 +228,7 @@ def score_shift(ref: Scores, cur: Scores, bands, bins: int = 10) -> dict[str, An
         ],
         dtype=object,
     )
-    names = ["low", "moderate", "high"]
+    names = list(BAND_NAMES)
     rb = np.array([(ref.band == b).sum() for b in names], dtype=float)
     cb = np.array([(cur_band == b).sum() for b in names], dtype=float)
     return {

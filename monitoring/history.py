@@ -51,7 +51,7 @@ def log_monitor_run(tracking_uri: str, result, html_path: Path, json_path: Path)
     try:
         import mlflow
 
-        from models.lifecycle.registry import ensure_experiment, get_client
+        from models.lifecycle.store import ensure_experiment, get_client
 
         get_client(tracking_uri)  # sets tracking and registry URIs
         ensure_experiment(tracking_uri, EXPERIMENT)  # artifacts beside a SQLite store, not cwd

@@ -26,7 +26,6 @@ Alarms (the monitor exits 1; the alarm text starts with its kind):
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models import artifact as A
 from reporting import figure_uri
 
 OE_LOW, OE_HIGH = 0.8, 1.25
@@ -137,12 +137,12 @@ def label_config(lm):
     """The champion's label definition as a LabelConfig (saved in the scorer at training)."""
     from features.settings import LabelConfig
 
-    saved = (lm.model.reference or {}).get("label")
+    saved = (lm.model.reference or {}).get(A.LABEL_KEY)
     if not saved:
         raise OutcomeInputError(
             f"model version {lm.version} carries no label definition: retrain it to monitor outcomes"
         )
-    return LabelConfig(**{k: saved[k] for k in ("rater", "threshold", "min_valid_weeks")})
+    return LabelConfig(**{k: saved[k] for k in A.LABEL_DEFINITION})
 
 
 def read_outcome_tables(folder: Path) -> dict[str, pd.DataFrame]:
@@ -207,20 +207,12 @@ def audit_key(audit_db: Path, configured: str | None) -> bytes:
 def audit_scores(audit_db: Path, key: bytes, ids: pd.Series, version: str) -> pd.DataFrame:
     """admission_id, risk, band from the audit store for these ids (the model version's latest
     score of each), joined through the keyed hash."""
-    from serving.audit import hash_id
+    from serving.audit import AuditLog, AuditReadError, hash_id
 
     by_hash = {hash_id(key, str(a)): str(a) for a in ids}
     try:
-        con = sqlite3.connect(f"file:{audit_db}?mode=ro", uri=True)
-        try:
-            rows = con.execute(
-                "select admission_hash, probability, band from scores where model_version = ? "
-                "order by id",
-                (str(version),),
-            ).fetchall()
-        finally:
-            con.close()
-    except sqlite3.Error as exc:
+        rows = AuditLog.read_scores(audit_db, version)
+    except (OSError, AuditReadError) as exc:
         raise OutcomeInputError(f"cannot read the scores table of {audit_db}: {exc}") from exc
     found: dict[str, tuple[float, str]] = {}
     for h, prob, band in rows:  # in insertion order: a later score of an admission wins
@@ -242,8 +234,8 @@ def training_figures(tracking_uri: str, name: str, version: str):
 
     import mlflow
 
-    from models.lifecycle.registry import get_client
     from models.lifecycle.resolve import resolve
+    from models.lifecycle.store import get_client
 
     mv = resolve(tracking_uri, name, version)
     client = get_client(tracking_uri)
@@ -252,16 +244,12 @@ def training_figures(tracking_uri: str, name: str, version: str):
     if not mv.run_id:
         return metrics, bands, holdout
     m = client.get_run(mv.run_id).data.metrics
-    for k in ("oe_ratio", "cal_slope", "auroc", "brier", "cal_intercept", "prevalence"):
-        if f"test_{k}" in m:
-            metrics[k] = (
-                m[f"test_{k}"],
-                m.get(f"test_{k}_lo", np.nan),
-                m.get(f"test_{k}_hi", np.nan),
-            )
+    for k in A.OUTCOME_FIGURES:
+        if (figure := A.read_test_metric(m, k)) is not None:
+            metrics[k] = figure
     mlflow.set_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
-        for art, what in (("evaluation/bands.csv", "bands"), ("evaluation/holdout.csv", "holdout")):
+        for art, what in ((A.BANDS_ARTIFACT, "bands"), (A.HOLDOUT_ARTIFACT, "holdout")):
             try:
                 path = mlflow.artifacts.download_artifacts(
                     run_id=mv.run_id, artifact_path=art, dst_path=tmp

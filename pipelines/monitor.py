@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -166,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.audit_db is not None:
             try:
                 cur_scores = read_audit(args.audit_db, lm.version)
-            except (ValueError, OSError, sqlite3.Error) as exc:
+            except (ValueError, OSError) as exc:  # AuditReadError is a ValueError
                 s.stop()
                 return fail(f"cannot read {args.audit_db}: {exc}", EXIT_INPUT)
         s.done(t, f"model version {lm.version}")

@@ -31,12 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.exceptions import MlflowException
 
     from models.lifecycle import registry
+    from models.lifecycle.store import get_client
 
     settings, code = cli.settings_or_exit(cli.console(stderr=True), args.config)
     if settings is None:
         return code
     name = args.model or settings.train.registered_model
-    client = registry.get_client(settings.tracking_uri)
+    client = get_client(settings.tracking_uri)
     try:
         if args.list:
             versions = sorted(

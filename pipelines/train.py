@@ -6,7 +6,7 @@
 Steps: validate (a blocking failure stops here and registers nothing) -> features and labels ->
 candidates (tuned and calibrated inside grouped CV) -> selection and figures from repeated grouped
 CV on all labelled admissions (a held-out split only at large n; models.building.training) -> global
-explanation -> MLflow run -> promotion gate (figures with their CIs; models.lifecycle.registry.gate) ->
+explanation -> MLflow run -> promotion gate (figures with their CIs; models.lifecycle.gate) ->
 registry version -> champion alias (last). --oracle adds the simulator's true probabilities.
 With no --input (alias --data), the synthetic cohort in data/synthetic is used (generated first if absent).
 """
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return code
 
-    from models.lifecycle.registry import champion_version, get_client
+    from models.lifecycle.registry import champion_version
+    from models.lifecycle.store import get_client
 
     client = get_client(settings.tracking_uri)
     name = settings.train.registered_model
@@ -196,10 +197,11 @@ def run(
     import mlflow
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from models.lifecycle import registry
+    from models import artifact as A
+    from models.lifecycle import registry, store
 
     t0 = time.perf_counter()
-    registry.ensure_experiment(settings.tracking_uri, settings.train.experiment)
+    store.ensure_experiment(settings.tracking_uri, settings.train.experiment)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -242,7 +244,7 @@ def run(
                 with tempfile.TemporaryDirectory() as tmp:
                     html = Path(tmp) / "validation_report.html"
                     html.write_text(report.to_html())
-                    mlflow.log_artifact(str(html), "validation")
+                    mlflow.log_artifact(str(html), A.VALIDATION_DIR)
                 mlflow.log_metric("validation_errors", len(report.errors))
                 if report.blocking:
                     done(task, "[red]validate: blocking failures[/red]")
@@ -260,7 +262,7 @@ def run(
                 from features.build import scoring_frame, typed_records
                 from features.labels import build_labels, in_index
                 from models.scoring.predict import frame_to_matrix
-                from validation.report import training_sanity
+                from validation.suites import training_sanity
 
                 labels = build_labels(
                     tables["alliance"], settings.label, tables["intake"], tables.get("episodes")
@@ -304,21 +306,25 @@ def run(
                     settings, scored, X, y, oracle=oracle_p, true_ranking=ranking, log=log
                 )
                 result.sample_size = sample.to_dict()
+                from models.building.evaluation import evaluate
+
+                evaluation = evaluate(settings, result, scored, synthetic)
                 done(task, f"candidates: champion candidate {result.champion}")
 
                 task = step("logging to MLflow")
                 from models.building.tracking import log_model_card, log_run
 
-                card: dict = {}
-                model_uri, metrics = log_run(
-                    settings, result, labels, tables, data_dir, synthetic, scored, card
+                model_uri, _, card = log_run(
+                    settings, result, evaluation, labels, tables, data_dir, scored
                 )
                 done(task, f"logged run {run_id}")
 
                 task = step("promotion gate")
                 name = settings.train.registered_model
-                evidence = _gate_evidence(client, name, scored, result, settings.train)
-                decision = registry.gate(evidence, settings.train)
+                from models.lifecycle.gate import gate, gate_evidence
+
+                evidence = gate_evidence(client, name, scored, result, settings.train)
+                decision = gate(evidence, settings.train)
                 mlflow.set_tag("gate", decision.reason[:5000])
                 verdict = f"gate: {'promote' if decision.promote else 'refuse'}: {decision.reason}"
                 log(verdict)
@@ -446,35 +452,6 @@ def _export_champion(tracking_uri: str, name: str, log) -> None:
             f"not exported to BentoML's model store {store_path()} ({type(exc).__name__}: {exc}); "
             "`python -m pipelines.serve` exports it at its next start"
         )
-
-
-def _gate_evidence(client, name: str, scored, result, cfg):
-    """The candidate's figures and, when a champion sits, the paired log-loss difference to it on
-    the same admissions (the candidate's out-of-fold or held-out predictions vs the champion's)."""
-    import mlflow
-
-    from models.building import metrics as M
-    from models.lifecycle import registry
-    from models.lifecycle.resolve import load
-    from models.scoring.predict import score_table
-
-    evidence = registry.GateEvidence(result.test_metrics, result.null_log_loss)
-    champion = registry.champion_version(client, name)
-    if champion is None:
-        return evidence
-    lm = load(mlflow.get_tracking_uri(), name, champion.version)
-    rows = scored.iloc[result.eval_rows].reset_index(drop=True)
-    p_champion = score_table(lm.model, lm.bands, rows)["risk"].to_numpy()  # as its pyfunc does
-    y = result.test_frame["y"].to_numpy()
-    evidence.vs_champion = M.paired_difference_ci(
-        M.row_log_loss(y, result.eval_P),
-        M.row_log_loss(y, p_champion),
-        result.test_frame["group"].to_numpy(),
-        n_boot=max(cfg.n_bootstrap, 1000),
-        seed=cfg.seed,
-    )
-    evidence.n_compared = len(y)
-    return evidence
 
 
 def _summary(console, result, outcome: str, seconds: float, synthetic: bool) -> None:

@@ -74,6 +74,10 @@ def installation_key(audit_path: Path) -> str | None:
 MIN_KEY_CHARS = 32
 
 
+class AuditReadError(ValueError):
+    """The audit store cannot be read as one: no scores table, or a broken file."""
+
+
 def hash_id(key: bytes, admission_id: str) -> str:
     return hmac.new(key, admission_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
@@ -147,6 +151,37 @@ class AuditLog:
                     raise
         except sqlite3.Error as exc:
             self._fail(exc)
+
+    @staticmethod
+    def read_scores(
+        path: str | Path, model_version: str | None = None
+    ) -> list[tuple[str, float, str]]:
+        """(admission_hash, probability, band) of every row of the store at ``path``, in the
+        order they were written (only ``model_version``'s rows when given), read-only: nothing is
+        created. Raises FileNotFoundError when there is no store, AuditReadError when it holds no
+        scores table or cannot be read."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"audit store {path} does not exist")
+        sql = "SELECT admission_hash, probability, band FROM scores"
+        args: tuple = ()
+        if model_version is not None:
+            sql += " WHERE model_version = ?"
+            args = (str(model_version),)
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+                if "scores" not in tables:
+                    raise AuditReadError(
+                        f"{path} holds no scores table (tables: {', '.join(sorted(tables)) or 'none'})"
+                    )
+                rows = con.execute(sql + " ORDER BY id", args).fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise AuditReadError(f"cannot read the scores table of {path}: {exc}") from exc
+        return [(h, float(p), b) for h, p, b in rows]
 
     def close(self) -> None:
         if self._conn is not None:

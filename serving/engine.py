@@ -30,6 +30,7 @@ from features.catalog import (
 from features.instruments import MAX_MISSING_FRACTION, SCALES, SCALES_BY_FIELD
 from features.rows import record_row
 from features.scoring import ITEMS_USED, score_record
+from models import artifact as A
 from models.lifecycle.resolve import LoadedModel
 from models.scoring.explain import explain_row, monitoring_actions
 from serving.audit import AuditLog
@@ -174,7 +175,7 @@ class Engine:
             "run_id": c.run_id,
             "trained_at": c.trained_at,
             "registered_at": c.registered_at,
-            "synthetic_data": bool(self.model.reference.get("synthetic_data", False)),
+            "synthetic_data": bool(self.model.reference.get(A.SYNTHETIC_KEY, False)),
             "promotion": c.tags,
             "kind": self.model.kind,
             "label": {**c.label, "definition": _label_words(c.label)},

@@ -23,8 +23,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from features.catalog import SCORING_BY_NAME
+from features.settings import BAND_NAMES
 
-BANDS = ("low", "moderate", "high")
+BANDS = BAND_NAMES
 RISK_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 KNOWN_FIELDS = frozenset(SCORING_BY_NAME) | {"body", "records"}
 

@@ -29,7 +29,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # ---------------------------------------------------------------------------------------------
 # MLflow keeps the tracking and registry URIs in module globals, and set_tracking_uri also writes
 # MLFLOW_TRACKING_URI into os.environ (so later subprocesses inherit it). Code under test sets
-# them (models.lifecycle.registry.get_client, models.lifecycle.resolve.fetch), so every test gets them back as they were.
+# them (models.lifecycle.store.get_client, models.lifecycle.resolve.fetch), so every test gets them back as they were.
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -49,7 +49,7 @@ def _mlflow_uris_restored():
 @pytest.fixture(autouse=True)
 def _registry_uri_stays_in_its_test():
     """``mlflow.set_registry_uri`` writes MLFLOW_REGISTRY_URI into os.environ, and the code honours
-    that variable as MLflow does (models.lifecycle.registry.registry_uri): without this, a test that names
+    that variable as MLflow does (models.lifecycle.store.registry_uri): without this, a test that names
     a registry would send every later test's subprocesses to it."""
     before = os.environ.get("MLFLOW_REGISTRY_URI")
     yield

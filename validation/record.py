@@ -120,7 +120,7 @@ def _description(f: Field) -> str:
     return " ".join(parts)
 
 
-def _annotation(f: Field) -> Any:
+def annotation(f: Field) -> Any:
     if f.codes:
         base: Any = Literal[f.codes]  # type: ignore[valid-type]
         before = _to_text
@@ -158,7 +158,7 @@ class _RecordBase(BaseModel):
 
 def _field_spec(f: Field) -> tuple[Any, Any]:
     default = ... if f.required else None
-    return (_annotation(f), PField(default, description=_description(f), title=f.name))
+    return (annotation(f), PField(default, description=_description(f), title=f.name))
 
 
 ValidatedRecord: type[BaseModel] = create_model(

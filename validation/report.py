@@ -20,7 +20,6 @@ from features.catalog import TABLES
 from features.errors import FieldError
 from features.settings import ValidationConfig
 
-DEFAULT_REPORT_DIR = Path("reports/validation")
 REPORT_FILE = "validation_report.html"
 GX_DOCS_DIR = "gx"
 MAX_HTML_ROWS = 2000  # failing rows listed in the HTML report (all are counted)
@@ -199,24 +198,6 @@ def _apply_drop(report: ValidationReport, tables: dict[str, pd.DataFrame], cfg) 
     report.dropped_admission_ids = bad
 
 
-def validate_dir(
-    path: str | Path,
-    cfg: ValidationConfig | None = None,
-    report_dir: str | Path | None = None,
-) -> ValidationReport:
-    """Load a folder (validation.io.load_tables) and validate it. With report_dir, write the HTML
-    report (report_dir/validation_report.html) and GX Data Docs (report_dir/gx/index.html).
-    Raises validation.io.TableLoadError for a missing folder or table."""
-    from validation.io import load_tables
-
-    tables = load_tables(path)
-    docs = Path(report_dir) / GX_DOCS_DIR if report_dir is not None else None
-    report = validate_tables(tables, cfg, docs_dir=docs)
-    if report_dir is not None:
-        report.write(report_dir)
-    return report
-
-
 # --------------------------------------------------------------------------------------------
 # HTML
 
@@ -319,13 +300,6 @@ def sanitize_docs(docs_dir: Path) -> None:
             new = strip_external(old, is_html=path.suffix == ".html")
             if new != old:
                 path.write_text(new, encoding="utf-8")
-
-
-def training_sanity(labels: pd.Series, cfg: ValidationConfig | None = None) -> list[FieldError]:
-    """Re-exported from validation.suites (kept here for callers of the report API)."""
-    from validation.suites import training_sanity as _ts
-
-    return _ts(labels, cfg)
 
 
 def print_summary(report: ValidationReport, console) -> None:

@@ -3,7 +3,7 @@
 Why a separate step: checking every row with the pydantic record model costs about one model call
 per row; most columns hold few distinct values, so each distinct value of each column is checked
 once with the *same* pydantic field validator the record model uses
-(``validation.record._annotation``), plus the record's cross-field rule (``age_first_use`` not
+(``validation.record.annotation``), plus the record's cross-field rule (``age_first_use`` not
 above ``age``) and required-field presence. Only rows this screen flags go through
 ``validation.record.check_record``, whose errors (field, readable reason, value) are the words the
 API returns. Used by batch scoring (both engines) and the logged MLflow pyfunc.
@@ -29,10 +29,10 @@ class RowValidator:
     def __init__(self) -> None:
         from pydantic import TypeAdapter
 
-        from validation.record import FIELDS, _annotation
+        from validation.record import FIELDS, annotation
         from validation.rules import NOT_ABOVE
 
-        self._adapters = {n: TypeAdapter(_annotation(f)) for n, f in FIELDS.items()}
+        self._adapters = {n: TypeAdapter(annotation(f)) for n, f in FIELDS.items()}
         self._required = {n for n, f in FIELDS.items() if f.required}
         self._not_above = NOT_ABOVE
         self._cache: dict[str, dict[Any, bool]] = {}

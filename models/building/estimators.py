@@ -104,7 +104,7 @@ RAW_COLUMNS: np.ndarray = np.array(
 ONEHOT: np.ndarray = np.array(["=" in c.name for c in COLUMNS])
 
 
-def _column_scale(Xi: np.ndarray) -> np.ndarray:
+def column_scale(Xi: np.ndarray) -> np.ndarray:
     """Per-column divisor: the SD for numbers and booleans, 1 for one-hot columns."""
     sd = Xi.std(axis=0)
     return np.where(ONEHOT[: Xi.shape[1]] | (sd <= 1e-12), 1.0, sd)
@@ -136,7 +136,7 @@ def _fit_linear(
     median = _impute_values(X)
     Xi = np.where(np.isnan(X), median, X)
     mean = Xi.mean(axis=0)
-    scale = _column_scale(Xi)
+    scale = column_scale(Xi)
     use = np.ones(X.shape[1], dtype=bool) if mask is None else mask
     lr = LogisticRegression(C=C, max_iter=5000)
     lr.fit(((Xi - mean) / scale)[:, use], y)
@@ -156,7 +156,7 @@ def _linear_design(X: np.ndarray) -> dict[str, np.ndarray]:
     """The ridge's preprocessing: median imputation, per-column scale (one-hots 0/1)."""
     median = _impute_values(X)
     Xi = np.where(np.isnan(X), median, X)
-    return {"median": median, "mean": Xi.mean(axis=0), "scale": _column_scale(Xi), "Xi": Xi}
+    return {"median": median, "mean": Xi.mean(axis=0), "scale": column_scale(Xi), "Xi": Xi}
 
 
 class _AnchoredPath:
@@ -261,14 +261,14 @@ def _fit_anchored(
 _STEP_COLUMNS = frozenset(j for j, c in enumerate(COLUMNS) if c.name.startswith("attach_style="))
 
 
-class _Design:
+class Design:
     """The GAM's basis on given rows: standardised linear columns and per-SD ramp functions."""
 
     def __init__(self, X: np.ndarray):
         self.median = _impute_values(X)
         Xi = np.where(np.isnan(X), self.median, X)
         self.mean = Xi.mean(axis=0)
-        self.sd = _column_scale(Xi)
+        self.sd = column_scale(Xi)
         self.spline_cols: list[int] = []
         self.knots: list[np.ndarray] = []
         for j in range(X.shape[1]):
@@ -363,7 +363,7 @@ def fit_penalised(
     return res.x
 
 
-def _spline_tables(design: _Design, theta: np.ndarray) -> dict[str, Any]:
+def _spline_tables(design: Design, theta: np.ndarray) -> dict[str, Any]:
     """Fitted coefficients -> the scorer's additive tables (exactly the same function)."""
     lin = design.linear_cols
     n_lin = len(lin)
@@ -385,11 +385,11 @@ def _spline_tables(design: _Design, theta: np.ndarray) -> dict[str, Any]:
     }
 
 
-class _SplinePath:
+class SplinePath:
     """Fits of one set of rows for every (rho, lam) of the grid, warm-started down the lam path."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray):
-        self.design = _Design(X)
+        self.design = Design(X)
         self.B = self.design.matrix(X)
         self.y = y
         self.bounds = self.design.bounds()
@@ -437,7 +437,7 @@ def _fit_booster(data, params: dict[str, Any], seed: int):
 
 
 # ---------------------------------------------------------------- tuning
-def _raw_model(
+def raw_model(
     kind: str,
     X: np.ndarray,
     y: np.ndarray,
@@ -451,7 +451,7 @@ def _raw_model(
     if kind == "ridge":
         return ScoringModel(kind, dict(params), linear=_fit_linear(X, y, params["C"], RAW_COLUMNS))
     if kind == "spline":
-        return _SplinePath(X, y).fit(params["lam"], params["rho"])
+        return SplinePath(X, y).fit(params["lam"], params["rho"])
     if kind == "anchored":
         return ScoringModel(kind, dict(params), linear=_fit_anchored(X, y, params, prior))
     if kind == "lightgbm":
@@ -497,14 +497,14 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(row_log_loss(y, p).mean())
 
 
-def _tuning_rows(y: np.ndarray, seed: int) -> np.ndarray:
+def tuning_rows(y: np.ndarray, seed: int) -> np.ndarray:
     if len(y) <= TUNE_MAX_ROWS:
         return np.arange(len(y))
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(len(y), TUNE_MAX_ROWS, replace=False))
 
 
-def _oof_margins(
+def oof_margins(
     kind: str, configs: list[dict], X, y, folds, seed: int, prior: np.ndarray | None = None
 ) -> list[np.ndarray]:
     out = [np.empty(len(y)) for _ in configs]
@@ -515,13 +515,13 @@ def _oof_margins(
                 out[i][va] = path.fit(cfg).margin(X[va])
             continue
         if kind == "spline":
-            path = _SplinePath(X[tr], y[tr])
+            path = SplinePath(X[tr], y[tr])
             for i, cfg in enumerate(configs):
                 out[i][va] = path.fit(cfg["lam"], cfg["rho"]).margin(X[va])
             continue
         ds = _dataset(X[tr], y[tr]) if kind == "lightgbm" else None
         for i, cfg in enumerate(configs):
-            out[i][va] = _raw_model(kind, X[tr], y[tr], cfg, seed, ds).margin(X[va])
+            out[i][va] = raw_model(kind, X[tr], y[tr], cfg, seed, ds).margin(X[va])
     return out
 
 
@@ -557,7 +557,7 @@ def _fit_candidate(
     prior: np.ndarray | None = None,
 ) -> ScoringModel:
     configs = candidate_configs(kind, n_configs, seed)
-    rows = _tuning_rows(y, seed)
+    rows = tuning_rows(y, seed)
     Xt, yt, gt = X[rows], y[rows], groups[rows]
     if kind in ("ridge", "anchored"):
         k, repeats = RIDGE_INNER_SPLITS, auto_repeats(len(yt))
@@ -568,7 +568,7 @@ def _fit_candidate(
     for rep in range(repeats):
         inner = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed + rep)
         folds = list(inner.split(Xt, yt, gt))
-        for i, oof in enumerate(_oof_margins(kind, configs, Xt, yt, folds, seed, prior)):
+        for i, oof in enumerate(oof_margins(kind, configs, Xt, yt, folds, seed, prior)):
             if kind in CALIBRATED:
                 a, b = platt(oof, yt)
                 losses[i] += _log_loss(yt, sigmoid(a * oof + b)) / repeats
@@ -581,7 +581,7 @@ def _fit_candidate(
         if best is None or loss < best[0] - 1e-12:
             best = (float(loss), cfg, oof)
     loss, cfg, oof = best
-    model = _raw_model(kind, X, y, cfg, seed, prior=prior)
+    model = raw_model(kind, X, y, cfg, seed, prior=prior)
     if kind in CALIBRATED:
         model.platt_a, model.platt_b = platt(oof, yt)
     model.params = {**cfg, "inner_cv_log_loss": round(loss, 6)}

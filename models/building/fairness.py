@@ -38,6 +38,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2, norm
 
+from features.settings import BAND_NAMES
+
 MIN_COUNT = 10
 Z95 = float(norm.ppf(0.975))
 AGE_EDGES = [15, 25, 35, 45, 55, 91]
@@ -203,7 +205,7 @@ def fairness_table(
     if len(frame) != y.size or p.size != y.size:
         raise ValueError(f"frame has {len(frame)} rows, y {y.size}, p {p.size}")
     groups = subgroup_frame(frame.reset_index(drop=True))
-    cuts = {"moderate": float(moderate_from), "high": float(high_from)}
+    cuts = dict(zip(BAND_NAMES[1:], (float(moderate_from), float(high_from)), strict=True))
     rows: list[dict[str, Any]] = []
     for sub in SUBGROUPS:
         labels = groups[sub].to_numpy(dtype=object)

@@ -624,11 +624,10 @@ def band_table(
     high_from): flag_threshold, fraction_flagged, ppv, npv, sensitivity, specificity. The low row's
     flag is everyone (threshold 0), a reference point: PPV = prevalence, NPV undefined."""
     y, p = _as_arrays(y, p)
-    edges = [("low", 0.0, bands.moderate_from), ("moderate", bands.moderate_from, bands.high_from)]
-    edges.append(("high", bands.high_from, 1.0))
+    level = bands.level(p)
     rows = []
-    for name, lower, upper in edges:
-        in_band = (p >= lower) & ((p < upper) | (name == "high"))
+    for k, (name, lower, upper) in enumerate(bands.edges()):
+        in_band = (level == k) & (p >= lower)  # the band rule; NaN risks fall in no band
         n = int(in_band.sum())
         rows.append(
             {

@@ -7,13 +7,14 @@ from __future__ import annotations
 import importlib.util
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mlflow
 import numpy as np
 import pandas as pd
 
 from features.catalog import PREDICTORS, SCORING_BY_NAME
+from models import artifact as A
 from models.building import card, plots
 from models.building import metrics as M
 
@@ -34,8 +35,7 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 def _metrics_to_log(result) -> dict[str, float]:
     out: dict[str, float] = {}
-    for k, (pt, lo, hi) in result.test_metrics.items():
-        out[f"test_{k}"], out[f"test_{k}_lo"], out[f"test_{k}_hi"] = pt, lo, hi
+    out.update(A.test_metrics(result.test_metrics))
     if result.oracle_metrics:
         for k, (pt, _, _) in result.oracle_metrics.items():
             out[f"oracle_{k}"] = pt
@@ -50,7 +50,7 @@ def _metrics_to_log(result) -> dict[str, float]:
     for g, v in result.importance_groups.items():
         out[f"mean_abs_shap_{g}"] = v
     if result.driver_rank_spearman is not None:
-        out["driver_rank_spearman"] = result.driver_rank_spearman
+        out[A.DRIVER_RANK_SPEARMAN] = result.driver_rank_spearman
     for k, v in result.timings.items():
         out[f"time_{k}"] = v
     return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
@@ -126,37 +126,13 @@ def _plots(result, out: Path, synthetic: bool) -> dict[str, Path]:
     return imgs
 
 
-def _stability(result, scored: pd.DataFrame) -> pd.DataFrame:
-    """Smooth-risk figures of the registered model on (up to 3,000 of) the scored records."""
-    from models.building.stability import risk_steps
-
-    recs = scored.sample(min(len(scored), 3000), random_state=0) if len(scored) else scored
-    return risk_steps(result.model, recs.reset_index(drop=True))
-
-
-def _fairness(settings, result, scored: pd.DataFrame, out: Path, synthetic: bool) -> dict:
-    """Flag rate, sensitivity, PPV and O/E per subgroup at the band thresholds (held-out test),
-    with the largest gaps and one plot per measure (models.building.fairness)."""
+def _fairness_plots(evaluation, out: Path) -> dict:
+    """One plot per fairness measure of the evaluation's table, as the card's images."""
     from models.building import fairness as F
 
-    tf = result.test_frame
-    rows = scored.set_index(scored["admission_id"].astype(str)).loc[tf["admission_id"]]
-    table = F.fairness_table(
-        tf["y"].to_numpy(),
-        tf["p"].to_numpy(),
-        rows.reset_index(drop=True),
-        settings.bands.moderate_from,
-        settings.bands.high_from,
-    )
-    note = "SYNTHETIC DATA, held-out test:" if synthetic else "held-out test:"
-    paths = F.save_plots(table, out, note)
-    return {
-        "fairness": table,
-        "fairness_gaps": F.largest_gaps(table),
-        "images": {
-            f"Fairness: {F.MEASURES[m][0]}": (F.CARD_SECTION, path) for m, path in paths.items()
-        },
-    }
+    note = "SYNTHETIC DATA, held-out test:" if evaluation.synthetic else "held-out test:"
+    paths = F.save_plots(evaluation.fairness, out, note)
+    return {f"Fairness: {F.MEASURES[m][0]}": (F.CARD_SECTION, path) for m, path in paths.items()}
 
 
 def _validation_text(settings, result) -> list[str]:
@@ -297,9 +273,9 @@ def log_model_card(info: dict[str, Any], version: str | None = None) -> None:
     again with the registry version once the version exists, replacing the first."""
     with tempfile.TemporaryDirectory() as tmp:
         md, html = card.render_model_card({**info, "version": version})
-        for name, text in (("model_card.md", md), ("model_card.html", html)):
+        for name, text in zip(A.MODEL_CARD_FILES, (md, html), strict=True):
             (Path(tmp) / name).write_text(text)
-            mlflow.log_artifact(str(Path(tmp) / name), "model_card")
+            mlflow.log_artifact(str(Path(tmp) / name), A.MODEL_CARD_DIR)
 
 
 # What MLflow's own inference found for this pyfunc (it loads the model in a subprocess to see what
@@ -322,35 +298,45 @@ def pip_requirements(kind: str) -> list[str]:
     return out
 
 
+class LoggedRun(NamedTuple):
+    """What ``log_run`` logged: the model's URI, the test metrics (points) and what the model card
+    was rendered from (images read into memory), so that the card can be logged again with its
+    registry version (``log_model_card``)."""
+
+    model_uri: str
+    metrics: dict[str, float]
+    card: dict[str, Any]
+
+
 def log_run(
     settings,
     result,
+    evaluation,
     labels,
     tables,
     data_dir: Path,
-    synthetic: bool,
     scored: pd.DataFrame,
-    card_info: dict[str, Any] | None = None,
-) -> tuple[str, dict[str, float]]:
-    """Log the run and the pyfunc model; return the model URI and the test metrics (points).
-    ``card_info``: filled with what the model card was rendered from (images read into memory),
-    so that the card can be logged again with its registry version (``log_model_card``)."""
+) -> LoggedRun:
+    """Log the run, its evaluation (``models.building.evaluation.evaluate``: computed before, only
+    logged here) and the pyfunc model; returns what was logged (``LoggedRun``)."""
     from models.scoring.signature import model_metadata, model_signature
+
+    synthetic = evaluation.synthetic
 
     mlflow.log_params(
         {k: str(v)[:500] for k, v in _flatten(settings.model_dump(exclude={"serving"})).items()}
     )
-    mlflow.log_params({f"label_definition.{k}": str(v) for k, v in labels.definition.items()})
+    mlflow.log_params({f"{A.LABEL_PARAM_PREFIX}{k}": str(v) for k, v in labels.definition.items()})
     mlflow.log_params(
         {
             "champion_candidate": result.champion,
             **{f"model.{k}": str(v) for k, v in result.model.params.items()},
         }
     )
-    mlflow.log_metrics({f"label_{k}": float(v) for k, v in labels.counts.items()})
+    mlflow.log_metrics({f"{A.LABEL_COUNT_PREFIX}{k}": float(v) for k, v in labels.counts.items()})
     mlflow.log_metrics(_metrics_to_log(result))
-    mlflow.set_tag("synthetic_data", str(synthetic).lower())
-    mlflow.set_tag("evaluation_protocol", result.protocol.name)
+    mlflow.set_tag(A.SYNTHETIC_TAG, str(synthetic).lower())
+    mlflow.set_tag(A.PROTOCOL_TAG, result.protocol.name)
 
     logged = scored.assign(
         low_alliance=labels.labels.reindex(scored["admission_id"].astype(str)).to_numpy()
@@ -368,24 +354,22 @@ def log_run(
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         images = _plots(result, out, synthetic)
-        fairness = _fairness(settings, result, scored, out / "fairness", synthetic)
-        images.update(fairness.pop("images"))
+        images.update(_fairness_plots(evaluation, out / "fairness"))
         for v in images.values():
-            mlflow.log_artifact(str(v[1] if isinstance(v, tuple) else v), "plots")
+            mlflow.log_artifact(str(v[1] if isinstance(v, tuple) else v), A.PLOTS_DIR)
         info = _card_info(settings, result, labels, tables, synthetic, ds.digest, images)
-        info["stability"] = _stability(result, scored)
-        info.update(fairness)
+        info["stability"] = evaluation.stability
+        info["fairness"] = evaluation.fairness
+        info["fairness_gaps"] = evaluation.fairness_gaps
         info = card.embed_images(info)
         log_model_card(info)
-        if card_info is not None:
-            card_info.update(info)
         result.cv.to_csv(out / "cv_folds.csv", index=False)
         result.subgroups.to_csv(out / "subgroups.csv", index=False)
-        result.bands.to_csv(out / "bands.csv", index=False)
+        result.bands.to_csv(out / A.BANDS_CSV, index=False)
         result.decision.to_csv(out / "decision_curve.csv", index=False)
         # The evaluation risks and labels (out-of-fold under CV), no ids: the monitor's calibration plot of both periods.
-        result.test_frame[["y", "p"]].to_csv(out / "holdout.csv", index=False)
-        info["fairness"].to_csv(out / "fairness.csv", index=False)
+        result.test_frame[["y", "p"]].to_csv(out / A.HOLDOUT_CSV, index=False)
+        info["fairness"].to_csv(out / A.FAIRNESS_CSV, index=False)
         result.learning_curve.to_csv(out / "learning_curve.csv", index=False)
         if result.transport is not None:
             result.transport.to_csv(out / "leave_one_service_out.csv", index=False)
@@ -395,31 +379,19 @@ def log_run(
                 "mean_abs_shap": list(result.importance_features.values()),
             }
         ).to_csv(out / "importance.csv", index=False)
-        for f in (
-            "cv_folds.csv",
-            "subgroups.csv",
-            "bands.csv",
-            "decision_curve.csv",
-            "importance.csv",
-            "holdout.csv",
-            "fairness.csv",
-            "learning_curve.csv",
-            "leave_one_service_out.csv",
-        ):
+        for f in A.EVALUATION_FILES:
             if (out / f).exists():
-                mlflow.log_artifact(str(out / f), "evaluation")
+                mlflow.log_artifact(str(out / f), A.EVALUATION_DIR)
 
-        # Travels with the scorer, so every place that serves it (page, /model, batch) can say so.
-        result.model.reference["synthetic_data"] = bool(synthetic)
-        scorer_dir = result.model.save(out / "scorer")
+        scorer_dir = result.model.save(out / A.SCORER)
         logged = mlflow.pyfunc.log_model(
-            name="model",
+            name=A.MODEL_NAME_IN_RUN,
             python_model=PYFUNC_MODEL_FILE,
-            artifacts={"scorer": str(scorer_dir)},
+            artifacts={A.SCORER: str(scorer_dir)},
             signature=model_signature(),
             input_example=_input_example(scored, result),
             metadata=model_metadata(),
             pip_requirements=pip_requirements(result.model.kind),
         )
     metrics = {k: v[0] for k, v in result.test_metrics.items()}
-    return logged.model_uri, metrics
+    return LoggedRun(logged.model_uri, metrics, info)

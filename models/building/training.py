@@ -41,7 +41,7 @@ from features.settings import Settings, TrainConfig
 from models.building import metrics as M
 from models.building.estimators import TUNE_MAX_ROWS, auto_repeats, fit_candidate
 from models.scoring.explain import global_importance
-from models.scoring.reference import reference_cohort  # noqa: F401 - re-exported (tests, benches)
+from models.scoring.reference import reference_cohort
 from models.scoring.scorer import ScoringModel
 
 # Simplest first: the one-SE rule favours the earlier one. "ridge" is the baseline (issue 10);
@@ -352,20 +352,20 @@ def refit_with_params(
     from models.building.estimators import (
         CALIBRATED,
         INNER_SPLITS,
-        _oof_margins,
-        _raw_model,
-        _tuning_rows,
+        oof_margins,
         platt,
+        raw_model,
+        tuning_rows,
     )
 
     config = {k: v for k, v in params.items() if k != "inner_cv_log_loss"}
     with threadpool_limits(1, user_api="blas"):
-        model = _raw_model(kind, X, y, config, seed, prior=prior)
+        model = raw_model(kind, X, y, config, seed, prior=prior)
         if kind in CALIBRATED:
-            rows = _tuning_rows(y, seed)
+            rows = tuning_rows(y, seed)
             inner = StratifiedGroupKFold(n_splits=INNER_SPLITS, shuffle=True, random_state=seed)
             folds = list(inner.split(X[rows], y[rows], groups[rows]))
-            oof = _oof_margins(kind, [config], X[rows], y[rows], folds, seed)[0]
+            oof = oof_margins(kind, [config], X[rows], y[rows], folds, seed)[0]
             model.platt_a, model.platt_b = platt(oof, y[rows])
     model.params = dict(config)
     return model

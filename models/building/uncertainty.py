@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from models.building.estimators import RAW_COLUMNS, _Design, fit_penalised
+from models.building.estimators import RAW_COLUMNS, Design, fit_penalised
 from models.scoring.scorer import ScoringModel
 
 BOOT_B = 200
@@ -39,7 +39,7 @@ NEWTON_STEPS = 4
 
 
 @dataclass
-class _Problem:
+class Problem:
     """A penalised logistic fit in a standardised basis, and the map back to raw weights."""
 
     Z: np.ndarray  # n x q standardised basis (no intercept column)
@@ -68,7 +68,7 @@ class _Problem:
         return w, c
 
 
-def _linear_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray, prior) -> _Problem:
+def _linear_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray, prior) -> Problem:
     lin = model.linear
     mask = np.ones(X.shape[1], dtype=bool) if model.kind == "logistic" else RAW_COLUMNS.copy()
     Xi = np.where(np.isnan(X), lin["median"], X)
@@ -78,7 +78,7 @@ def _linear_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray, prior) ->
         mu = model.params["t"] * prior[mask]
     theta = np.concatenate([[float(lin["intercept"])], lin["coef"][mask]])
     q = int(mask.sum())
-    return _Problem(
+    return Problem(
         Z=Z,
         Q=np.eye(q),
         lam=1.0 / float(model.params["C"]),
@@ -92,8 +92,8 @@ def _linear_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray, prior) ->
     )
 
 
-def _spline_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray) -> _Problem:
-    design = _Design(X)
+def _spline_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray) -> Problem:
+    design = Design(X)
     Z = design.matrix(X)
     Q = design.penalty(model.params["rho"])
     lam = float(model.params["lam"])
@@ -110,7 +110,7 @@ def _spline_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray) -> _Probl
         div.append(np.full(K, design.sd[j]))
         index.append(np.arange(o, o + K))
         o += K
-    return _Problem(
+    return Problem(
         Z=Z,
         Q=Q,
         lam=lam,
@@ -124,7 +124,7 @@ def _spline_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray) -> _Probl
     )
 
 
-def _bootstrap(pb: _Problem, y: np.ndarray, groups: np.ndarray, B: int, seed: int) -> np.ndarray:
+def _bootstrap(pb: Problem, y: np.ndarray, groups: np.ndarray, B: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     members = {g: np.flatnonzero(groups == g) for g in np.unique(groups)}
     keys = list(members)
@@ -135,11 +135,11 @@ def _bootstrap(pb: _Problem, y: np.ndarray, groups: np.ndarray, B: int, seed: in
         yb = y[rows]
         if yb.min() == yb.max():  # a replicate without both outcomes cannot be fitted
             continue
-        out.append(_newton(pb, pb.Z[rows], yb))
+        out.append(newton_refit(pb, pb.Z[rows], yb))
     return np.array(out)
 
 
-def _newton(pb: _Problem, Z: np.ndarray, y: np.ndarray) -> np.ndarray:
+def newton_refit(pb: Problem, Z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The replicate's penalised fit by ``NEWTON_STEPS`` projected Newton steps from the
     full-data fit. A replicate's optimum is close to the full-data one, so four steps land on it:
     against full L-BFGS-B refits of the spline at n = 190, risks agreed to 0.0005 at most (two
@@ -169,7 +169,7 @@ def _newton(pb: _Problem, Z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return theta
 
 
-def _normal(pb: _Problem, B: int, seed: int) -> np.ndarray:
+def normal_draws(pb: Problem, B: int, seed: int) -> np.ndarray:
     n, q = pb.Z.shape
     Z1 = np.hstack([np.ones((n, 1)), pb.Z])
     eta = Z1 @ pb.theta
@@ -213,7 +213,7 @@ def attach_uncertainty(
         thetas = _bootstrap(pb, y, groups, B, seed)
     else:
         method = "normal approximation"
-        thetas = _normal(pb, B, seed)
+        thetas = normal_draws(pb, B, seed)
     W, c = pb.to_raw(thetas)
     model.uncertainty = {"method": method, "B": int(B), "W": W, "c": c}
     return {"method": method, "B": int(B)}

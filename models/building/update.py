@@ -75,9 +75,9 @@ from models.building.estimators import (
     RAW_COLUMNS,
     RIDGE_GRID,
     RIDGE_INNER_SPLITS,
-    _column_scale,
-    _tuning_rows,
     auto_repeats,
+    column_scale,
+    tuning_rows,
 )
 from models.scoring.scorer import CHECKSUMS, ScoringModel, sigmoid
 
@@ -115,7 +115,7 @@ def load_base(spec: str, tracking_uri: str | None = None) -> ScoringModel:
     MLflow model (its ``artifacts/scorer``) or a scorer folder itself (model.json +
     checksums.json). ``params["loaded_from"]`` records the spec (and the version). Raises
     ``BaseNotFound`` naming the spec."""
-    from models.lifecycle.resolve import ModelNotFound, _find_scorer, fetch
+    from models.lifecycle.resolve import ModelNotFound, fetch, find_scorer
 
     if spec.startswith("models:"):
         match = _URI.match(spec)
@@ -147,7 +147,7 @@ def load_base(spec: str, tracking_uri: str | None = None) -> ScoringModel:
         scorer = path
     else:
         try:
-            scorer = _find_scorer(path)
+            scorer = find_scorer(path)
         except ModelNotFound as exc:
             raise BaseNotFound(
                 f"--update-from {spec}: the folder holds no scorer (no model.json in it or "
@@ -196,7 +196,7 @@ def _imputed(base: ScoringModel, X: np.ndarray) -> np.ndarray:
 
 def _z_scaling(Xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and divisor of the revision's columns (``RAW_COLUMNS``), the ridge's scaling."""
-    return Xi.mean(axis=0)[RAW_COLUMNS], _column_scale(Xi)[RAW_COLUMNS]
+    return Xi.mean(axis=0)[RAW_COLUMNS], column_scale(Xi)[RAW_COLUMNS]
 
 
 # ---------------------------------------------------------------- fits
@@ -255,7 +255,7 @@ def _revision_cv(
 ) -> tuple[float, float]:
     """C of the revision's ridge by inner grouped CV log loss over ``RIDGE_GRID`` (the ridge's
     folds and repeats; Z scaled on each training fold; C ascending, warm-started)."""
-    rows = _tuning_rows(y, seed)
+    rows = tuning_rows(y, seed)
     mt, Xt, yt, gt = m[rows], Xi[rows], y[rows], groups[rows]
     repeats = auto_repeats(len(yt))
     losses = np.zeros(len(RIDGE_GRID))
@@ -503,7 +503,7 @@ def attach_update_uncertainty(
     """Refits of an updated model (kind "updated", fitted by ``update_model`` on exactly X, y)
     stored on it as weights on its ``raw_basis``, like every other kind's: see the module
     docstring. None for a LightGBM base (no interval), or as-is on a base without refits."""
-    from models.building.uncertainty import _newton, _normal, _Problem
+    from models.building.uncertainty import Problem, newton_refit, normal_draws
 
     state: _UpdateState | None = model.__dict__.get("_update_state")
     if state is None:
@@ -554,7 +554,7 @@ def attach_update_uncertainty(
         )
     else:  # recalibration in the large: alpha only, m an offset
         basis, Q, theta, lam = np.zeros((n, 0)), np.zeros((0, 0)), np.array([state.alpha]), 0.0
-    pb = _Problem(
+    pb = Problem(
         Z=basis,
         Q=Q,
         lam=lam,
@@ -586,7 +586,7 @@ def attach_update_uncertainty(
                 thetas.append(_glm(one[rows], yb, mb, np.zeros(1), theta))
             else:
                 Zb = np.hstack([mb[:, None], basis[rows, 1:]])
-                thetas.append(_newton(pb, Zb, yb))
+                thetas.append(newton_refit(pb, Zb, yb))
             which.append(j)
         thetas = np.array(thetas)
     else:
@@ -597,7 +597,7 @@ def attach_update_uncertainty(
                 np.sum(p * (1 - p))
             )
         else:
-            thetas = _normal(pb, B, seed)
+            thetas = normal_draws(pb, B, seed)
         which = [b % M0.shape[1] for b in range(B)]
 
     which = np.asarray(which)

@@ -35,6 +35,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from models import artifact as A
 from models.lifecycle.resolve import (
     TRAIN_HINT,
     LoadedModel,
@@ -43,7 +44,7 @@ from models.lifecycle.resolve import (
     from_answer,
 )
 
-SCORER = "scorer"  # the scorer folder inside the BentoML model
+SCORER = A.SCORER  # the scorer folder inside the BentoML model
 TAG_ENV = "ALLIANCE_RISK_SERVING__MODEL_TAG"  # settings' serving.model_tag
 # Set by whoever started the service (pipelines.serve) when the registry's champion could not be
 # exported: the service then answers 503 with this reason instead of serving an older model.

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from models import artifact as A
+
 if TYPE_CHECKING:  # imported where used: the served path loads neither MLflow nor pandas
     from features.settings import BandConfig
     from models.scoring.scorer import ScoringModel
@@ -36,8 +38,6 @@ if TYPE_CHECKING:  # imported where used: the served path loads neither MLflow n
 CHAMPION = "champion"  # the alias the promotion gate moves and every consumer follows
 CHALLENGER = "challenger"  # a version the gate refused, with the reason in its tags
 TRAIN_HINT = "train one with `make train` or `python -m pipelines.train --data DIR`"
-# Run metrics shown as the model's headline figures (point estimates and 95% CI bounds).
-HEADLINE = ("auroc", "auprc", "log_loss", "brier", "cal_slope", "cal_intercept", "ece")
 
 
 class ModelNotFound(RuntimeError):
@@ -118,7 +118,7 @@ def resolve(
 ):
     """The registry's ModelVersion for ``version`` or ``alias`` in the store at ``tracking_uri``.
     Raises ModelNotFound saying what to run."""
-    from models.lifecycle.registry import get_client
+    from models.lifecycle.store import get_client
 
     name = name or default_name()
     _check_store(tracking_uri)
@@ -147,22 +147,22 @@ def _iso(ms: int | None) -> str | None:
 
 def _headline(metrics: dict[str, float]) -> dict[str, float]:
     out = {}
-    for name in HEADLINE:
-        for suffix in ("", "_lo", "_hi"):
-            key = f"test_{name}{suffix}"
+    for name in A.HEADLINE:
+        for bound in A.CI_BOUNDS:
+            key = A.test_metric(name, bound)
             if key in metrics:
                 out[key] = float(metrics[key])
-    for key in ("label_labelled", "label_positive", "driver_rank_spearman"):
+    for key in (*A.LABEL_COUNTS, A.DRIVER_RANK_SPEARMAN):
         if key in metrics:
             out[key] = float(metrics[key])
     return out
 
 
-def _find_scorer(local: Path) -> Path:
-    scorer = local / "artifacts" / "scorer"
-    if (scorer / "model.json").is_file():
+def find_scorer(local: Path) -> Path:
+    scorer = local / "artifacts" / A.SCORER
+    if (scorer / A.SCORER_FILE).is_file():
         return scorer
-    found = sorted(local.rglob("model.json"))
+    found = sorted(local.rglob(A.SCORER_FILE))
     if not found:
         raise ModelNotFound(
             "the model's artifacts carry no scorer (artifacts/scorer/model.json); "
@@ -185,7 +185,7 @@ def fetch(
     try:
         import mlflow
 
-        from models.lifecycle.registry import get_client
+        from models.lifecycle.store import get_client
 
         client = get_client(tracking_uri)
         run_metrics: dict[str, float] = {}
@@ -196,7 +196,7 @@ def fetch(
             trained_at = _iso(run.info.end_time or run.info.start_time)
         uri = model_uri(name, mv.version)
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
-        scorer = _find_scorer(local)
+        scorer = find_scorer(local)
     except ModelNotFound:
         raise
     except Exception as exc:  # a corrupt or unreachable store raises many error types
@@ -229,14 +229,14 @@ def from_answer(answer: dict[str, Any], name: str, lean: bool = False) -> Loaded
         raise ModelNotFound(f"the model's scorer cannot be loaded: {exc}") from exc
     return LoadedModel(
         model=model,
-        bands=BandConfig(**model.reference.get("bands", {})),
+        bands=BandConfig(**model.reference.get(A.BANDS_KEY, {})),
         name=name,
         version=answer["version"],
         uri=answer.get("uri") or model_uri(name, answer["version"]),
         run_id=answer["run_id"],
         trained_at=answer["trained_at"],
         registered_at=answer["registered_at"],
-        label=dict(model.reference.get("label", {})),
+        label=dict(model.reference.get(A.LABEL_KEY, {})),
         metrics=answer["metrics"],
         tags=answer["tags"],
     )

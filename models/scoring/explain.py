@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from features.catalog import DRIVER_GROUPS, MODIFIABLE_GROUPS, PREDICTORS, fields_of_driver
-from features.rows import COLUMNS, record_row
+from features.rows import COLUMNS
 from features.settings import BAND_NAMES, BandConfig
+from models.scoring.reference import typical_row
 from models.scoring.scorer import UNCERTAINTY_LEVEL, ScoringModel, sigmoid
 
 HERE = Path(__file__).parent
@@ -200,15 +201,10 @@ def interval_view(low: float, high: float, band_of) -> dict[str, Any] | None:
     }
 
 
-def typical_row(model: ScoringModel) -> np.ndarray:
-    """The typical client's model row (1 x p), from the reference values stored with the model."""
-    return record_row(model.reference.get("typical", {}))
-
-
 def typical_log_odds(model: ScoringModel) -> float:
     """The base every contribution is measured from: the last column of ``contributions``, the
     same for every record (the typical client's calibrated log-odds)."""
-    return float(model.contributions(typical_row(model))[0, -1])
+    return float(model.contributions(typical_row(model.reference))[0, -1])
 
 
 def what_ifs(model: ScoringModel, row: np.ndarray, groups: list[str]) -> np.ndarray:
@@ -216,7 +212,7 @@ def what_ifs(model: ScoringModel, row: np.ndarray, groups: list[str]) -> np.ndar
     model call for all groups (per-call overhead dominates for a tree ensemble)."""
     if not groups:
         return np.empty(0)
-    typ = typical_row(model)[0]
+    typ = typical_row(model.reference)[0]  # the row stored with the model
     rows = np.repeat(row, len(groups), axis=0)
     for k, g in enumerate(groups):
         idx = GROUP_COLUMNS[g]

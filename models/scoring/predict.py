@@ -11,16 +11,13 @@ answer is the float path's to the last bit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from features.build import FeatureBuilder, typed_records
 from features.catalog import DRIVER_GROUPS, SCORING_BY_NAME, SCORING_RECORD
 from features.errors import DataError, FieldError
-from features.scoring import score_intake, score_record
+from features.scoring import score_intake
 from features.settings import BandConfig
 from models.scoring.scorer import ScoringModel
 
@@ -38,12 +35,6 @@ def frame_to_matrix(frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, list
     """Score questionnaire items, then build the model matrix for a whole table of records."""
     scored = score_intake(frame)
     return FeatureBuilder().fit(scored.frame).transform(scored.frame), scored.frame, scored.errors
-
-
-def record_to_row(record: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, Any], list[FieldError]]:
-    """The single-record hot path: no pandas."""
-    scored, errors = score_record(record)
-    return FeatureBuilder.transform_record(scored), scored, errors
 
 
 def score_frame(model: ScoringModel, bands: BandConfig, frame: pd.DataFrame) -> pd.DataFrame:

@@ -18,14 +18,15 @@ import mlflow
 import pandas as pd
 
 from features.settings import BandConfig
+from models import artifact as A
 
 
 class AllianceRiskModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from models.scoring.scorer import ScoringModel
 
-        self.model = ScoringModel.load(context.artifacts["scorer"])
-        self.bands = BandConfig(**self.model.reference["bands"])
+        self.model = ScoringModel.load(context.artifacts[A.SCORER])
+        self.bands = BandConfig(**self.model.reference[A.BANDS_KEY])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from models.scoring.predict import score_table

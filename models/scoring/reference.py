@@ -19,6 +19,7 @@ import numpy as np
 
 from features.catalog import PREDICTORS
 from features.rows import record_row
+from models import artifact as A
 
 if TYPE_CHECKING:  # pandas is for training only: the served path must not load it
     import pandas as pd
@@ -90,6 +91,6 @@ def reference_cohort(frame: pd.DataFrame, bands: dict, label: dict) -> dict[str,
         "median": medians,
         "counsellor_known": known,
         "row": [None if np.isnan(v) else float(v) for v in row],
-        "bands": bands,
-        "label": label,
+        A.BANDS_KEY: bands,
+        A.LABEL_KEY: label,
     }

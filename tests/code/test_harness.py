@@ -37,7 +37,7 @@ def test_a_missing_prerequisite_skips_with_its_reason_elsewhere(monkeypatch, ci)
 def test_mlflow_uris_set_by_code_under_test_are_restored(tmp_path):
     import mlflow
 
-    from models.lifecycle.registry import get_client
+    from models.lifecycle.store import get_client
 
     before = (
         mlflow.get_tracking_uri(),

@@ -117,7 +117,7 @@ def test_retired_and_misspelt_options_are_refused_by_name(tmp_path):
 def test_registry_uri_follows_mlflow_registry_uri(monkeypatch, tmp_path):
     import mlflow
 
-    from models.lifecycle.registry import get_client, registry_uri
+    from models.lifecycle.store import get_client, registry_uri
 
     tracking = f"sqlite:///{tmp_path / 'tracking.db'}"
     assert registry_uri(tracking) == tracking

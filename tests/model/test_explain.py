@@ -23,7 +23,6 @@ from features.rows import COLUMNS, record_row
 from features.settings import BandConfig
 from harness.cohort import labelled_matrix
 from models.building.estimators import fit_candidate
-from models.building.training import reference_cohort
 from models.lifecycle.resolve import LoadedModel
 from models.scoring.explain import (
     GROUP_COLUMNS,
@@ -31,8 +30,8 @@ from models.scoring.explain import (
     explain_matrix,
     explain_row,
     monitoring_actions,
-    typical_row,
 )
+from models.scoring.reference import reference_cohort, typical_row
 from models.scoring.scorer import sigmoid
 from serving.engine import Engine
 
@@ -249,7 +248,7 @@ def test_no_group_at_or_better_than_typical_raises_the_risk(monotone, rec, group
             moved = moved or rec[f.name] != typ
         else:
             rec[f.name] = typ
-    typ_row = typical_row(monotone)
+    typ_row = typical_row(monotone.reference)
     if "counsellor_id" in sources:  # whether the typical client has a known counsellor
         known = typ_row[0, FEATURE_NAMES.index("counsellor_known")] == 1
         rec = {k: v for k, v in rec.items() if k != "counsellor_id"} | (

@@ -34,7 +34,7 @@ from models.building.training import (
     split_groups,
     train_models,
 )
-from models.lifecycle.registry import GateEvidence, gate
+from models.lifecycle.gate import GateEvidence, gate
 from models.scoring.predict import frame_to_matrix
 from simulator.generator import generate, write
 

@@ -16,7 +16,7 @@ import pytest
 
 from features.build import COLUMNS
 from harness.cohort import labelled_matrix
-from models.building.estimators import RAW_COLUMNS, _raw_model, _SplinePath, fit_candidate
+from models.building.estimators import RAW_COLUMNS, SplinePath, fit_candidate, raw_model
 from models.building.tracking import PYFUNC_MODEL_FILE
 from models.building.uncertainty import attach_uncertainty
 from models.building.update import (
@@ -137,7 +137,7 @@ def test_revision_is_exactly_its_formula(base, new_cohort, revision):
 
 def test_revision_of_an_additive_model_is_exact(base_cohort, new_cohort):
     Xb, yb, _, scored = base_cohort
-    spline = _SplinePath(Xb, yb).fit(10.0, 3.0)
+    spline = SplinePath(Xb, yb).fit(10.0, 3.0)
     spline.reference = reference_cohort(scored, BANDS, {})
     spline.platt_a, spline.platt_b = 0.9, -0.2  # a calibrated base, to see a and b carried
     X, _, _ = new_cohort
@@ -219,7 +219,7 @@ def test_lightgbm_base_is_only_recalibrated(tmp_path, base_cohort, new_cohort):
         "feature_fraction": 1.0,
         "path_smooth": 10.0,
     }
-    booster = _raw_model("lightgbm", Xb, yb, params, seed=1)
+    booster = raw_model("lightgbm", Xb, yb, params, seed=1)
     booster.reference = reference_cohort(scored, BANDS, {})
     X, _, groups = new_cohort
     y = _shifted(booster, X, shift=1.0)

@@ -90,7 +90,7 @@ def test_bentoml_build_makes_a_bento(tmp_path):
 
 
 def test_registry_uri_follows_mlflow_registry_uri(monkeypatch):
-    from models.lifecycle.registry import registry_uri
+    from models.lifecycle.store import registry_uri
 
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     assert registry_uri("sqlite:///t.db") == "sqlite:///t.db"

@@ -142,6 +142,32 @@ def _audit_store(path, ids, version: str, risks, bands):
     return path
 
 
+def test_audit_reader_gives_back_what_the_writer_stored(tmp_path):
+    """Monitoring reads the audit store only through AuditLog.read_scores: rows come back in the
+    order written, keyed-hashed, filtered by model version; no store or no scores table is an
+    error that names the file, and nothing is created by reading."""
+    import hashlib
+    import hmac
+
+    from serving.audit import AuditLog, AuditReadError
+
+    path = _audit_store(tmp_path / "a.sqlite", ["A1", "A2"], "3", [0.1, 0.5], ["low", "high"])
+    log = AuditLog(path, "monitor-test-audit-key")
+    log.record([("A3", "4", 0.3, "moderate")], "/score")
+    log.close()
+    h = lambda a: hmac.new(b"monitor-test-audit-key", a.encode(), hashlib.sha256).hexdigest()  # noqa: E731
+    assert AuditLog.read_scores(path, "3") == [(h("A1"), 0.1, "low"), (h("A2"), 0.5, "high")]
+    assert [r[0] for r in AuditLog.read_scores(path)] == [h("A1"), h("A2"), h("A3")]
+    with pytest.raises(FileNotFoundError, match="absent.sqlite"):
+        AuditLog.read_scores(tmp_path / "absent.sqlite")
+    assert not (tmp_path / "absent.sqlite").exists()
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("create table audit (risk real)")
+    with pytest.raises(AuditReadError, match="no scores table"):
+        AuditLog.read_scores(other)
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("trained")
 def test_audit_store_as_the_current_scores(trained_store, tmp_path):

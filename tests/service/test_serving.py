@@ -265,8 +265,9 @@ def test_items_score_like_the_scale_they_make(client):
 
 
 def test_server_score_equals_in_process_model(client, trained_store):
+    from features.build import FeatureBuilder
+    from features.scoring import score_record
     from models.lifecycle.resolve import load
-    from models.scoring.predict import record_to_row
 
     champ = load(trained_store.uri, lean=True)
     for i, over in enumerate(
@@ -275,7 +276,7 @@ def test_server_score_equals_in_process_model(client, trained_store):
         rec = record(f"PRIV_AID_EQ{i}", **over)
         r = score(client, rec)
         assert r.status_code == 200, r.text
-        row, _, _ = record_to_row(rec)
+        row = FeatureBuilder.transform_record(score_record(rec)[0])
         assert r.json()["risk"] == pytest.approx(float(champ.model.proba(row)[0]), abs=1e-12)
 
 
