@@ -67,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
                 m = fit_candidate(args.kind, X, y, g, 6, seed, prior=prior)
                 p = m.proba(Xt)
                 mae = np.mean(np.abs(p - truth))
-                pb = U.linear_problem(m, X, y, prior) if m.linear is not None else U.spline_problem(m, X, y)
+                pb = (
+                    U.linear_problem(m, X, y, prior)
+                    if m.linear is not None
+                    else U.spline_problem(m, X, y)
+                )
                 boot = U.bootstrap(pb, y, g, 200, seed)
                 post = U.normal_draws(pb, 200, seed)
                 both = boot + (post - pb.theta)

@@ -246,6 +246,15 @@ def _sample_size(info: Mapping) -> list[Block]:
             )
         )
     unc = info.get("uncertainty")
+    if unc and unc.get("update_method"):
+        blocks.append(
+            (
+                "p",
+                f"Updated from an existing model ({unc.get('updated_from') or 'given'}) instead of "
+                f"fitting a new one. Method chosen by closed testing (Vergouwe et al. 2017, "
+                f"likelihood-ratio tests at 5%): {unc['update_method']}. {unc.get('update_why') or ''}",
+            )
+        )
     if unc and unc.get("method"):
         weight = (
             f" The prior ({unc['prior']}) was given weight t = {unc['prior_weight']} by nested "

@@ -154,7 +154,7 @@ def load_base(spec: str, tracking_uri: str | None = None) -> ScoringModel:
                 "under it, e.g. artifacts/scorer/model.json of an exported MLflow model)"
             ) from exc
     model = _load_scorer(spec, scorer)
-    model.params = {**model.params, "loaded_from": str(spec)}
+    model.params = {**model.params, "loaded_from": model.params.get("loaded_from") or str(spec)}
     return model
 
 
