@@ -81,11 +81,15 @@ def bounds(
     out: dict[str, tuple[float, float, str]] = {}
     for name in scale_steps():
         if name in rated:
+            # 1.25x the truth's own move where the truth moves more than the questionnaire
+            # bound allows, never tighter than that bound: a rating the truth gives almost no
+            # weight (attach_preoccupied moves the true risk 0.08 points) would otherwise be held
+            # to 0.1 points, which only a model ignoring it can meet.
             p99, mx = truth[name]
             out[name] = (
-                round(TRUTH_FACTOR * p99, 3),
-                round(TRUTH_FACTOR * mx, 3),
-                f"{TRUTH_FACTOR:g}x truth",
+                round(max(TRUTH_FACTOR * p99, GOAL_P99_POINTS), 3),
+                round(max(TRUTH_FACTOR * mx, GOAL_MAX_POINTS), 3),
+                f"{TRUTH_FACTOR:g}x truth, at least the questionnaire bound",
             )
         else:
             out[name] = (GOAL_P99_POINTS, GOAL_MAX_POINTS, "questionnaire")

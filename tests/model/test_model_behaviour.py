@@ -132,8 +132,8 @@ def test_a_step_within_measurement_error_moves_the_risk_by_little(models, world,
 @pytest.mark.xfail(
     reason="issue 17 item 5: the 1-7 ratings' bound is 1.25x the truth's own move, and the "
     "candidates fitted on 700 / 1,500 clients exceed it on attach_dismissing (2.9-3.9 points "
-    "against 2.44) and attach_preoccupied (0.5-1.05 against 0.10: the truth is flat there) in 3 "
-    "of the 4 fits (2026-12-06); open, not a regression",
+    "against 2.44) in 3 of the 4 fits (2026-12-06; attach_preoccupied, whose truth is flat, is "
+    "now held to the questionnaire bound instead of 0.10); open, not a regression",
     strict=False,
 )
 @pytest.mark.parametrize("kind", ["ridge", "spline"])
@@ -142,7 +142,9 @@ def test_a_rating_step_moves_the_risk_by_at_most_the_truths_own_move(models, wor
     scored, _, _, _ = world
     steps = risk_steps(models[kind], scored)
     rated = steps[steps.scale.isin(ratings())]
-    assert len(rated) == 4 and (rated.bound == "1.25x truth").all()
+    assert (
+        len(rated) == 4 and (rated.bound == "1.25x truth, at least the questionnaire bound").all()
+    )
     assert (rated.verdict == "PASS").all(), rated.to_string()
 
 
@@ -222,9 +224,13 @@ def test_the_bound_is_two_points_on_a_scale_and_the_truth_on_a_rating():
     for name, (b99, bmax, rule) in b.items():
         if name in ratings():
             assert (b99, bmax) == pytest.approx(
-                (TRUTH_FACTOR * TRUTH_MOVE[name][0], TRUTH_FACTOR * TRUTH_MOVE[name][1]), abs=1e-3
+                (
+                    max(TRUTH_FACTOR * TRUTH_MOVE[name][0], GOAL_P99_POINTS),
+                    max(TRUTH_FACTOR * TRUTH_MOVE[name][1], GOAL_MAX_POINTS),
+                ),
+                abs=1e-3,
             )
-            assert rule == "1.25x truth"
+            assert rule == "1.25x truth, at least the questionnaire bound"
         else:
             assert (b99, bmax, rule) == (GOAL_P99_POINTS, GOAL_MAX_POINTS, "questionnaire")
 
@@ -240,7 +246,8 @@ def test_the_evaluation_applies_the_truth_bound_to_ratings_and_two_points_to_sca
 ):
     """The evaluation's stability figures (what the model card shows), on a model with known
     moves: a rating may exceed 2 points up to 1.25x the truth's own move, a rating whose truth is
-    flat (preoccupied, 0.08) may not move 0.5, and a questionnaire scale may not exceed 2."""
+    flat (preoccupied, 0.08) is held to the questionnaire bound (2.5 points fail), and a
+    questionnaire scale may not exceed 2."""
     from types import SimpleNamespace
 
     from models.building.evaluation import stability_figures
@@ -255,7 +262,9 @@ def test_the_evaluation_applies_the_truth_bound_to_ratings_and_two_points_to_sca
     m = _linear(
         {
             "attach_secure": secure_per_point,
-            "attach_preoccupied": 0.02,  # 0.50 points, bound 1.25 x 0.08 = 0.10 -> FAIL
+            # 2.50 points: 1.25 x the flat truth (0.10) is below the questionnaire bound, so the
+            # bound is 2 -> FAIL
+            "attach_preoccupied": 0.1,
             "attach_fearful": 0.06,  # 1.50 points, bound 1.25 x 1.98 = 2.48 -> PASS
             "psych_distress": 0.1,  # 2.50 points, bound 2 -> FAIL
             "social_support": 0.06,  # 1.50 points, bound 2 -> PASS
