@@ -625,7 +625,10 @@ class Candidate(ClassifierMixin, BaseEstimator):
         from sklearn.utils.validation import validate_data
         from threadpoolctl import threadpool_limits
 
-        X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan")
+        # C order, as training's matrices are: a column mean or a matrix product over a
+        # Fortran-ordered copy (what np.asarray gives for a DataFrame) sums in another order and
+        # moves the fitted numbers in their last bits.
+        X, y = validate_data(self, X, y, dtype=np.float64, order="C", ensure_all_finite="allow-nan")
         check_classification_targets(y)
         self.classes_, y01 = np.unique(y, return_inverse=True)
         if len(self.classes_) > 2:
@@ -664,7 +667,9 @@ class Candidate(ClassifierMixin, BaseEstimator):
         from sklearn.utils.validation import check_is_fitted, validate_data
 
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
+        return validate_data(
+            self, X, reset=False, dtype=np.float64, order="C", ensure_all_finite="allow-nan"
+        )
 
     def decision_function(self, X) -> np.ndarray:
         """Calibrated log-odds of ``classes_[1]`` (Platt a x raw log-odds + b)."""
