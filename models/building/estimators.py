@@ -4,6 +4,11 @@
 model; everything it learns (hyperparameters, imputation values, scaling, knots, Platt
 calibration) comes from the rows it is given: that is what keeps cross-validation nested.
 
+Each kind is a scikit-learn classifier (``Candidate`` and its subclasses, by name in
+``CANDIDATE_ESTIMATORS``) whose ``fit`` does the tuning, calibration and final fit and leaves the
+numpy ``ScoringModel`` in ``scoring_model_``; ``fit_candidate`` builds one by name and returns
+that model.
+
 - ``ridge`` (the baseline every other candidate is compared to, issue 10): median imputation,
   standardisation of numbers and booleans (one-hot columns stay 0/1, see ``ONEHOT``) and the
   columns of the raw contract fields only (no derived or missing-block columns), L2 logistic
