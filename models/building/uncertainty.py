@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from models.building.estimators import RAW_COLUMNS, Design, fit_penalised
-from models.scoring.scorer import ScoringModel
+from models.scoring.scorer import ScoringModel, refit_margins
 
 BOOT_B = 200
 NEWTON_STEPS = 4
@@ -227,7 +227,7 @@ def refit_risks(model: ScoringModel, X: np.ndarray) -> np.ndarray:
     unc = model.uncertainty
     if unc is None:
         return np.empty((len(X), 0))
-    m = model.raw_basis(X) @ unc["W"].T + unc["c"]
+    m = refit_margins(model.raw_basis(X), unc)
     return 1.0 / (1.0 + np.exp(-(model.platt_a * m + model.platt_b)))
 
 

@@ -140,7 +140,7 @@ class ScoringModel:
         unc = self.uncertainty
         if unc is None:
             return None
-        m = self.raw_basis(X) @ unc["W"].T + unc["c"]  # n x B raw log-odds
+        m = refit_margins(self.raw_basis(X), unc)  # n x B raw log-odds
         P = sigmoid(self.platt_a * m + self.platt_b)
         tail = (1.0 - UNCERTAINTY_LEVEL) / 2.0
         lo, hi = np.quantile(P, [tail, 1.0 - tail], axis=1)
@@ -263,6 +263,14 @@ def _additive(meta: dict[str, Any] | None) -> dict[str, Any] | None:
         "knots": [np.asarray(k, dtype=float) for k in meta["knots"]],
         "values": [np.asarray(v, dtype=float) for v in meta["values"]],
     }
+
+
+def refit_margins(basis: np.ndarray, unc: dict[str, Any]) -> np.ndarray:
+    """Every row's raw log-odds under every refit (n x B). ``einsum`` without BLAS: each row's
+    figures are summed the same way whatever else is in the batch, so a table scored in chunks of
+    37 rows writes the same bytes as in one chunk (a BLAS matrix product changed the last digit
+    with the batch's shape)."""
+    return np.einsum("ij,bj->ib", basis, unc["W"], optimize=False) + unc["c"]
 
 
 def _uncertainty(meta: dict[str, Any] | None) -> dict[str, Any] | None:

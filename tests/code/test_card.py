@@ -79,6 +79,7 @@ def test_required_headings_are_the_tripod_list():
         "Predictors",
         "Missing data",
         "Validation method",
+        "Sample size and uncertainty",
         "Performance",
         "Subgroups",
         "Fairness at the band thresholds",

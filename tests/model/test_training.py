@@ -370,7 +370,7 @@ def test_pyfunc_scores_items_and_scales_alike(trained_store):
     with_items = model.predict(item_clients)
     with_scales = model.predict(as_scales)
     np.testing.assert_allclose(with_items["risk"], with_scales["risk"], atol=1e-12)
-    assert list(with_items.columns[:3]) == ["admission_id", "risk", "band"]
+    assert list(with_items.columns[:5]) == ["admission_id", "risk", "risk_low", "risk_high", "band"]
     assert {c for c in with_items.columns if c.startswith("contrib_")} >= {
         "contrib_motivation",
         "contrib_counsellor",
