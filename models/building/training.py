@@ -39,8 +39,7 @@ from threadpoolctl import threadpool_limits
 from features.catalog import DRIVER_GROUPS
 from features.settings import Settings, TrainConfig
 from models.building import metrics as M
-from models.building.estimators import TUNE_MAX_ROWS, auto_repeats
-from models.building.estimators import fit_candidate as fit_estimator
+from models.building.estimators import TUNE_MAX_ROWS, auto_repeats, fit_candidate
 from models.scoring.explain import global_importance
 from models.scoring.reference import reference_cohort
 from models.scoring.scorer import ScoringModel
@@ -69,27 +68,22 @@ def update_base(spec: str | None) -> ScoringModel | None:
     return load_base(spec)
 
 
-def fit_candidate(
-    kind: str,
-    X: np.ndarray,
-    y: np.ndarray,
-    groups: np.ndarray,
-    n_configs: int,
-    seed: int,
-    prior: np.ndarray | None = None,
-    base: ScoringModel | None = None,
+def fit_kind(
+    kind: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: TrainConfig, seed: int
 ) -> ScoringModel:
-    """A candidate fitted on these rows: the estimators' kinds, or "updated": the existing model
-    ``base`` adapted to these rows by closed testing (as-is, recalibration in the large, logistic
-    recalibration or revision; models/building/update.py), repeated inside every fold so that the
-    out-of-fold figures include the choice."""
-    if kind == "updated":
-        if base is None:
-            raise ValueError("the 'updated' candidate needs train.update_from (--update-from)")
-        from models.building.update import update_model
-
-        return update_model(base, X, y, groups, seed).model
-    return fit_estimator(kind, X, y, groups, n_configs, seed, prior=prior)
+    """``kind`` fitted on these rows with the run's settings: the tuning budget, the prior of the
+    anchored candidate (``train.prior``) and the model the updated candidate adapts
+    (``train.update_from``)."""
+    return fit_candidate(
+        kind,
+        X,
+        y,
+        groups,
+        cfg.tune_iterations,
+        seed,
+        prior=prior_vector(cfg.prior),
+        base=update_base(cfg.update_from),
+    )
 
 
 def prior_vector(spec: str) -> np.ndarray | None:
@@ -219,16 +213,7 @@ def oof_predictions(
     rows = []
     for rep, folds in enumerate(splits):
         for k, (tr, va) in enumerate(folds):
-            m = fit_candidate(
-                kind,
-                X[tr],
-                y[tr],
-                groups[tr],
-                cfg.tune_iterations,
-                cfg.seed + rep,
-                prior=prior_vector(cfg.prior),
-                base=update_base(cfg.update_from),
-            )
+            m = fit_kind(kind, X[tr], y[tr], groups[tr], cfg, cfg.seed + rep)
             P[rep, va] = m.proba(X[va])
             pm = M.point_metrics(y[va], P[rep, va])
             rows.append(
@@ -339,16 +324,7 @@ def learning_curve(
                     kind, X[sub], y[sub], groups[sub], params, cfg.seed, prior_vector(cfg.prior)
                 )
                 if params is not None and len(sub) >= TUNE_MAX_ROWS
-                else fit_candidate(
-                    kind,
-                    X[sub],
-                    y[sub],
-                    groups[sub],
-                    cfg.tune_iterations,
-                    cfg.seed,
-                    prior=prior_vector(cfg.prior),
-                    base=update_base(cfg.update_from),
-                )
+                else fit_kind(kind, X[sub], y[sub], groups[sub], cfg, cfg.seed)
             )
             yy, p = y[test], m.proba(X[test])
         pm = M.point_metrics(yy, p)
@@ -440,16 +416,7 @@ def leave_one_service_out(
         m = (
             refit_with_params(kind, X[tr], y[tr], groups[tr], params, cfg.seed)
             if params is not None
-            else fit_candidate(
-                kind,
-                X[tr],
-                y[tr],
-                groups[tr],
-                cfg.tune_iterations,
-                cfg.seed,
-                prior=prior_vector(cfg.prior),
-                base=update_base(cfg.update_from),
-            )
+            else fit_kind(kind, X[tr], y[tr], groups[tr], cfg, cfg.seed)
         )
         ci = M.bootstrap_ci(
             y[te],
@@ -501,7 +468,6 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
     log(f"evaluation protocol: {protocol.why}")
     kinds = [c for c in CANDIDATES if c in cfg.candidates]
     prior = prior_vector(cfg.prior)
-    base = update_base(cfg.update_from)
 
     t = time.perf_counter()
     P_by: dict[str, np.ndarray] = {}
@@ -519,16 +485,7 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
             f"held-out split: {len(ev):,} clients in {len(set(groups[ev]))} groups; training {len(tr):,}"
         )
         for kind in kinds:
-            fitted[kind] = fit_candidate(
-                kind,
-                X[tr],
-                y[tr],
-                groups[tr],
-                cfg.tune_iterations,
-                cfg.seed,
-                prior=prior,
-                base=base,
-            )
+            fitted[kind] = fit_kind(kind, X[tr], y[tr], groups[tr], cfg, cfg.seed)
             P_by[kind] = fitted[kind].proba(X[ev])[None, :]
             pm = M.point_metrics(y[ev], P_by[kind][0])
             rows.append(
@@ -547,9 +504,7 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
 
     t = time.perf_counter()
     if protocol.name == "cv":
-        model = fit_candidate(
-            champion, X, y, groups, cfg.tune_iterations, cfg.seed, prior=prior, base=base
-        )
+        model = fit_kind(champion, X, y, groups, cfg, cfg.seed)
         model.reference = reference_cohort(
             frame, settings.bands.model_dump(), settings.label.model_dump()
         )

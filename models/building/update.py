@@ -79,6 +79,7 @@ from models.building.estimators import (
     column_scale,
     tuning_rows,
 )
+from models.building.newton import log_likelihood, penalised_logistic
 from models.scoring.scorer import CHECKSUMS, ScoringModel, sigmoid
 
 AS_IS = "as-is"
@@ -200,45 +201,15 @@ def _z_scaling(Xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------- fits
-def _loglik(y: np.ndarray, eta: np.ndarray) -> float:
-    return float(-np.sum(np.logaddexp(0.0, eta) - y * eta))
-
-
 def _glm(
     D: np.ndarray,
     y: np.ndarray,
     offset: np.ndarray,
     pen: np.ndarray,
     start: np.ndarray | None = None,
-    max_iter: int = 100,
 ) -> np.ndarray:
-    """Penalised logistic regression by damped Newton: minimises the sum of log losses of
-    offset + D theta + 1/2 sum(pen theta^2). Converges to machine precision for the small
-    designs here (2-65 columns)."""
-    k = D.shape[1]
-    theta = np.zeros(k) if start is None else np.asarray(start, dtype=float).copy()
-
-    def objective(t: np.ndarray) -> float:
-        return -_loglik(y, offset + D @ t) + 0.5 * float(np.sum(pen * t * t))
-
-    f = objective(theta)
-    for _ in range(max_iter):
-        p = sigmoid(offset + D @ theta)
-        grad = D.T @ (p - y) + pen * theta
-        H = (D * (p * (1.0 - p))[:, None]).T @ D + np.diag(pen) + 1e-10 * np.eye(k)
-        step = np.linalg.solve(H, grad)
-        t = 1.0
-        while True:
-            cand = theta - t * step
-            fc = objective(cand)
-            if fc <= f + 1e-12 or t < 1e-10:
-                break
-            t /= 2.0
-        done = abs(f - fc) < 1e-12 * max(1.0, abs(f)) or np.max(np.abs(t * step)) < 1e-10
-        theta, f = cand, min(f, fc)
-        if done:
-            break
-    return theta
+    """Penalised logistic regression: offset + D theta, penalty 1/2 sum(pen theta^2)."""
+    return penalised_logistic(D, y, offset=offset, pen=pen, start=start)
 
 
 def _rank(D: np.ndarray) -> int:
@@ -273,7 +244,7 @@ def _revision_cv(
             for i, C in enumerate(RIDGE_GRID):
                 pen = np.concatenate([[0.0, 0.0], np.full(Ztr.shape[1], 1.0 / C)])
                 theta = _glm(Dtr, yt[tr], np.zeros(len(tr)), pen, theta)
-                losses[i] -= _loglik(yt[va], Dva @ theta) / len(yt) / repeats
+                losses[i] -= log_likelihood(yt[va], Dva @ theta) / len(yt) / repeats
     best = int(np.argmin(losses))
     return float(RIDGE_GRID[best]), float(losses[best])
 
@@ -323,12 +294,16 @@ def _update(base, X, y, groups, seed, alpha, base_name) -> UpdateResult:
     zero = np.zeros(n)
     revisable = base.booster is None
 
-    fits: dict[str, dict[str, Any]] = {AS_IS: {"loglik": _loglik(y, m)}}
+    fits: dict[str, dict[str, Any]] = {AS_IS: {"loglik": log_likelihood(y, m)}}
     (a1,) = _glm(one, y, m, np.zeros(1))
-    fits[RITL] = {"loglik": _loglik(y, a1 + m), "alpha": float(a1), "beta": 1.0}
+    fits[RITL] = {"loglik": log_likelihood(y, a1 + m), "alpha": float(a1), "beta": 1.0}
     D2 = np.hstack([one, m[:, None]])
     a2, b2 = _glm(D2, y, zero, np.zeros(2), np.array([a1, 1.0]))
-    fits[LOGISTIC] = {"loglik": _loglik(y, a2 + b2 * m), "alpha": float(a2), "beta": float(b2)}
+    fits[LOGISTIC] = {
+        "loglik": log_likelihood(y, a2 + b2 * m),
+        "alpha": float(a2),
+        "beta": float(b2),
+    }
     rank = {AS_IS: 0, RITL: 1, LOGISTIC: _rank(D2)}
 
     if revisable:
@@ -339,7 +314,7 @@ def _update(base, X, y, groups, seed, alpha, base_name) -> UpdateResult:
         pen = np.concatenate([[0.0, 0.0], np.full(Z.shape[1], TEST_PENALTY)])
         theta = _glm(D, y, zero, pen, np.concatenate([[a2, b2], np.zeros(Z.shape[1])]))
         rank[REVISION] = _rank(D)
-        fits[REVISION] = {"loglik": _loglik(y, D @ theta), "penalty": TEST_PENALTY}
+        fits[REVISION] = {"loglik": log_likelihood(y, D @ theta), "penalty": TEST_PENALTY}
         full = REVISION
     else:
         full = LOGISTIC
@@ -387,7 +362,7 @@ def _update(base, X, y, groups, seed, alpha, base_name) -> UpdateResult:
             inner_cv_log_loss=round(cv_loss, 6),
             alpha=float(theta[0]),
             beta=float(theta[1]),
-            loglik_tuned=_loglik(y, D @ theta),
+            loglik_tuned=log_likelihood(y, D @ theta),
             gamma=theta[2:],
             z_mean=mu,
             z_scale=sd,
