@@ -27,8 +27,7 @@ import time
 import numpy as np
 import pandas as pd
 
-ALPHA = 0.90
-RCI_Z = 1.96
+from features.instruments import reliable_change
 
 
 def auroc(score: np.ndarray, y: np.ndarray) -> float:
@@ -58,8 +57,7 @@ def one(n: int, seed: int, dynamics: str, mc_draws: int) -> dict:
     ev = df[df["low_alliance_client_w23"].notna() & df["w1"].notna()]
     y = ev["low_alliance_client_w23"].astype(bool).to_numpy()
     sd = float(df["w1"].std())
-    sem = sd * np.sqrt(1 - ALPHA)
-    thr = RCI_Z * np.sqrt(2) * sem
+    thr = reliable_change(sd)
     drops, rupt_hits, rupt_n = [], 0, 0
     for k in (2, 3):
         pair = df[[f"w{k - 1}", f"w{k}", f"rupture_w{k}"]].dropna()
