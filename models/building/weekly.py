@@ -18,7 +18,7 @@ both raters in weeks 1..K with missing indicators.
   admission log-odds are calibrated, so the prior is "use them as they are"); beta >= 0 and every
   gamma <= 0 (a lower rating never lowers the risk) are bounds of the fit
   (``models.building.estimators.fit_penalised``). lam is tuned over ``LAMS`` by grouped 5-fold
-  inner CV log loss, like the ridge's C.
+  inner CV log loss, like the ridge's C (on at most ``TUNE_MAX_ROWS`` rows, like the candidates).
 - Validation: out-of-fold predictions of the whole procedure (tuning included) on the same
   grouped folds as the admission model's first repeat (``cv_splits``), AUROC / calibration slope
   / log loss with cluster-bootstrap CIs (``metrics.bootstrap_ci``), beside the admission risk on
@@ -44,7 +44,7 @@ from features.instruments import WAI_S_ALPHA, reliable_change, reliable_differen
 from features.labels import RATERS, WEEKS, build_labels
 from features.scoring import score_wai
 from models.building import metrics as M
-from models.building.estimators import fit_penalised
+from models.building.estimators import fit_penalised, tuning_rows
 from models.scoring.scorer import logit, sigmoid
 from models.scoring.weekly import (
     MODEL_WEEKS,
@@ -132,12 +132,16 @@ def _tuned_fit(m, R, y, groups, week, typical, sd, seed) -> dict[str, Any]:
     k = min(INNER_SPLITS, len(set(groups)))
     losses = np.zeros(len(LAMS))
     if k >= 2 and min(y.sum(), len(y) - y.sum()) >= k:
+        # tuned on at most TUNE_MAX_ROWS rows, like the admission candidates (the holdout
+        # protocol's 55,000 evaluation clients at n = 300,000 would otherwise cost minutes)
+        t = tuning_rows(y, seed)
+        mt, Rt, yt, gt = m[t], R[t], y[t], groups[t]
         inner = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        for tr, va in inner.split(np.zeros(len(y)), y, groups):
+        for tr, va in inner.split(np.zeros(len(yt)), yt, gt):
             for i, lam in enumerate(LAMS):
-                f = _fit(m[tr], R[tr], y[tr], week, typical, sd, lam)
-                p = sigmoid(stacked_log_odds(m[va], R[va], week, f, typical))
-                losses[i] += M.row_log_loss(y[va], p).sum()
+                f = _fit(mt[tr], Rt[tr], yt[tr], week, typical, sd, lam)
+                p = sigmoid(stacked_log_odds(mt[va], Rt[va], week, f, typical))
+                losses[i] += M.row_log_loss(yt[va], p).sum()
         lam = LAMS[int(np.argmin(losses))]
     else:
         lam = LAMS[len(LAMS) // 2]
