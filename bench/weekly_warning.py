@@ -34,9 +34,9 @@ def one(n: int, seed: int, dynamics: str, n_test: int) -> dict:
     from features.build import scoring_frame, typed_records
     from features.labels import RATERS, build_labels
     from features.settings import LabelConfig
+    from features.weekly import rating_tensor
     from harness.cohort import weekly_fit
     from models.building.metrics import point_metrics
-    from models.building.weekly import rating_tensor
     from models.scoring.predict import frame_to_matrix
     from models.scoring.weekly import update_matrix
     from simulator.generator import generate

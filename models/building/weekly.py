@@ -42,7 +42,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from features.instruments import WAI_S_ALPHA, reliable_change, reliable_difference
 from features.labels import RATERS, WEEKS, build_labels
-from features.scoring import score_wai
+from features.weekly import rating_tensor
 from models.building import metrics as M
 from models.building.estimators import fit_penalised, tuning_rows
 from models.scoring.scorer import logit, sigmoid
@@ -75,25 +75,6 @@ class WeeklyResult:
     figures: dict[int, dict[str, Any]] = field(default_factory=dict)
     oof: pd.DataFrame | None = None  # admission_id, week, target, y, p, p_admission, signal
     seconds: float = 0.0
-
-
-def rating_tensor(alliance: pd.DataFrame, ids: pd.Series | np.ndarray) -> np.ndarray:
-    """n x 3 x 2 WAI-S item means (weeks 1-3 x client, counsellor; NaN = not rated or void) for
-    the admissions ``ids``, scored as the label scores them (``features.scoring.score_wai``)."""
-    a = alliance.assign(admission_id=alliance["admission_id"].astype("str"))
-    week = pd.to_numeric(a["week"], errors="coerce")
-    rater = a["rater"].astype("str")
-    keep = week.isin(WEEKS) & rater.isin(RATERS)
-    a = a.loc[keep].assign(week=week[keep].astype(int), rater=rater[keep])
-    a = a.assign(wai=score_wai(a))
-    idx = pd.Index(pd.Series(ids).astype(str))
-    out = np.full((len(idx), len(WEEKS), len(RATERS)), np.nan)
-    pos = idx.get_indexer(a["admission_id"])
-    ok = pos >= 0
-    out[pos[ok], a["week"].to_numpy()[ok] - 1, pd.Index(RATERS).get_indexer(a["rater"][ok])] = a[
-        "wai"
-    ].to_numpy(dtype=float)[ok]
-    return out
 
 
 # --------------------------------------------------------------------------------------------

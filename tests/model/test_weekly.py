@@ -11,9 +11,9 @@ import pytest
 from features.build import scoring_frame, typed_records
 from features.labels import build_labels
 from features.settings import LabelConfig
+from features.weekly import rating_tensor
 from harness.cohort import weekly_fit
 from models.building.metrics import point_metrics
-from models.building.weekly import rating_tensor
 from models.scoring.explain import explain_matrix, explain_row
 from models.scoring.predict import frame_to_matrix
 from models.scoring.scorer import ScoringModel, logit
@@ -236,3 +236,26 @@ def test_week1_update_beats_admission_risk_on_an_independent_cohort(model):
         point_metrics(y2, s.risk[ok2])["log_loss"]
         < point_metrics(y2, s.risk_at_admission[ok2])["log_loss"]
     )
+
+
+def test_served_item_means_are_the_labels_item_means(trained):
+    """The service's item mean of a rating's items equals features.scoring.score_wai's (the label's)."""
+    from models.scoring.weekly import item_mean
+
+    cohort = trained[0]
+    a = cohort.alliance.head(400)
+    ids = a["admission_id"].astype(str).drop_duplicates()
+    R = rating_tensor(a, ids)
+    pos = {k: i for i, k in enumerate(ids)}
+    for rec in a.to_dict("records"):
+        items = {
+            c: (None if rec.get(c) is None or rec.get(c) != rec.get(c) else int(rec[c]))
+            for c in ITEM_CODES
+        }
+        got = item_mean(items)
+        want = R[
+            pos[str(rec["admission_id"])],
+            int(rec["week"]) - 1,
+            ("client", "counsellor").index(rec["rater"]),
+        ]
+        assert (np.isnan(got) and np.isnan(want)) or got == pytest.approx(want, abs=1e-12)
