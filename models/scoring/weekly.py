@@ -228,6 +228,17 @@ def spec_from_json(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
     band["edges"] = np.asarray(band["edges"], dtype=float)
     band["lower"] = {r: np.asarray(v, dtype=float) for r, v in band["lower"].items()}
     out["band"] = band
+    # a threshold the training data could not estimate (fewer than two week-1 ratings) is NaN:
+    # no rupture or discrepancy is then flagged
+    nan = float("nan")
+    out["rupture"] = {
+        **meta["rupture"],
+        "threshold": {
+            r: nan if v is None else float(v) for r, v in meta["rupture"]["threshold"].items()
+        },
+    }
+    v = meta["discrepancy"]["threshold"]
+    out["discrepancy"] = {**meta["discrepancy"], "threshold": nan if v is None else float(v)}
     return out
 
 
