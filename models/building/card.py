@@ -426,9 +426,9 @@ def _weekly(info: Mapping) -> list[Block]:
             "p",
             f"Not-on-track signal: the week-K rating of the label's rater(s) "
             f"({', '.join(w.get('band_raters') or [])}) below the {100 * band:.0f}th percentile of "
-            f"week-K ratings among training clients in the same of {w.get('band_bins')} bins of "
-            "admission risk (an expected-response band in the manner of OQ's expected treatment "
-            "response; Whipple et al. 2003, Shimokawa et al. 2010). Sensitivity and false-alarm "
+            f"week-K ratings among training clients in the same bin of admission risk "
+            f"({w.get('band_bins')} equal-frequency bins; an expected-response band in the manner of OQ's expected treatment "
+            "response, Whipple et al. 2003, Shimokawa et al. 2010). Sensitivity and false-alarm "
             "rate above are for (b)'s outcome, out of fold (bands from the training folds only).",
         ),
         (
