@@ -122,9 +122,9 @@ class TrainConfig(_Section):
     # Model families compared by cross-validation; one entry forces that family. "ridge" is the
     # baseline, "spline" a monotone GAM (models.building.estimators); "lightgbm" and the older "logistic"
     # can be selected but are not compared by default.
-    candidates: tuple[Literal["ridge", "anchored", "spline", "lightgbm", "logistic"], ...] = Field(
-        ("ridge", "spline"), min_length=1
-    )
+    candidates: tuple[
+        Literal["updated", "ridge", "anchored", "spline", "lightgbm", "logistic"], ...
+    ] = Field(("ridge", "spline"), min_length=1)
     # The published effects the "anchored" candidate shrinks towards (models/building/priors.py):
     # "literature" (models/priors/literature-v1.toml), "none", or a TOML file of the same shape.
     prior: str = "literature"
@@ -132,6 +132,11 @@ class TrainConfig(_Section):
     # model shrunk towards zero is not the default: unless train.candidates is set, the ridge is
     # replaced by the anchored candidate. False keeps the candidates whatever n is.
     steer_by_sample_size: bool = True
+    # An existing model to adapt instead of fitting a new one (--update-from): a scorer or
+    # exported model folder; pipelines.train resolves a models:/ URI to such a folder. Set, the
+    # candidates default to "updated" (models/building/update.py: as-is, recalibration in the
+    # large, logistic recalibration or revision, chosen by closed testing).
+    update_from: str | None = None
     # Promotion gate (models.lifecycle.gate.gate), read against 95% CIs: refused when the AUROC CI
     # includes 0.5 or lies wholly below min_auroc, when the calibration-slope CI lies wholly outside
     # slope_range, or when the paired log-loss difference to the champion has its whole CI above

@@ -68,6 +68,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "models/priors/literature-v1.toml, sources in docs/domain.md), 'none', or a TOML file",
     )
     p.add_argument(
+        "--update-from",
+        metavar="MODEL",
+        help="adapt an existing model instead of fitting a new one: a models:/NAME@ALIAS or "
+        "models:/NAME/VERSION URI on the tracking store (MLFLOW_TRACKING_URI), or a folder "
+        "(an exported MLflow model or a scorer folder). Closed testing picks as-is, "
+        "recalibration in the large, logistic recalibration or a revision shrunk towards it",
+    )
+    p.add_argument(
         "--no-promote",
         action="store_true",
         help="register the version but never move the champion alias",
@@ -109,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if settings is None:
         return code
+
+    if args.update_from:
+        settings, code = _resolve_update_from(settings, args.update_from, console)
+        if settings is None:
+            return code
 
     from models.lifecycle.registry import champion_version
     from models.lifecycle.store import get_client
@@ -369,6 +382,29 @@ def run(
             return 1
     _summary(console, result, outcome, time.perf_counter() - t0, synthetic)
     return 0
+
+
+def _resolve_update_from(settings, spec: str, console):
+    """Read the model --update-from names (any tracking store or a folder) and keep a copy of
+    its scorer for this run; the candidates become "updated" unless --candidates was given.
+    A model that cannot be read stops here, before anything is logged or registered."""
+    from models.building.update import BaseNotFound, load_base
+
+    try:
+        base = load_base(spec, settings.tracking_uri)
+    except BaseNotFound as exc:
+        console.print(f"[red]--update-from:[/red] {exc}")
+        return None, 2
+    folder = base.save(Path(tempfile.mkdtemp(prefix="alliance-risk-base-")) / "scorer")
+    console.print(f"updating {spec} (a {base.kind} model) instead of fitting a new one")
+    cfg = settings.train
+    update: dict = {"update_from": str(folder)}
+    if "candidates" not in cfg.model_fields_set:
+        update["candidates"] = ("updated",)
+    elif "updated" not in cfg.candidates:
+        update["candidates"] = ("updated", *cfg.candidates)
+    train = cfg.model_copy(update=update)
+    return settings.model_copy(update={"train": train}), 0
 
 
 def _anticipated_r2(settings, client, prevalence: float) -> tuple[float, str]:

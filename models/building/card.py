@@ -35,7 +35,8 @@ The ``info`` dict (every key optional except where noted; missing ones render as
   bands_note: str (how outputs are shown)
 - explanations: {driver group: mean |SHAP|}; explanation_method: str;
   driver_rank_spearman: float (agreement of the driver ranking with the simulator's truth)
-- stability: DataFrame (``models.building.stability.risk_steps``), shown beside the dependence plots
+- stability: DataFrame (``models.building.stability.risk_steps``: figures, bound and PASS/FAIL per
+  scale), shown beside the dependence plots
 - weekly: the weekly early warning (``models.building.tracking.weekly_card``): {table, band_quantile,
   band_bins, band_raters, rupture_threshold, discrepancy_threshold, coefficients}
 - images: {title: path} shown under Performance, or {title: (section heading, path)}
@@ -249,6 +250,15 @@ def _sample_size(info: Mapping) -> list[Block]:
             )
         )
     unc = info.get("uncertainty")
+    if unc and unc.get("update_method"):
+        blocks.append(
+            (
+                "p",
+                f"Updated from an existing model ({unc.get('updated_from') or 'given'}) instead of "
+                f"fitting a new one. Method chosen by closed testing (Vergouwe et al. 2017, "
+                f"likelihood-ratio tests at 5%): {unc['update_method']}. {unc.get('update_why') or ''}",
+            )
+        )
     if unc and unc.get("method"):
         weight = (
             f" The prior ({unc['prior']}) was given weight t = {unc['prior_weight']} by nested "
@@ -382,15 +392,26 @@ def _explanations(info: Mapping) -> list[Block]:
     stab = info.get("stability")
     if stab is not None and len(stab):
         blocks.append(("p", STABILITY_NOTE))
-        blocks.append(("table", _table(stab)))
+        if "verdict" in stab:
+            failed = list(stab.loc[stab["verdict"] != "PASS", "scale"])
+            blocks.append(
+                (
+                    "p",
+                    f"{len(stab) - len(failed)} of {len(stab)} scales PASS"
+                    + (f"; FAIL: {', '.join(failed)}." if failed else "."),
+                )
+            )
+        blocks.append(("table", _table(stab.drop(columns=["meets_goal"], errors="ignore"))))
     return blocks or [("p", NOT_RECORDED)]
 
 
 STABILITY_NOTE = (
     "Smooth risk: change of the risk (percentage points) when one scale score moves by one step "
     "within its measurement error (1 point on a TCU scale or the GHQ-12, 0.1 on a Brief COPE "
-    "mean, 1 on a 1-7 attachment rating), 99th percentile and maximum over clients; goal at most "
-    "2 for 99% of clients and 4 for any (models.building.stability)."
+    "mean, 1 on a 1-7 attachment rating), 99th percentile and maximum over clients, against its "
+    "bound: at most 2 for 99% of clients and 4 for any on a questionnaire scale; on a single-item "
+    "1-7 rating, 1.25x the literature-sized SYNTHETIC truth's own move for the same step "
+    "(models.building.stability)."
 )
 
 

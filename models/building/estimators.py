@@ -4,6 +4,11 @@
 model; everything it learns (hyperparameters, imputation values, scaling, knots, Platt
 calibration) comes from the rows it is given: that is what keeps cross-validation nested.
 
+Each kind is a scikit-learn classifier (``Candidate`` and its subclasses, by name in
+``CANDIDATE_ESTIMATORS``) whose ``fit`` does the tuning, calibration and final fit and leaves the
+numpy ``ScoringModel`` in ``scoring_model_``; ``fit_candidate`` builds one by name and returns
+that model.
+
 - ``ridge`` (the baseline every other candidate is compared to, issue 10): median imputation,
   standardisation of numbers and booleans (one-hot columns stay 0/1, see ``ONEHOT``) and the
   columns of the raw contract fields only (no derived or missing-block columns), L2 logistic
@@ -30,15 +35,18 @@ calibration) comes from the rows it is given: that is what keeps cross-validatio
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import minimize
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from features.build import COLUMNS, MONOTONE
 from features.catalog import PREDICTORS
+from features.rows import FEATURE_NAMES
 from models.scoring.scorer import ScoringModel, sigmoid
 
 LOGISTIC_GRID: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0)
@@ -472,10 +480,15 @@ def candidate_configs(kind: str, n: int, seed: int) -> list[dict[str, Any]]:
         return [{"C": c, "t": t} for t in ANCHORED_WEIGHTS for c in ANCHORED_GRID]
     if kind == "spline":  # lam descending within each rho: each fit warm-starts the next
         return [{"lam": lam, "rho": r} for r in SPLINE_RHOS for lam in SPLINE_LAMBDAS[::-1]]
+    return sample_configs(LGBM_SPACE, n, seed)
+
+
+def sample_configs(space: dict[str, tuple], n: int, seed: int) -> list[dict[str, Any]]:
+    """Up to ``n`` distinct random configurations of a LightGBM search space."""
     rng = np.random.default_rng(seed)
     configs, seen = [], set()
     while len(configs) < n and len(seen) < 1000:
-        cfg = {k: v[rng.integers(len(v))] for k, v in LGBM_SPACE.items()}
+        cfg = {k: v[rng.integers(len(v))] for k, v in space.items()}
         cfg = {k: (v.item() if hasattr(v, "item") else v) for k, v in cfg.items()}
         key = tuple(sorted(cfg.items()))
         if key not in seen:
@@ -525,48 +538,36 @@ def oof_margins(
     return out
 
 
-def fit_candidate(
+def tune_and_fit(
     kind: str,
+    configs: list[dict[str, Any]],
     X: np.ndarray,
     y: np.ndarray,
-    groups: np.ndarray,
-    n_configs: int,
+    groups: np.ndarray | None,
     seed: int,
+    inner_splits: int,
+    repeated: bool,
     prior: np.ndarray | None = None,
 ) -> ScoringModel:
-    """Tune on inner grouped folds (log loss of the out-of-fold predictions), calibrate the kinds
-    in ``CALIBRATED`` on the winner's out-of-fold margins, refit on all rows.
+    """Tune on inner folds (log loss of the out-of-fold predictions), calibrate the kinds in
+    ``CALIBRATED`` on the winner's out-of-fold margins, refit on all rows.
 
-    BLAS is held to one thread: these fits multiply small matrices thousands of times, and on
-    this 2-core machine under load a multi-threaded BLAS made the spline fits 10-30x slower
-    (134 s against about 6 s for one tuned spline fit at n = 1,500, measured).
-    """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_candidate(kind, X, y, groups, n_configs, seed, prior)
-
-
-def _fit_candidate(
-    kind: str,
-    X: np.ndarray,
-    y: np.ndarray,
-    groups: np.ndarray,
-    n_configs: int,
-    seed: int,
-    prior: np.ndarray | None = None,
-) -> ScoringModel:
-    configs = candidate_configs(kind, n_configs, seed)
+    Inner folds are grouped (``StratifiedGroupKFold``) when ``groups`` is given, plain stratified
+    (``StratifiedKFold``) when it is None; ``repeated``: ``auto_repeats`` repeats (seed + repeat)
+    instead of one. Ties go to the earlier configuration."""
     rows = tuning_rows(y, seed)
-    Xt, yt, gt = X[rows], y[rows], groups[rows]
-    if kind in ("ridge", "anchored"):
-        k, repeats = RIDGE_INNER_SPLITS, auto_repeats(len(yt))
-    else:
-        k, repeats = INNER_SPLITS, 1
+    Xt, yt = X[rows], y[rows]
+    gt = None if groups is None else groups[rows]
+    repeats = auto_repeats(len(yt)) if repeated else 1
     losses = np.zeros(len(configs))
     first: list[np.ndarray] = []
     for rep in range(repeats):
-        inner = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed + rep)
+        if gt is None:
+            inner = StratifiedKFold(n_splits=inner_splits, shuffle=True, random_state=seed + rep)
+        else:
+            inner = StratifiedGroupKFold(
+                n_splits=inner_splits, shuffle=True, random_state=seed + rep
+            )
         folds = list(inner.split(Xt, yt, gt))
         for i, oof in enumerate(oof_margins(kind, configs, Xt, yt, folds, seed, prior)):
             if kind in CALIBRATED:
@@ -586,3 +587,271 @@ def _fit_candidate(
         model.platt_a, model.platt_b = platt(oof, yt)
     model.params = {**cfg, "inner_cv_log_loss": round(loss, 6)}
     return model
+
+
+# ---------------------------------------------------------------- scikit-learn estimators
+class Candidate(ClassifierMixin, BaseEstimator):
+    """A candidate kind as a scikit-learn classifier on the model matrix (``features.build``).
+
+    ``fit(X, y, groups=None)`` tunes the kind's grid on inner folds of the rows given (nested
+    inside whatever split the caller made), Platt-calibrates the kinds that need it and refits on
+    every row: exactly what training does with each candidate. ``X`` is the model matrix: its
+    ``len(features.build.COLUMNS)`` columns in that order (the kinds read the catalog's column
+    roles: one-hots, raw contract fields, monotone directions), NaN for a missing value; a
+    DataFrame must carry those column names. ``y``: two classes, the second (``classes_[1]``)
+    being the low alliance whose probability is modelled.
+
+    ``groups``: the counsellor (or service) of every row. The inner folds are then grouped, as in
+    training. Without it (for example inside ``cross_val_score`` when the groups are not routed)
+    the inner folds fall back to plain stratified K-fold, which lets clients of one counsellor sit
+    on both sides of an inner split. To route them: ``sklearn.set_config(
+    enable_metadata_routing=True)`` and ``est.set_fit_request(groups=True)``, then
+    ``cross_val_score(est, X, y, cv=StratifiedGroupKFold(5), params={"groups": groups})``.
+
+    After fitting: ``scoring_model_``, the ``models.scoring.scorer.ScoringModel`` serving scores
+    with (the same tables and numbers); ``best_params_`` and ``inner_cv_log_loss_``;
+    ``classes_``, ``n_features_in_`` (and ``feature_names_in_`` for a DataFrame).
+    ``predict_proba`` and ``decision_function`` (calibrated log-odds) score through
+    ``scoring_model_``. ``random_state`` seeds the row sample tuning uses above
+    ``TUNE_MAX_ROWS``, the inner folds (random_state + repeat) and LightGBM."""
+
+    kind: ClassVar[str]
+    _inner_splits: ClassVar[int] = INNER_SPLITS
+    _repeated: ClassVar[bool] = False
+
+    def _configs(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _prior(self) -> np.ndarray | None:
+        return None
+
+    def fit(self, X, y, groups=None) -> Candidate:
+        from sklearn.utils.multiclass import check_classification_targets
+        from sklearn.utils.validation import validate_data
+        from threadpoolctl import threadpool_limits
+
+        # C order, as training's matrices are: a column mean or a matrix product over a
+        # Fortran-ordered copy (what np.asarray gives for a DataFrame) sums in another order and
+        # moves the fitted numbers in their last bits.
+        X, y = validate_data(self, X, y, dtype=np.float64, order="C", ensure_all_finite="allow-nan")
+        check_classification_targets(y)
+        self.classes_, y01 = np.unique(y, return_inverse=True)
+        if len(self.classes_) > 2:
+            raise ValueError(
+                f"Only binary classification is supported. {type(self).__name__} got "
+                f"{len(self.classes_)} classes: {self.classes_.tolist()}"
+            )
+        if len(self.classes_) < 2:
+            raise ValueError(f"{type(self).__name__} needs two classes in y, got 1 class")
+        _check_model_matrix(self, X)
+        if groups is not None:
+            groups = np.asarray(groups)
+            if len(groups) != len(y):
+                raise ValueError(f"groups has {len(groups)} values for {len(y)} rows")
+        # BLAS is held to one thread: these fits multiply small matrices thousands of times, and
+        # on this 2-core machine under load a multi-threaded BLAS made the spline fits 10-30x
+        # slower (134 s against about 6 s for one tuned spline fit at n = 1,500, measured).
+        with threadpool_limits(limits=1, user_api="blas"):
+            model = tune_and_fit(
+                self.kind,
+                self._configs(),
+                X,
+                y01,
+                groups,
+                int(self.random_state),
+                self._inner_splits,
+                self._repeated,
+                self._prior(),
+            )
+        self.scoring_model_ = model
+        self.best_params_ = {k: v for k, v in model.params.items() if k != "inner_cv_log_loss"}
+        self.inner_cv_log_loss_ = model.params["inner_cv_log_loss"]
+        return self
+
+    def _matrix(self, X) -> np.ndarray:
+        from sklearn.utils.validation import check_is_fitted, validate_data
+
+        check_is_fitted(self)
+        return validate_data(
+            self, X, reset=False, dtype=np.float64, order="C", ensure_all_finite="allow-nan"
+        )
+
+    def decision_function(self, X) -> np.ndarray:
+        """Calibrated log-odds of ``classes_[1]`` (Platt a x raw log-odds + b)."""
+        X = self._matrix(X)
+        m = self.scoring_model_
+        return m.platt_a * m.margin(X) + m.platt_b
+
+    def predict_proba(self, X) -> np.ndarray:
+        X = self._matrix(X)
+        p = self.scoring_model_.proba(X)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        """``classes_[1]`` where its probability is above 0.5."""
+        d = self.decision_function(X)
+        return self.classes_[(d > 0).astype(int)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.classifier_tags.multi_class = False
+        return tags
+
+
+def _check_model_matrix(est: Candidate, X: np.ndarray) -> None:
+    if X.shape[1] != len(COLUMNS):
+        raise ValueError(
+            f"{type(est).__name__} fits the model matrix of features.build.COLUMNS, "
+            f"n_features = {len(COLUMNS)} in that order; got n_features = {X.shape[1]}"
+        )
+    names = getattr(est, "feature_names_in_", None)
+    if names is not None and tuple(names) != FEATURE_NAMES:
+        wrong = [f"{a}!={b}" for a, b in zip(names, FEATURE_NAMES, strict=True) if a != b]
+        raise ValueError(
+            f"{type(est).__name__}: the columns are not the model matrix's, in its order "
+            f"({', '.join(wrong[:3])}{', ...' if len(wrong) > 3 else ''})"
+        )
+
+
+class RidgeCandidate(Candidate):
+    """The baseline: L2 logistic regression on the raw contract fields' columns, C tuned over
+    ``Cs`` by repeated (``auto_repeats``) inner ``RIDGE_INNER_SPLITS``-fold CV; not
+    recalibrated."""
+
+    kind = "ridge"
+    _inner_splits = RIDGE_INNER_SPLITS
+    _repeated = True
+
+    def __init__(self, Cs: tuple[float, ...] = RIDGE_GRID, random_state: int = 0):
+        self.Cs = Cs
+        self.random_state = random_state
+
+    def _configs(self) -> list[dict[str, Any]]:
+        return [{"C": float(c)} for c in self.Cs]
+
+
+class AnchoredCandidate(Candidate):
+    """The ridge's design with the penalty centred on t x ``prior`` (C over ``Cs``, ascending,
+    t over ``weights``, tuned like the ridge). ``prior``: a vector over the model matrix's
+    columns, or a spec for ``models.building.priors.load`` ("literature", "none", a TOML file);
+    None or "none" is the plain ridge."""
+
+    kind = "anchored"
+    _inner_splits = RIDGE_INNER_SPLITS
+    _repeated = True
+
+    def __init__(
+        self,
+        Cs: tuple[float, ...] = ANCHORED_GRID,
+        weights: tuple[float, ...] = ANCHORED_WEIGHTS,
+        prior: Any = "literature",
+        random_state: int = 0,
+    ):
+        self.Cs = Cs
+        self.weights = weights
+        self.prior = prior
+        self.random_state = random_state
+
+    def _configs(self) -> list[dict[str, Any]]:
+        # C ascending within each weight: each fit warm-starts the next
+        return [{"C": float(c), "t": float(t)} for t in self.weights for c in sorted(self.Cs)]
+
+    def _prior(self) -> np.ndarray | None:
+        if self.prior is None or isinstance(self.prior, str | Path):
+            from models.building.priors import load
+
+            loaded = load(self.prior)
+            return None if loaded is None else loaded.vector()
+        return np.asarray(self.prior, dtype=float)
+
+
+class SplineCandidate(Candidate):
+    """The monotone GAM: lam over ``lambdas`` (fitted descending) and rho over ``rhos``, tuned
+    by inner ``INNER_SPLITS``-fold CV; not recalibrated."""
+
+    kind = "spline"
+
+    def __init__(
+        self,
+        lambdas: tuple[float, ...] = SPLINE_LAMBDAS,
+        rhos: tuple[float, ...] = SPLINE_RHOS,
+        random_state: int = 0,
+    ):
+        self.lambdas = lambdas
+        self.rhos = rhos
+        self.random_state = random_state
+
+    def _configs(self) -> list[dict[str, Any]]:
+        # lam descending within each rho: each fit warm-starts the next
+        lams = sorted(self.lambdas, reverse=True)
+        return [{"lam": float(lam), "rho": float(r)} for r in self.rhos for lam in lams]
+
+
+class LightGBMCandidate(Candidate):
+    """Monotone shallow boosted trees: ``n_configs`` random configurations of ``space`` (None:
+    ``LGBM_SPACE``; else (name, values) pairs), Platt-calibrated on the inner out-of-fold
+    log-odds."""
+
+    kind = "lightgbm"
+
+    def __init__(self, n_configs: int = 6, space: tuple | None = None, random_state: int = 0):
+        self.n_configs = n_configs
+        self.space = space
+        self.random_state = random_state
+
+    def _configs(self) -> list[dict[str, Any]]:
+        space = LGBM_SPACE if self.space is None else dict(self.space)
+        return sample_configs(space, int(self.n_configs), int(self.random_state))
+
+
+class LogisticCandidate(Candidate):
+    """The older all-column L2 logistic regression, C over ``Cs``, Platt-calibrated."""
+
+    kind = "logistic"
+
+    def __init__(self, Cs: tuple[float, ...] = LOGISTIC_GRID, random_state: int = 0):
+        self.Cs = Cs
+        self.random_state = random_state
+
+    def _configs(self) -> list[dict[str, Any]]:
+        return [{"C": float(c)} for c in self.Cs]
+
+
+# The one place a candidate's name (``train.candidates``) becomes its estimator.
+CANDIDATE_ESTIMATORS: dict[str, type[Candidate]] = {
+    "ridge": RidgeCandidate,
+    "anchored": AnchoredCandidate,
+    "spline": SplineCandidate,
+    "lightgbm": LightGBMCandidate,
+    "logistic": LogisticCandidate,
+}
+
+
+def make_candidate(
+    kind: str, n_configs: int = 6, seed: int = 0, prior: np.ndarray | None = None
+) -> Candidate:
+    """The estimator of ``kind`` with training's settings: ``n_configs`` (LightGBM), ``seed``
+    (``random_state``), ``prior`` (anchored; None is the plain ridge)."""
+    try:
+        cls = CANDIDATE_ESTIMATORS[kind]
+    except KeyError:
+        raise ValueError(f"unknown candidate kind {kind!r}") from None
+    given = {"n_configs": n_configs, "random_state": seed, "prior": prior}
+    names = cls._get_param_names()
+    return cls(**{k: v for k, v in given.items() if k in names})
+
+
+def fit_candidate(
+    kind: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    n_configs: int,
+    seed: int,
+    prior: np.ndarray | None = None,
+) -> ScoringModel:
+    """``kind``'s estimator (``CANDIDATE_ESTIMATORS``) fitted on these rows with inner folds
+    grouped by ``groups``: its ``scoring_model_``. Called once per outer fold and once on all
+    the rows used for the final model."""
+    return make_candidate(kind, n_configs, seed, prior).fit(X, y, groups).scoring_model_

@@ -25,7 +25,8 @@ class Evaluation:
 
     metrics: the candidate's figures with CIs (``TrainingResult.test_metrics``); fairness: one row
     per subgroup and measure (``models.building.fairness.fairness_table``); fairness_gaps: the
-    largest gaps (``largest_gaps``); stability: smooth-risk figures (``stability.risk_steps``);
+    largest gaps (``largest_gaps``); stability: smooth-risk figures with
+    bound and verdict per scale (``stability.risk_steps``);
     synthetic: whether the data were the simulator's."""
 
     metrics: dict[str, Interval]
@@ -36,7 +37,9 @@ class Evaluation:
 
 
 def stability_figures(result, scored: pd.DataFrame) -> pd.DataFrame:
-    """Smooth-risk figures of the registered model on (up to 3,000 of) the scored records."""
+    """Smooth-risk figures of the registered model on (up to 3,000 of) the scored records, each
+    scale marked PASS or FAIL against its bound (``models.building.stability.bounds``: 2 / 4
+    points on a questionnaire scale, 1.25x the truth's own move on a 1-7 rating)."""
     from models.building.stability import risk_steps
 
     recs = scored.sample(min(len(scored), 3000), random_state=0) if len(scored) else scored

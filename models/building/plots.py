@@ -90,7 +90,8 @@ def draw_calibration(ax, series, n_bins: int = 10) -> None:
         ax.errorbar(
             b["pred"],
             b["obs"],
-            yerr=np.vstack([b["obs"] - b["lo"], b["hi"] - b["obs"]]),
+            # clipped: Wilson bounds can sit a rounding error inside an observed 0 or 1
+            yerr=np.clip(np.vstack([b["obs"] - b["lo"], b["hi"] - b["obs"]]), 0.0, None),
             fmt=marker,
             color=colour,
             mfc=colour if filled else "none",

@@ -321,6 +321,9 @@ def _uncertainty_info(settings, result) -> dict[str, Any] | None:
         "B": (result.uncertainty or {}).get("B"),
         "prior": settings.train.prior,
         "prior_weight": result.model.params.get("t"),
+        "update_method": result.model.params.get("update_method"),
+        "update_why": result.model.params.get("update_why"),
+        "updated_from": result.model.params.get("base"),
     }
     if summary:
         out |= {k: round(v, 4) for k, v in summary.items()}

@@ -39,14 +39,15 @@ from threadpoolctl import threadpool_limits
 from features.catalog import DRIVER_GROUPS
 from features.settings import Settings, TrainConfig
 from models.building import metrics as M
-from models.building.estimators import TUNE_MAX_ROWS, auto_repeats, fit_candidate
+from models.building.estimators import TUNE_MAX_ROWS, auto_repeats
+from models.building.estimators import fit_candidate as fit_estimator
 from models.scoring.explain import global_importance
 from models.scoring.reference import reference_cohort
 from models.scoring.scorer import ScoringModel
 
 # Simplest first: the one-SE rule favours the earlier one. "ridge" is the baseline (issue 10);
 # "logistic" is the older linear candidate, kept selectable.
-CANDIDATES = ("ridge", "anchored", "logistic", "spline", "lightgbm")
+CANDIDATES = ("updated", "ridge", "anchored", "logistic", "spline", "lightgbm")
 
 
 @functools.lru_cache(maxsize=8)
@@ -55,6 +56,40 @@ def _prior_vector(spec: str) -> np.ndarray | None:
 
     prior = load(spec)
     return None if prior is None else prior.vector()
+
+
+@functools.lru_cache(maxsize=2)
+def update_base(spec: str | None) -> ScoringModel | None:
+    """The existing model ``train.update_from`` names (a scorer or exported model folder; the
+    pipeline resolves a registry URI to a folder first), read once."""
+    if not spec:
+        return None
+    from models.building.update import load_base
+
+    return load_base(spec)
+
+
+def fit_candidate(
+    kind: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    n_configs: int,
+    seed: int,
+    prior: np.ndarray | None = None,
+    base: ScoringModel | None = None,
+) -> ScoringModel:
+    """A candidate fitted on these rows: the estimators' kinds, or "updated": the existing model
+    ``base`` adapted to these rows by closed testing (as-is, recalibration in the large, logistic
+    recalibration or revision; models/building/update.py), repeated inside every fold so that the
+    out-of-fold figures include the choice."""
+    if kind == "updated":
+        if base is None:
+            raise ValueError("the 'updated' candidate needs train.update_from (--update-from)")
+        from models.building.update import update_model
+
+        return update_model(base, X, y, groups, seed).model
+    return fit_estimator(kind, X, y, groups, n_configs, seed, prior=prior)
 
 
 def prior_vector(spec: str) -> np.ndarray | None:
@@ -193,6 +228,7 @@ def oof_predictions(
                 cfg.tune_iterations,
                 cfg.seed + rep,
                 prior=prior_vector(cfg.prior),
+                base=update_base(cfg.update_from),
             )
             P[rep, va] = m.proba(X[va])
             pm = M.point_metrics(y[va], P[rep, va])
@@ -312,6 +348,7 @@ def learning_curve(
                     cfg.tune_iterations,
                     cfg.seed,
                     prior=prior_vector(cfg.prior),
+                    base=update_base(cfg.update_from),
                 )
             )
             yy, p = y[test], m.proba(X[test])
@@ -412,6 +449,7 @@ def leave_one_service_out(
                 cfg.tune_iterations,
                 cfg.seed,
                 prior=prior_vector(cfg.prior),
+                base=update_base(cfg.update_from),
             )
         )
         ci = M.bootstrap_ci(
@@ -464,6 +502,7 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
     log(f"evaluation protocol: {protocol.why}")
     kinds = [c for c in CANDIDATES if c in cfg.candidates]
     prior = prior_vector(cfg.prior)
+    base = update_base(cfg.update_from)
 
     t = time.perf_counter()
     P_by: dict[str, np.ndarray] = {}
@@ -482,7 +521,14 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
         )
         for kind in kinds:
             fitted[kind] = fit_candidate(
-                kind, X[tr], y[tr], groups[tr], cfg.tune_iterations, cfg.seed, prior=prior
+                kind,
+                X[tr],
+                y[tr],
+                groups[tr],
+                cfg.tune_iterations,
+                cfg.seed,
+                prior=prior,
+                base=base,
             )
             P_by[kind] = fitted[kind].proba(X[ev])[None, :]
             pm = M.point_metrics(y[ev], P_by[kind][0])
@@ -502,7 +548,9 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
 
     t = time.perf_counter()
     if protocol.name == "cv":
-        model = fit_candidate(champion, X, y, groups, cfg.tune_iterations, cfg.seed, prior=prior)
+        model = fit_candidate(
+            champion, X, y, groups, cfg.tune_iterations, cfg.seed, prior=prior, base=base
+        )
         model.reference = reference_cohort(
             frame, settings.bands.model_dump(), settings.label.model_dump()
         )
@@ -571,7 +619,7 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
             cfg,
             full,
             test=None if protocol.name == "cv" else ev,
-            params=model.params if protocol.name == "holdout" else None,
+            params=model.params if protocol.name == "holdout" and champion != "updated" else None,
         )
         if extras
         else pd.DataFrame([{"fraction": 1.0, "n": len(y), "log_loss": full[0], "auroc": full[1]}])
@@ -586,7 +634,7 @@ def _train_models(settings, frame, X, y, oracle, true_ranking, log, extras) -> T
             y,
             groups,
             cfg,
-            params=model.params if protocol.name == "holdout" else None,
+            params=model.params if protocol.name == "holdout" and champion != "updated" else None,
         )
         if extras
         else None

@@ -7,19 +7,22 @@ B x q, and intercepts ``c``), so that serving computes B risks per record with o
 (``models.scoring.scorer.ScoringModel.interval``) and no refit, pandas or scikit-learn.
 
 What is resampled, and what is not (said in the card):
-- n below ``train.holdout_from`` (20,000): a **cluster bootstrap** over the same groups as the
-  cross-validation (counsellors), B = ``BOOT_B`` (200) replicates, each refitting the
-  coefficients with the champion's tuned penalty and preprocessing held fixed. Re-tuning the
-  penalty inside every replicate would repeat the nested CV's 650-1,300 fits 200 times (minutes at
-  n = 190 against the 60 s budget of issue 17); holding it fixed leaves out the spread that comes
-  from the tuning itself, so the intervals are if anything narrow (coverage is measured in
-  ``bench/learning_curve.py``).
-- n from ``train.holdout_from`` on: the **normal approximation** of the same penalised fit: B
-  draws from N(theta, H^-1), H the penalised Hessian at the fit (the bootstrap's large-sample
-  limit; 200 refits on 300,000 rows would cost minutes). Draws are clipped to the model's bounds
-  (the monotone directions).
-- an updated model (kind "updated", ``models.building.update``): the update repeated on the
-  cluster-bootstrap samples of the new data, paired with the base model's own refits.
+- n below ``train.holdout_from`` (20,000): **cluster bootstrap + posterior**. B = ``BOOT_B``
+  (200) refits on cluster-bootstrap samples over the same groups as the cross-validation
+  (counsellors), the tuned penalty and preprocessing held fixed, each refit then moved by one draw
+  from the Laplace posterior of the penalised fit, N(0, H^-1) with H the penalised Hessian. Why
+  both: the bootstrap alone measures how much the fit moves with the data, but a penalised fit is
+  biased towards its centre (zero, or the prior), and its refits share that bias; on a
+  5,000-client test cohort whose true risk is known it covered the truth for only 49-67% of
+  clients at n = 190-500. Reading the penalty as a prior (empirical Bayes) adds the shrinkage's
+  own uncertainty: the posterior alone covered 61-87%, both together 71-92%
+  (``python -m experiments.interval_coverage``, docs/benchmarks.md). Re-tuning the penalty in
+  every replicate (the whole process) would repeat the nested CV's 650-1,300 fits 200 times,
+  minutes at n = 190 against the 60 s budget of issue 17.
+- n from ``train.holdout_from`` on: the posterior alone (B draws from N(theta, H^-1)): with
+  tens of thousands of clients the bootstrap's spread and the posterior's agree, and 200 refits on
+  300,000 rows would cost minutes. Draws are clipped to the model's bounds (the monotone
+  directions).
 - LightGBM: no interval (refitting boosted trees 200 times, and storing them, is not what a
   numpy-only service can apply cheaply); the API then answers ``risk_interval: null``.
 """
@@ -68,7 +71,7 @@ class Problem:
         return w, c
 
 
-def _linear_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray, prior) -> Problem:
+def linear_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray, prior) -> Problem:
     lin = model.linear
     mask = np.ones(X.shape[1], dtype=bool) if model.kind == "logistic" else RAW_COLUMNS.copy()
     Xi = np.where(np.isnan(X), lin["median"], X)
@@ -92,7 +95,7 @@ def _linear_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray, prior) ->
     )
 
 
-def _spline_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray) -> Problem:
+def spline_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray) -> Problem:
     design = Design(X)
     Z = design.matrix(X)
     Q = design.penalty(model.params["rho"])
@@ -124,7 +127,7 @@ def _spline_problem(model: ScoringModel, X: np.ndarray, y: np.ndarray) -> Proble
     )
 
 
-def _bootstrap(pb: Problem, y: np.ndarray, groups: np.ndarray, B: int, seed: int) -> np.ndarray:
+def bootstrap(pb: Problem, y: np.ndarray, groups: np.ndarray, B: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     members = {g: np.flatnonzero(groups == g) for g in np.unique(groups)}
     keys = list(members)
@@ -202,15 +205,15 @@ def attach_uncertainty(
 
         return attach_update_uncertainty(model, X, y, groups, seed, normal_from, B)
     if model.kind in ("ridge", "logistic", "anchored"):
-        pb = _linear_problem(model, X, y, prior)
+        pb = linear_problem(model, X, y, prior)
     elif model.kind == "spline":
-        pb = _spline_problem(model, X, y)
+        pb = spline_problem(model, X, y)
     else:
         model.uncertainty = None
         return None
     if len(y) < normal_from:
-        method = "cluster bootstrap"
-        thetas = _bootstrap(pb, y, groups, B, seed)
+        method = "cluster bootstrap + posterior"
+        thetas = bootstrap(pb, y, groups, B, seed) + (normal_draws(pb, B, seed) - pb.theta)
     else:
         method = "normal approximation"
         thetas = normal_draws(pb, B, seed)

@@ -22,16 +22,18 @@ from features.build import FeatureBuilder, scoring_frame, typed_records
 from features.labels import build_labels
 from features.settings import LabelConfig
 from models.building.estimators import fit_candidate
-from models.building.stability import GOAL_MAX_POINTS, GOAL_P99_POINTS, risk_steps
+from models.building.stability import (
+    GOAL_MAX_POINTS,
+    GOAL_P99_POINTS,
+    TRUTH_FACTOR,
+    TRUTH_MOVE,
+    bounds,
+    ratings,
+    risk_steps,
+)
 from models.building.training import split_groups
 from models.scoring.predict import frame_to_matrix
 from simulator.generator import generate
-
-# The 1-7 attachment ratings: one point is about 0.6 SD, and the generator's own truth moves the
-# risk by 3.9 points per point of attach_secure at the 99th percentile of p(1 - p) (least-squares
-# projection of the true log-odds on the scales, n = 6,000: `bench/stability.py --truth`). A model
-# that met 2 points there would understate a true effect, so these are held to 5 points.
-ATTACHMENT_P99_POINTS = 5.0
 
 
 def _world(name: str):
@@ -117,14 +119,33 @@ def test_identifiers_and_service_labels_do_not_change_the_score(models, world, k
 
 @pytest.mark.parametrize("kind", ["ridge", "spline"])
 def test_a_step_within_measurement_error_moves_the_risk_by_little(models, world, kind):
+    """Every questionnaire scale within its bound (models.building.stability.bounds): 2 points
+    for 99% of clients, 4 for any."""
     scored, _, _, _ = world
     steps = risk_steps(models[kind], scored)
     assert len(steps) == 13
-    attach = steps.scale.str.startswith("attach_")
-    questionnaires = steps[~attach]
-    assert (questionnaires.p99_points <= GOAL_P99_POINTS).all(), questionnaires.to_string()
-    assert (questionnaires.max_points <= GOAL_MAX_POINTS).all(), questionnaires.to_string()
-    assert (steps[attach].p99_points <= ATTACHMENT_P99_POINTS).all(), steps.to_string()
+    questionnaires = steps[~steps.scale.isin(ratings())]
+    assert (questionnaires.bound == "questionnaire").all()
+    assert (questionnaires.verdict == "PASS").all(), questionnaires.to_string()
+
+
+@pytest.mark.xfail(
+    reason="issue 17 item 5: the 1-7 ratings' bound is 1.25x the truth's own move, and the "
+    "candidates fitted on 700 / 1,500 clients exceed it on attach_dismissing (2.9-3.9 points "
+    "against 2.44) in 3 of the 4 fits (2026-12-06; attach_preoccupied, whose truth is flat, is "
+    "now held to the questionnaire bound instead of 0.10); open, not a regression",
+    strict=False,
+)
+@pytest.mark.parametrize("kind", ["ridge", "spline"])
+def test_a_rating_step_moves_the_risk_by_at_most_the_truths_own_move(models, world, kind):
+    """Every 1-7 rating within 1.25x the literature-sized truth's own move for one point."""
+    scored, _, _, _ = world
+    steps = risk_steps(models[kind], scored)
+    rated = steps[steps.scale.isin(ratings())]
+    assert (
+        len(rated) == 4 and (rated.bound == "1.25x truth, at least the questionnaire bound").all()
+    )
+    assert (rated.verdict == "PASS").all(), rated.to_string()
 
 
 def test_risk_steps_measures_a_known_linear_effect():
@@ -154,6 +175,7 @@ def test_risk_steps_measures_a_known_linear_effect():
     assert out.loc["psych_distress", "max_points"] == pytest.approx(4.983, abs=1e-3)
     assert out.loc["psych_distress", "n"] == 3
     assert not out.loc["psych_distress", "meets_goal"]
+    assert out.loc["psych_distress", "verdict"] == "FAIL"
     assert list(out.index) == ["psych_distress"]  # scales absent from the records are not rows
 
 
@@ -167,3 +189,150 @@ def test_model_card_shows_the_smooth_risk_table_in_explanations():
     section = md.split("## Explanations", 1)[1].split("\n## ", 1)[0]
     assert "Smooth risk" in section and "| social_support | 1 | 10 | 0.500 | 0.700 |" in section
     assert "social_support" in html.split("Explanations", 1)[1]
+
+
+def _linear(per_point: dict[str, float], at: dict[str, float]):
+    """A ridge-shaped scorer whose log-odds are 0 at ``at`` and rise ``per_point`` per point."""
+    from features.build import FEATURE_NAMES
+    from models.scoring.scorer import ScoringModel
+
+    n = len(FEATURE_NAMES)
+    coef = np.zeros(n)
+    for name, b in per_point.items():
+        coef[FEATURE_NAMES.index(name)] = b
+    return ScoringModel(
+        "ridge",
+        {},
+        linear={
+            "median": np.zeros(n),
+            "mean": np.zeros(n),
+            "scale": np.ones(n),
+            "coef": coef,
+            "intercept": np.array(-sum(b * at[k] for k, b in per_point.items())),
+        },
+    )
+
+
+def test_the_bound_is_two_points_on_a_scale_and_the_truth_on_a_rating():
+    b = bounds()
+    assert set(ratings()) == {
+        "attach_secure",
+        "attach_fearful",
+        "attach_preoccupied",
+        "attach_dismissing",
+    }
+    for name, (b99, bmax, rule) in b.items():
+        if name in ratings():
+            assert (b99, bmax) == pytest.approx(
+                (
+                    max(TRUTH_FACTOR * TRUTH_MOVE[name][0], GOAL_P99_POINTS),
+                    max(TRUTH_FACTOR * TRUTH_MOVE[name][1], GOAL_MAX_POINTS),
+                ),
+                abs=1e-3,
+            )
+            assert rule == "1.25x truth, at least the questionnaire bound"
+        else:
+            assert (b99, bmax, rule) == (GOAL_P99_POINTS, GOAL_MAX_POINTS, "questionnaire")
+
+
+@pytest.mark.parametrize(
+    "secure_per_point,secure_verdict",
+    # sigmoid(0.18) - 0.5 = 4.49 points: over 2, within 1.25 x the truth's 3.94 (4.93) -> PASS;
+    # sigmoid(0.22) - 0.5 = 5.48 points: over 4.93 -> FAIL
+    [(0.18, "PASS"), (0.22, "FAIL")],
+)
+def test_the_evaluation_applies_the_truth_bound_to_ratings_and_two_points_to_scales(
+    secure_per_point, secure_verdict
+):
+    """The evaluation's stability figures (what the model card shows), on a model with known
+    moves: a rating may exceed 2 points up to 1.25x the truth's own move, a rating whose truth is
+    flat (preoccupied, 0.08) is held to the questionnaire bound (2.5 points fail), and a
+    questionnaire scale may not exceed 2."""
+    from types import SimpleNamespace
+
+    from models.building.evaluation import stability_figures
+
+    at = {
+        "attach_secure": 4.0,
+        "attach_preoccupied": 4.0,
+        "attach_fearful": 4.0,
+        "psych_distress": 10.0,
+        "social_support": 30.0,
+    }
+    m = _linear(
+        {
+            "attach_secure": secure_per_point,
+            # 2.50 points: 1.25 x the flat truth (0.10) is below the questionnaire bound, so the
+            # bound is 2 -> FAIL
+            "attach_preoccupied": 0.1,
+            "attach_fearful": 0.06,  # 1.50 points, bound 1.25 x 1.98 = 2.48 -> PASS
+            "psych_distress": 0.1,  # 2.50 points, bound 2 -> FAIL
+            "social_support": 0.06,  # 1.50 points, bound 2 -> PASS
+        },
+        at,
+    )
+    recs = pd.DataFrame({k: [v] * 5 for k, v in at.items()})
+    out = stability_figures(SimpleNamespace(model=m), recs).set_index("scale")
+    assert out.loc["attach_secure", "max_points"] == pytest.approx(
+        100 * (1 / (1 + np.exp(-secure_per_point)) - 0.5), abs=1e-3
+    )
+    assert out.loc["attach_secure", "max_points"] > GOAL_P99_POINTS
+    assert out.loc["attach_secure", "verdict"] == secure_verdict
+    assert out.loc["attach_preoccupied", "verdict"] == "FAIL"
+    assert out.loc["attach_fearful", "verdict"] == "PASS"
+    assert out.loc["psych_distress", "verdict"] == "FAIL"
+    assert out.loc["social_support", "verdict"] == "PASS"
+    assert out.loc["attach_secure", "p99_bound"] == pytest.approx(TRUTH_FACTOR * 3.94, abs=1e-3)
+    assert out.loc["psych_distress", "p99_bound"] == GOAL_P99_POINTS
+
+
+def test_the_recorded_truth_is_the_generators():
+    """TRUTH_MOVE is what `bench.stability --truth --n 6000` (seed 7, default world) measures:
+    a change to the simulator's effects must be carried into the bound."""
+    from bench.stability import truth_moves
+
+    table, _ = truth_moves(6000, 7)
+    table = table.set_index("scale")
+    for name, (p99, mx) in TRUTH_MOVE.items():
+        assert table.loc[name, "p99_points"] == pytest.approx(p99, abs=0.01)
+        assert table.loc[name, "max_points"] == pytest.approx(mx, abs=0.01)
+
+
+def test_model_card_says_which_scales_pass_their_bound():
+    from models.building.card import render_model_card
+
+    table = pd.DataFrame(
+        [
+            {
+                "scale": "social_support",
+                "step": 1.0,
+                "n": 10,
+                "p99_points": 0.5,
+                "max_points": 0.7,
+                "p99_bound": 2.0,
+                "max_bound": 4.0,
+                "bound": "questionnaire",
+                "verdict": "PASS",
+                "meets_goal": True,
+            },
+            {
+                "scale": "attach_preoccupied",
+                "step": 1.0,
+                "n": 10,
+                "p99_points": 0.5,
+                "max_points": 0.7,
+                "p99_bound": 0.1,
+                "max_bound": 0.1,
+                "bound": "1.25x truth",
+                "verdict": "FAIL",
+                "meets_goal": False,
+            },
+        ]
+    )
+    md, _ = render_model_card({"stability": table})
+    section = md.split("## Explanations", 1)[1].split("\n## ", 1)[0]
+    assert "1 of 2 scales PASS; FAIL: attach_preoccupied." in section
+    assert (
+        "| attach_preoccupied | 1 | 10 | 0.500 | 0.700 | 0.100 | 0.100 | 1.25x truth | FAIL |"
+        in (section)
+    )

@@ -272,7 +272,7 @@ def test_load_base_says_what_is_wrong(tmp_path, base):
 def test_load_base_from_a_registry(tmp_path, base, new_cohort):
     import mlflow
 
-    from models.lifecycle.registry import ensure_experiment, get_client
+    from models.lifecycle.store import ensure_experiment, get_client
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = get_client(uri)
