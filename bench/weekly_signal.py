@@ -13,7 +13,8 @@ Measurement error: the reliable change criterion of Jacobson & Truax (1991): a d
 exceeds 1.96 * sqrt(2) * SEM, SEM = SD * sqrt(1 - alpha), with SD the SD of the week-1 client item
 means in the cohort and alpha = 0.90 for the WAI-S total (internal consistency; WAI-S alphas are
 reported around .90 and above, e.g. Busseri & Tyler 2003, Psychol Assess 15:193; the exact figure
-is not verified here, so .90 is taken as a conservative value). The share of true ruptures
+is not verified here, so .90 is taken as a conservative value); the one definition is
+``features.instruments.reliable_change``, which the served rupture marker uses too. The share of true ruptures
 (ground truth) whose week shows such a drop is printed too.
 
 Prints figures, asserts nothing. Run: python -m bench.weekly_signal [--n 4000] [--seeds 1 2 3]
@@ -27,8 +28,7 @@ import time
 import numpy as np
 import pandas as pd
 
-ALPHA = 0.90
-RCI_Z = 1.96
+from features.instruments import reliable_change
 
 
 def auroc(score: np.ndarray, y: np.ndarray) -> float:
@@ -58,8 +58,7 @@ def one(n: int, seed: int, dynamics: str, mc_draws: int) -> dict:
     ev = df[df["low_alliance_client_w23"].notna() & df["w1"].notna()]
     y = ev["low_alliance_client_w23"].astype(bool).to_numpy()
     sd = float(df["w1"].std())
-    sem = sd * np.sqrt(1 - ALPHA)
-    thr = RCI_Z * np.sqrt(2) * sem
+    thr = reliable_change(sd)
     drops, rupt_hits, rupt_n = [], 0, 0
     for k in (2, 3):
         pair = df[[f"w{k - 1}", f"w{k}", f"rupture_w{k}"]].dropna()

@@ -149,6 +149,34 @@ WAI_S = Scale(
 )
 WAI_MAX_MISSING = 2  # data contract: a rating with more than 2 missing items is void
 
+# Measurement error of one WAI-S rating (issue 19: rupture marker and client-counsellor
+# discrepancy; bench/weekly_signal.py). Reliable change (Jacobson & Truax 1991): a change counts
+# when it exceeds RCI_Z * sqrt(2) * SEM, SEM = SD * sqrt(1 - alpha), with alpha = 0.90 for the
+# WAI-S total (*unverified*: WAI-S alphas are reported around .90 and above, e.g. Busseri & Tyler
+# 2003, Psychol Assess 15:193; .90 taken as a conservative value). docs/domain.md, "Week-to-week
+# alliance". The one definition: every user calls these.
+WAI_S_ALPHA = 0.90
+RCI_Z = 1.96
+
+
+def wai_sem(sd: float, alpha: float = WAI_S_ALPHA) -> float:
+    """Standard error of measurement of one WAI-S item-mean rating whose SD across clients is sd."""
+    return float(sd) * (1.0 - alpha) ** 0.5
+
+
+def reliable_change(sd: float, alpha: float = WAI_S_ALPHA) -> float:
+    """The smallest change between two ratings of one rater larger than the measurement error
+    (Jacobson & Truax 1991): RCI_Z * sqrt(2) * SEM."""
+    return RCI_Z * 2.0**0.5 * wai_sem(sd, alpha)
+
+
+def reliable_difference(sd_a: float, sd_b: float, alpha: float = WAI_S_ALPHA) -> float:
+    """The smallest difference between two raters' ratings of one session larger than the two
+    ratings' measurement error: RCI_Z * sqrt(SEM_a^2 + SEM_b^2) (the same criterion for two
+    independent errors of different size)."""
+    return RCI_Z * (wai_sem(sd_a, alpha) ** 2 + wai_sem(sd_b, alpha) ** 2) ** 0.5
+
+
 # Relationship Questionnaire (single-item prototype ratings; no items to score).
 RQ_PROTOTYPES = ("attach_secure", "attach_fearful", "attach_preoccupied", "attach_dismissing")
 

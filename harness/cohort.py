@@ -108,3 +108,31 @@ def labelled_matrix(n: int, seed: int, label_cfg=None, **generate_kw):
     assert not errors
     y = labels.labels.reindex(frame["admission_id"]).to_numpy().astype(int)
     return scored, X, y, split_groups(scored, "counsellor")
+
+
+def weekly_fit(n: int, seed: int, settings=None, **generate_kw):
+    """A SYNTHETIC cohort trained as ``pipelines.train`` trains (admission model by
+    ``train_models`` without the learning curve and transport, then the weekly models of issue 19,
+    ``models.building.weekly.fit_weekly``): (cohort, TrainResult, WeeklyResult). Default settings
+    keep it quick: the ridge alone, 5 folds, 1 repeat, 200 bootstrap resamples."""
+    from features.build import scoring_frame, typed_records
+    from features.labels import build_labels
+    from features.settings import load_settings
+    from models.building.training import train_models
+    from models.building.weekly import fit_weekly
+    from models.scoring.predict import frame_to_matrix
+    from simulator.generator import generate
+
+    settings = settings or load_settings(
+        train__candidates=("ridge",), train__n_repeats=1, train__n_bootstrap=200
+    )
+    c = generate(n, seed=seed, **generate_kw)
+    labels = build_labels(c.alliance, settings.label, c.intake, c.episodes)
+    frame = typed_records(scoring_frame(c.intake, c.counsellors))
+    frame = frame[frame["admission_id"].isin(labels.labels.index)].reset_index(drop=True)
+    X, scored, errors = frame_to_matrix(frame)
+    assert not errors
+    y = labels.labels.reindex(frame["admission_id"]).to_numpy().astype(int)
+    result = train_models(settings, scored, X, y, extras=False)
+    weekly = fit_weekly(settings, result, scored, c.alliance, c.intake, c.episodes)
+    return c, result, weekly

@@ -46,6 +46,29 @@ def read_test_metric(run_metrics: dict, name: str) -> tuple[float, float, float]
     return tuple(run_metrics.get(test_metric(name, b), nan) for b in CI_BOUNDS)  # type: ignore[return-value]
 
 
+# The weekly early warning (issue 19; models.building.weekly): per week K (1, 2) the
+# out-of-fold figures of the stacked models, "label" (a: the label itself) and "remaining" (b: low
+# alliance in weeks K+1..3), and of the admission risk on the same clients and outcome
+# ("admission_label", "admission_remaining"), each with its CI bounds; the log-loss difference
+# (a) - admission on the label ("label_vs_admission_log_loss_difference", with bounds); and the
+# not-on-track signal's figures for (b)'s outcome ("signal_<figure>", no bounds).
+# Keys: weekly_w1_remaining_auroc, weekly_w1_remaining_auroc_lo, weekly_w1_signal_sensitivity...
+WEEKLY_PREFIX = "weekly_"
+WEEKLY_TARGETS = ("label", "remaining")
+WEEKLY_FIGURES = ("auroc", "cal_slope", "log_loss", "brier", "cal_intercept")
+WEEKLY_SIGNAL = ("sensitivity", "false_alarm_rate", "ppv", "flag_rate", "outcome_rate", "n")
+WEEKLY_LOG_LOSS_DIFFERENCE = "label_vs_admission_log_loss_difference"
+WEEKLY_ACTIONS = "weekly_actions.csv"  # the markers' actions and sources (models/scoring)
+
+
+def weekly_metric(week: int, what: str, name: str, bound: str = "") -> str:
+    """The run-metric key of a weekly figure: ``weekly_w<K>_<what>_<name><bound>``; ``what`` is a
+    target, ``admission_<target>``, ``signal`` or ``WEEKLY_LOG_LOSS_DIFFERENCE`` (name "")."""
+    if bound not in CI_BOUNDS:
+        raise ValueError(f"bound must be one of {CI_BOUNDS}, not {bound!r}")
+    return f"{WEEKLY_PREFIX}w{int(week)}_{what}" + (f"_{name}" if name else "") + bound
+
+
 # ------------------------------------------------------------------------ MLflow run tags/params
 SYNTHETIC_TAG = "synthetic_data"  # "true" when the training data were the simulator's
 PROTOCOL_TAG = "evaluation_protocol"  # "cv" or "holdout"
@@ -56,6 +79,7 @@ EVALUATION_DIR = "evaluation"  # the evaluation tables (CSV)
 BANDS_CSV = "bands.csv"  # observed rate per band
 HOLDOUT_CSV = "holdout.csv"  # the evaluation risks and labels (y, p), no ids
 FAIRNESS_CSV = "fairness.csv"
+WEEKLY_CSV = "weekly.csv"  # the weekly early warning's headline figures per week (issue 19)
 EVALUATION_FILES = (
     "cv_folds.csv",
     "subgroups.csv",
@@ -66,6 +90,7 @@ EVALUATION_FILES = (
     FAIRNESS_CSV,
     "learning_curve.csv",
     "leave_one_service_out.csv",
+    WEEKLY_CSV,
 )
 BANDS_ARTIFACT = f"{EVALUATION_DIR}/{BANDS_CSV}"
 HOLDOUT_ARTIFACT = f"{EVALUATION_DIR}/{HOLDOUT_CSV}"

@@ -319,6 +319,21 @@ def run(
                     settings, scored, X, y, oracle=oracle_p, true_ranking=ranking, log=log
                 )
                 result.sample_size = sample.to_dict()
+                # ---- issue 19: the weekly early-warning models (models/building/weekly.py) ----
+                # Fitted on the champion's out-of-fold log-odds and stored in the same scorer
+                # (ScoringModel.weekly), so they are registered in the same version.
+                from models.building.weekly import fit_weekly
+
+                result.weekly = fit_weekly(
+                    settings,
+                    result,
+                    scored,
+                    tables["alliance"],
+                    tables["intake"],
+                    tables.get("episodes"),
+                    log=log,
+                )
+                # ---- end issue 19 ----
                 from models.building.evaluation import evaluate
 
                 evaluation = evaluate(settings, result, scored, synthetic)

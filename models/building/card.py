@@ -37,6 +37,8 @@ The ``info`` dict (every key optional except where noted; missing ones render as
   driver_rank_spearman: float (agreement of the driver ranking with the simulator's truth)
 - stability: DataFrame (``models.building.stability.risk_steps``: figures, bound and PASS/FAIL per
   scale), shown beside the dependence plots
+- weekly: the weekly early warning (``models.building.tracking.weekly_card``): {table, band_quantile,
+  band_bins, band_raters, rupture_threshold, discrepancy_threshold, coefficients}
 - images: {title: path} shown under Performance, or {title: (section heading, path)}
 - limitations: list[str]
 """
@@ -67,6 +69,7 @@ SECTIONS: tuple[str, ...] = (
     "Fairness at the band thresholds",
     "Thresholds and risk bands",
     "Explanations",
+    "Weekly early warning",
     "Limitations",
 )
 NOT_RECORDED = "Not recorded."
@@ -412,6 +415,62 @@ STABILITY_NOTE = (
 )
 
 
+WEEKLY_INTRO = (
+    "After each weekly WAI-S rating (weeks 1 and 2) two stacked logistic models update the "
+    "admission risk: (a) the risk of the label itself (low alliance over weeks 1-3) and (b) the "
+    "risk of a low alliance in the weeks still to come. Inputs: the admission model's calibrated "
+    "log-odds (out-of-fold for the training clients) and each rater's item mean per rated week, "
+    "with missing indicators; a lower rating never lowers the risk (constrained). (b) is the "
+    "headline of the warning. Out-of-fold figures (grouped CV, tuning inside every fold) with "
+    "cluster-bootstrap 95% CIs, beside the admission risk on the same clients and outcome."
+)
+WEEKLY_LABEL_NOTE = (
+    "After week K the label partly consists of what was already observed: (a) is scored on an "
+    "outcome that already contains the week-K rating, so its gain over the admission risk is "
+    "partly read off, not predicted. Judge the warning by (b)."
+)
+
+
+def _weekly(info: Mapping) -> list[Block]:
+    """Issue 19: the weekly models' headline figures, the markers' thresholds, the statement
+    about the label after week K."""
+    w = info.get("weekly")
+    if not w:
+        return [("p", "No weekly models in this version (trained before issue 19).")]
+    band = w.get("band_quantile")
+    rup = w.get("rupture_threshold") or {}
+    blocks: list[Block] = [
+        ("p", WEEKLY_INTRO),
+        ("table", _table(w["table"])),
+        ("p", WEEKLY_LABEL_NOTE),
+        (
+            "p",
+            f"Not-on-track signal: the week-K rating of the label's rater(s) "
+            f"({', '.join(w.get('band_raters') or [])}) below the {100 * band:.0f}th percentile of "
+            f"week-K ratings among training clients in the same bin of admission risk "
+            f"({w.get('band_bins')} equal-frequency bins; an expected-response band in the manner of OQ's expected treatment "
+            "response, Whipple et al. 2003, Shimokawa et al. 2010). Sensitivity and false-alarm "
+            "rate above are for (b)'s outcome, out of fold (bands from the training folds only).",
+        ),
+        (
+            "p",
+            "Rupture marker: a rater's rating falling from one week to the next by more than the "
+            "reliable-change threshold, 1.96 x sqrt(2) x SEM, SEM = SD x sqrt(1 - 0.90) (Jacobson "
+            "& Truax 1991; WAI-S alpha 0.90 unverified): "
+            + ", ".join(f"{r} {v:.2f}" for r, v in rup.items())
+            + " item-mean points. Discrepancy: client minus counsellor item mean in one week, "
+            f"flagged beyond {w.get('discrepancy_threshold', float('nan')):.2f} points (1.96 x "
+            "the two ratings' combined SEM). Actions and sources: rupture repair (Safran, Muran "
+            "& Eubanks-Carter 2011; Eubanks et al. 2018), not-on-track feedback (Whipple et al. "
+            "2003; Shimokawa et al. 2010), session feedback (PCOMS, Duncan et al. 2003).",
+        ),
+    ]
+    if w.get("coefficients") is not None and len(w["coefficients"]):
+        blocks += [("p", "Fitted stacked models (gamma per item-mean point):")]
+        blocks += [("table", _table(w["coefficients"]))]
+    return blocks
+
+
 def _limitations(info: Mapping) -> list[Block]:
     items = [str(v) for v in info.get("limitations") or []]
     if info.get("synthetic"):
@@ -448,6 +507,7 @@ def build_sections(info: Mapping) -> list[tuple[str, list[Block]]]:
         "Fairness at the band thresholds": lambda: _fairness(info),
         "Thresholds and risk bands": lambda: _bands(info),
         "Explanations": lambda: _explanations(info),
+        "Weekly early warning": lambda: _weekly(info),
         "Limitations": lambda: _limitations(info),
     }
     sections = [(SYNTHETIC_HEADING, _synthetic_section())] if info.get("synthetic") else []

@@ -53,7 +53,100 @@ def _metrics_to_log(result) -> dict[str, float]:
         out[A.DRIVER_RANK_SPEARMAN] = result.driver_rank_spearman
     for k, v in result.timings.items():
         out[f"time_{k}"] = v
+    weekly = getattr(result, "weekly", None)
+    if weekly is not None:
+        out.update(weekly_metrics(weekly))
+        out["time_weekly_s"] = weekly.seconds
     return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
+
+
+def weekly_metrics(weekly) -> dict[str, float]:
+    """The weekly early warning's figures as run metrics (keys: ``models.artifact.weekly_metric``)."""
+    out: dict[str, float] = {}
+    for week, figs in weekly.figures.items():
+        for target in A.WEEKLY_TARGETS:
+            for what in (target, f"admission_{target}"):
+                for name in A.WEEKLY_FIGURES:
+                    if what in figs and name in figs[what]:
+                        for bound, v in zip(A.CI_BOUNDS, figs[what][name], strict=True):
+                            out[A.weekly_metric(week, what, name, bound)] = v
+        diff = figs.get("log_loss_difference")
+        if diff is not None:
+            for bound, v in zip(A.CI_BOUNDS, diff, strict=True):
+                out[A.weekly_metric(week, A.WEEKLY_LOG_LOSS_DIFFERENCE, "", bound)] = v
+        for name in A.WEEKLY_SIGNAL:
+            if name in figs.get("signal", {}):
+                out[A.weekly_metric(week, "signal", name)] = figs["signal"][name]
+    return out
+
+
+def weekly_card(weekly) -> dict[str, Any] | None:
+    """The model card's "Weekly early warning" content: per week one row of headline figures."""
+    if weekly is None:
+        return None
+    rows = []
+    for week, figs in weekly.figures.items():
+        rem, adm_rem = figs.get("remaining"), figs.get("admission_remaining")
+        lab, adm_lab = figs.get("label"), figs.get("admission_label")
+        sig = figs.get("signal", {})
+        rows.append(
+            {
+                "after_week": week,
+                "remaining_weeks": f"{week + 1}-3" if week < 2 else "3",
+                "clients (b)": int(rem["n"][0]) if rem else 0,
+                "AUROC (b) [95% CI]": _ci_text(rem, "auroc", 3),
+                "AUROC admission risk, same outcome": _ci_text(adm_rem, "auroc", 3),
+                "calibration slope (b)": _ci_text(rem, "cal_slope", 2),
+                "log loss (a), the label": _ci_text(lab, "log_loss", 4),
+                "log loss admission risk, the label": _ci_text(adm_lab, "log_loss", 4),
+                "signal sensitivity": _pct(sig.get("sensitivity")),
+                "signal false-alarm rate": _pct(sig.get("false_alarm_rate")),
+                "signal PPV": _pct(sig.get("ppv")),
+            }
+        )
+    spec = weekly.spec
+    return {
+        "table": pd.DataFrame(rows),
+        "band_quantile": spec["band"]["quantile"],
+        "band_bins": spec["band"]["bins"],
+        "band_raters": spec["band"]["raters"],
+        "rupture_threshold": spec["rupture"]["threshold"],
+        "discrepancy_threshold": spec["discrepancy"]["threshold"],
+        "coefficients": pd.DataFrame(
+            [
+                {
+                    "after_week": k,
+                    "target": t,
+                    "beta (admission log-odds)": round(f["beta"], 3),
+                    **{
+                        f"gamma {r} w{w}": round(float(g), 3)
+                        for (w, r), g in zip(_columns(int(k)), f["gamma"], strict=True)
+                    },
+                    "lam": f["lam"],
+                }
+                for k, by in spec["models"].items()
+                for t, f in by.items()
+                if f is not None
+            ]
+        ),
+    }
+
+
+def _columns(week: int):
+    from models.scoring.weekly import columns
+
+    return columns(week)
+
+
+def _ci_text(figs: dict | None, name: str, digits: int) -> str:
+    if not figs or name not in figs:
+        return "not fitted"
+    pt, lo, hi = figs[name]
+    return f"{pt:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.1f}%"
 
 
 def _input_example(scored: pd.DataFrame, result) -> pd.DataFrame:
@@ -199,6 +292,7 @@ def _card_info(
         "bands_note": "The intake page shows the risk, its band, the drivers (raises / lowers risk, in probability points), actions for modifiable drivers that raise risk, and what-ifs.",
         "sample_size": result.sample_size,
         "uncertainty": _uncertainty_info(settings, result),
+        "weekly": weekly_card(getattr(result, "weekly", None)),
         "explanations": result.importance_groups,
         "explanation_method": "Exact Shapley values against the typical client (training medians and modes), in calibrated log-odds: for the additive models (ridge, spline) each column's term minus its term at the typical value; for LightGBM interventional TreeSHAP with the typical client as the only reference row, multiplied by the Platt slope. Summed within driver groups; the drivers add up to the record's risk minus the typical client's risk.",
         "driver_rank_spearman": result.driver_rank_spearman,
@@ -374,6 +468,8 @@ def log_run(
         result.test_frame[["y", "p"]].to_csv(out / A.HOLDOUT_CSV, index=False)
         info["fairness"].to_csv(out / A.FAIRNESS_CSV, index=False)
         result.learning_curve.to_csv(out / "learning_curve.csv", index=False)
+        if info.get("weekly") is not None:
+            info["weekly"]["table"].to_csv(out / A.WEEKLY_CSV, index=False)
         if result.transport is not None:
             result.transport.to_csv(out / "leave_one_service_out.csv", index=False)
         pd.DataFrame(

@@ -148,6 +148,7 @@ class TrainResult:
     transport: pd.DataFrame | None = None  # leave-one-service-out, one row per service
     sample_size: dict | None = None  # models.building.sample_size.SampleSize.to_dict()
     uncertainty: dict | None = None  # how the per-client intervals were made (method, B)
+    weekly: Any = None  # models.building.weekly.WeeklyResult (issue 19), set by pipelines.train
 
 
 def split_groups(frame: pd.DataFrame, group_by: str) -> np.ndarray:

@@ -76,6 +76,10 @@ class ScoringModel:
     # as weights on ``raw_basis`` (``W``: B x q, ``c``: B intercepts, raw log-odds), the method
     # ("bootstrap" or "normal") and B. None for LightGBM (no interval is stated).
     uncertainty: dict[str, Any] | None = None
+    # The weekly early-warning models, expected-response bands and marker thresholds (issue 19;
+    # fitted by models.building.weekly, scored by models.scoring.weekly). Plain numbers, saved in
+    # model.json (so covered by its checksum); None for a model trained before them.
+    weekly: dict[str, Any] | None = None
 
     # ---- scoring -------------------------------------------------------------------------
     def _standardised(self, X: np.ndarray) -> np.ndarray:
@@ -206,6 +210,7 @@ class ScoringModel:
             "linear": {k: np.asarray(v).tolist() for k, v in (self.linear or {}).items()} or None,
             "additive": self.additive,
             "uncertainty": self.uncertainty,
+            "weekly": self.weekly,
         }
         (d / "model.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
         if self.booster is not None:
@@ -249,6 +254,7 @@ class ScoringModel:
             booster=booster,
             reference=meta["reference"],
             uncertainty=_uncertainty(meta.get("uncertainty")),
+            weekly=_weekly(meta.get("weekly")),
         )
 
 
@@ -281,6 +287,12 @@ def _uncertainty(meta: dict[str, Any] | None) -> dict[str, Any] | None:
         "W": np.asarray(meta["W"], dtype=float),
         "c": np.asarray(meta["c"], dtype=float),
     }
+
+
+def _weekly(meta: dict[str, Any] | None) -> dict[str, Any] | None:
+    from models.scoring.weekly import spec_from_json
+
+    return spec_from_json(meta)
 
 
 def _jsonable(o: Any) -> Any:

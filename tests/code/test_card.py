@@ -85,8 +85,38 @@ def test_required_headings_are_the_tripod_list():
         "Fairness at the band thresholds",
         "Thresholds and risk bands",
         "Explanations",
+        "Weekly early warning",
         "Limitations",
     )
+
+
+def test_weekly_section_states_what_the_label_after_week_k_is():
+    import pandas as pd
+
+    weekly = {
+        "table": pd.DataFrame(
+            [
+                {
+                    "after_week": 1,
+                    "AUROC (b) [95% CI]": "0.905 [0.88, 0.93]",
+                    "signal sensitivity": "35.6%",
+                }
+            ]
+        ),
+        "band_quantile": 0.1,
+        "band_bins": 5,
+        "band_raters": ["client"],
+        "rupture_threshold": {"client": 1.02, "counsellor": 0.72},
+        "discrepancy_threshold": 0.88,
+        "coefficients": None,
+    }
+    md, page = render_model_card({"weekly": weekly})
+    assert "Weekly early warning" in md
+    assert "the label partly consists of what was already observed" in md
+    assert "0.905 [0.88, 0.93]" in md and "35.6%" in page
+    assert "client 1.02" in md
+    md, _ = render_model_card({})
+    assert "No weekly models in this version" in md
 
 
 def test_synthetic_warning_only_when_synthetic(full_info):
