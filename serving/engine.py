@@ -32,7 +32,15 @@ from features.rows import record_row
 from features.scoring import ITEMS_USED, score_record
 from models import artifact as A
 from models.lifecycle.resolve import LoadedModel
-from models.scoring.explain import explain_row, monitoring_actions
+from models.scoring import weekly as W
+from models.scoring.explain import (
+    MIN_POINTS,
+    explain_matrix,
+    explain_row,
+    monitoring_actions,
+    what_ifs,
+)
+from models.scoring.scorer import logit, sigmoid
 from serving.audit import AuditLog
 from validation.record import check_record
 from validation.rules import range_words
@@ -57,7 +65,51 @@ DRIVER_LABELS = {
     "history": "Treatment history and referral",
     "demographics": "Demographics",
     "counsellor": "Counsellor",
+    W.RATINGS_GROUP: "Weekly alliance ratings",
 }
+RATINGS = "ratings"  # the optional key of a record (or batch record) holding weekly WAI-S ratings
+# 409, not 422: the body is valid and would be scored by a model that has weekly models; what is
+# wrong is the state of this service (its champion predates issue 19), which the client cannot fix
+# by changing the request (it can send the record without ratings, or the service retrains).
+NO_WEEKLY_STATUS = 409
+INTERVAL_NOTE = (
+    "risk_interval is the admission model's 95% uncertainty interval, around risk_at_admission; "
+    "no interval is stated for the risk updated with the weekly ratings."
+)
+
+
+def ratings_json_schema() -> dict[str, Any]:
+    """The JSON schema of a record's optional ``ratings`` (the OpenAPI document shows it)."""
+    item = {"type": ["integer", "null"], "minimum": 1, "maximum": 7}
+    return {
+        "title": "ratings",
+        "type": "array",
+        "maxItems": len(W.WEEKS) * len(W.RATERS),
+        "description": "Optional weekly WAI-S ratings (issue 19): one object per week (1-3) and "
+        "rater (client, counsellor), at most one each, with either `items` (wai_01..wai_12, whole "
+        "numbers 1-7 on the WAI-S response scale, at most 2 missing; items 4 and 10 are "
+        "reverse-scored by the server) or `item_mean` (1-7, after reverse-scoring). With ratings "
+        "the answer adds as_of_week, risk_at_admission, risk_remaining, signal, rupture, "
+        "discrepancy and the 'ratings' driver, and risk is the updated risk. A bad rating is a "
+        "422 naming ratings[i].<field>; a model without weekly models answers 409.",
+        "items": {
+            "type": "object",
+            "title": "WeeklyRating",
+            "properties": {
+                "week": {"type": "integer", "enum": list(W.WEEKS)},
+                "rater": {"type": "string", "enum": list(W.RATERS)},
+                "items": {
+                    "type": "object",
+                    "properties": {c: dict(item) for c in W.ITEM_CODES},
+                    "additionalProperties": False,
+                },
+                "item_mean": {"type": "number", "minimum": 1, "maximum": 7},
+            },
+            "required": ["week", "rater"],
+            "additionalProperties": False,
+        },
+    }
+
 
 # Response-scale anchor words for the item inputs on the page (numbers and anchor words only,
 # never item wording): TCU 1-5 (IBR scoring guides), GHQ-12 Likert 0-3 with the options ordered
@@ -221,6 +273,8 @@ class Engine:
             "coping_avoidant": 4,
         }
         self._score(rec)
+        if self.model.weekly is not None:
+            self._score({**rec, RATINGS: [{"week": 1, "rater": "client", "item_mean": 5.0}]})
 
     # ---- one record ------------------------------------------------------------------------
     def _validate(self, body: dict) -> tuple[Any, list[dict[str, str]]]:
@@ -246,27 +300,183 @@ class Engine:
             return None, [error(f, r) for f, r in seen.items()]
         return validated, []
 
-    def _score(self, body: dict) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
+    def _score(self, body: dict) -> tuple[dict[str, Any] | None, list[dict[str, str]], int]:
+        """(result, [], 200) or (None, field-named errors, 422 or 409)."""
+        ratings = None
+        if RATINGS in body:  # the weekly ratings travel on the record; the rest is the record
+            ratings = body[RATINGS]
+            body = {k: v for k, v in body.items() if k != RATINGS}
         validated, errs = self._validate(body)
+        if ratings is not None:
+            errs = errs + [error(e["field"], e["message"]) for e in W.validate_ratings(ratings)]
         if errs:
-            return None, errs
+            return None, errs, 422
+        if ratings is not None and self.model.weekly is None:
+            return None, [error(RATINGS, self._no_weekly)], NO_WEEKLY_STATUS
         record = validated.model_dump(exclude_none=True)
         scored, conflicts = score_record(record)
         if conflicts:
             seen: dict[str, str] = {}
             for e in conflicts:
                 seen.setdefault(e.field, e.reason)
-            return None, [error(f, r) for f, r in seen.items()]
+            return None, [error(f, r) for f, r in seen.items()], 422
         items_used = scored.pop(ITEMS_USED, {})
         row = record_row(scored)
         # The risk is the sum of the contributions (one model call, not two).
-        exp = explain_row(self.model, scored, row)
+        ex = explain_matrix(self.model, row)
+        exp = explain_row(self.model, scored, row, explanation=ex)
         p = exp["risk"]
         if not math.isfinite(p):  # cannot happen with a valid model; never answer NaN
-            return None, [error("*", "the record could not be scored")]
+            return None, [error("*", "the record could not be scored")], 422
         band = self.bands.band(p)
         exp["monitoring"] = monitoring_actions().get(band)
-        return self._response(record, scored, items_used, p, band, exp), []
+        out = self._response(record, scored, items_used, p, band, exp)
+        if ratings is not None:
+            self._weekly(out, row, ratings, ex)
+        return out, [], 200
+
+    @property
+    def _no_weekly(self) -> str:
+        return (
+            f"the serving model ({self.champion.name} version {self.champion.version}) has no "
+            "weekly models (trained before issue 19), so it cannot update the risk with weekly "
+            "ratings: send the record without 'ratings', or retrain (python -m pipelines.train) "
+            "and promote a model that has them"
+        )
+
+    # ---- the weekly update (issue 19) --------------------------------------------------------
+    def _weekly(self, out: dict[str, Any], row, ratings: list, ex) -> None:
+        """Turn an admission answer into the weekly one, in place: risk, band, drivers and the
+        typical risk become the updated ones; the admission figures stay beside them."""
+        u = W.update(self.model, row, ratings, explanation=ex)
+        K = u["as_of_week"]
+        p_adm, band_adm = out["risk"], out["band"]
+        p = u["risk"]
+        band = self.bands.band(p)
+        upd = {d["driver"]: d for d in u["drivers"]}
+        beta = self.model.weekly["models"][str(u["model_week"])]["label"]["beta"] if K else 1.0
+        drivers = []
+        asked = []
+        for d in out["drivers"]:
+            new = upd[d["driver"]]
+            d["points_at_admission"] = d["points"]
+            d["points"] = round(new["points"], 4)
+            d["log_odds"] = round(new["log_odds"], 4)
+            d["percentage_points"] = round(100 * new["points"], 2)
+            pts = new["points"]
+            d["effect"] = (
+                "raises" if pts >= MIN_POINTS else "lowers" if pts <= -MIN_POINTS else "none"
+            )
+            act = d["modifiable"] and d["effect"] == "raises" and d["assessed"]
+            d["actions"] = self._actions(d["driver"]) if act else []
+            d["what_if"] = None
+            if d["modifiable"] and d["effect"] == "raises":
+                if d["assessed"]:
+                    d["what_if_omitted"] = None
+                    asked.append(d)
+                else:
+                    d["what_if_omitted"] = (
+                        "not assessed: complete the questionnaire before weighing a change"
+                    )
+            else:
+                d["what_if_omitted"] = None
+            drivers.append(d)
+        if asked:
+            # The update is linear in the admission log-odds m (beta m + ...): a driver at the
+            # typical client's values moves the updated log-odds by beta (m' - m).
+            p_w = what_ifs(self.model, row, [d["driver"] for d in asked])
+            m = logit(p_adm, eps=1e-300)
+            lo = logit(p, eps=1e-300)
+            for d, pw in zip(asked, p_w, strict=True):
+                q = float(sigmoid(lo + beta * (logit(float(pw), eps=1e-300) - m)))
+                if round(100 * q, 1) < round(100 * p, 1):
+                    d["what_if"] = {
+                        "risk": round(q, 4),
+                        "instead_of": round(p, 4),
+                        "setting": "this driver's answers at the typical client's values, "
+                        "this week's ratings kept",
+                    }
+                else:
+                    d["what_if_omitted"] = (
+                        f"with this driver at the typical client's values the updated risk would "
+                        f"be {100 * q:.1f}%, not lower than {100 * p:.1f}% at the precision shown"
+                    )
+        if K:
+            r = upd[W.RATINGS_GROUP]
+            typical = self.model.weekly["typical"]
+            drivers.append(
+                {
+                    "driver": W.RATINGS_GROUP,
+                    "label": DRIVER_LABELS[W.RATINGS_GROUP],
+                    "status": "assessed",
+                    "assessed": True,
+                    "effect": r["effect"],
+                    "points": round(r["points"], 4),
+                    "log_odds": round(r["log_odds"], 4),
+                    "percentage_points": round(100 * r["points"], 2),
+                    "points_at_admission": 0.0,
+                    "modifiable": False,
+                    "values": [
+                        {
+                            "field": f"week {x['week']} {x['rater']}",
+                            "value": round(x["item_mean"], 4),
+                            "typical": round(
+                                float(typical[x["week"] - 1, W.RATERS.index(x["rater"])]), 4
+                            ),
+                            "shown": f"{x['item_mean']:.2f}",
+                            "typical_shown": (
+                                f"{typical[x['week'] - 1, W.RATERS.index(x['rater'])]:.2f}"
+                            ),
+                        }
+                        for x in u["ratings"]
+                    ],
+                    "missing_fields": [],
+                    "suggestion": None,
+                    "actions": [],
+                    "what_if": None,
+                    "what_if_omitted": None,
+                }
+            )
+        drivers.sort(key=lambda d: -abs(d["points"]))
+        out.update(
+            {
+                "risk": p,
+                "risk_percent": round(100 * p, 1),
+                "band": band,
+                "typical_risk": u["typical_risk"],
+                "base_risk": u["typical_risk"],
+                "drivers": drivers,
+                "monitoring": monitoring_actions().get(band),
+                "as_of_week": K,
+                "model_week": u["model_week"],
+                "risk_at_admission": p_adm,
+                "risk_percent_at_admission": round(100 * p_adm, 1),
+                "band_at_admission": band_adm,
+                "typical_risk_at_admission": out["typical_risk"],
+                "risk_remaining": u["risk_remaining"],
+                "remaining_weeks": u["remaining_weeks"],
+                "ratings": u["ratings"],
+                "signal": u["signal"],
+                "rupture": u["rupture"],
+                "discrepancy": u["discrepancy"],
+                "label_note": u["label_note"],
+                "risk_interval_note": INTERVAL_NOTE,
+            }
+        )
+        if K:
+            out["points_note"] = (
+                "Every driver group is listed, assessed or not, and the weekly ratings as one "
+                "more group. Points are shares of (updated risk - the typical client's risk "
+                "with typical ratings): the intake groups are the admission contributions "
+                "times the update's weight on the admission risk; all add up to risk - "
+                "typical risk."
+            )
+
+    @staticmethod
+    def _actions(group: str) -> list[dict[str, str]]:
+        from models.scoring.explain import actions
+
+        return actions().get(group, [])
 
     def _response(self, record, scored, items_used, p, band, exp) -> dict[str, Any]:
         warnings: list[str] = []
@@ -334,15 +544,23 @@ class Engine:
         """POST /score: (status, JSON body)."""
         if not isinstance(body, dict):
             return 400, errors_body([error(BODY, "the body must be a JSON object (one record)")])
-        result, errs = self._score(body)
+        result, errs, status = self._score(body)
         if errs:
-            return 422, errors_body(errs, body.get("admission_id"))
+            return status, errors_body(errs, body.get("admission_id"))
         if audit and self.audit is not None:
-            self.audit.record(
-                [(result["admission_id"], self.champion.version, result["risk"], result["band"])],
-                "/score",
-            )
+            self.audit.record([self._audit_row(result)], "/score")
         return 200, result
+
+    def _audit_row(self, result: dict[str, Any]) -> tuple[str, str, float, str]:
+        """(admission_id, version, probability, band) for the audit: the ADMISSION score, also
+        for a weekly check (``risk_at_admission``, ``band_at_admission``), so outcome monitoring
+        from the audit (monitoring/outcomes.py reads each admission's latest row) keeps judging
+        the admission model; nothing about the ratings is stored."""
+        if "risk_at_admission" in result:
+            p, band = result["risk_at_admission"], result["band_at_admission"]
+        else:
+            p, band = result["risk"], result["band"]
+        return (result["admission_id"], self.champion.version, p, band)
 
     # ---- a batch ---------------------------------------------------------------------------
     def check_batch_shape(self, body: Any) -> list[dict[str, str]]:
@@ -390,7 +608,7 @@ class Engine:
                     }
                 )
                 continue
-            result, rerrs = self._score(rec)
+            result, rerrs, _ = self._score(rec)
             aid = rec.get("admission_id")
             if rerrs:
                 n_err += 1
@@ -402,9 +620,7 @@ class Engine:
                     }
                 )
                 continue
-            audit_rows.append(
-                (result["admission_id"], self.champion.version, result["risk"], result["band"])
-            )
+            audit_rows.append(self._audit_row(result))
             results.append({"index": i, **result})
         if self.audit is not None:
             self.audit.record(audit_rows, "/score_batch")

@@ -57,6 +57,7 @@ from serving import metrics as service_metrics
 from serving.guard import Guard
 from serving.launcher import CONFIRM_ENV, confirmed_tag, watch_parent
 from serving.page import make_app
+from serving.engine import ratings_json_schema
 from validation.record import record_json_schema
 
 logger = logging.getLogger("bentoml.alliance_risk")
@@ -121,6 +122,9 @@ STATE = ServingState()
 def _record_schema() -> dict[str, Any]:
     s = record_json_schema()
     s["title"] = "ScoringRecord"
+    # the weekly WAI-S ratings ride on the record (issue 19): optional, checked by
+    # models.scoring.weekly.validate_ratings with field-named errors (ratings[i].wai_03)
+    s["properties"]["ratings"] = ratings_json_schema()
     return s
 
 
@@ -212,6 +216,30 @@ class ScoreOutput(BaseModel):
     warnings: list[str]
     monitoring: dict[str, str] | None
     disclaimer: str
+    # Only when the record carried `ratings` (issue 19); without ratings the answer is unchanged.
+    as_of_week: int | None = PField(
+        None, description="with ratings: the latest rated week (0-3); risk is then updated"
+    )
+    risk_at_admission: float | None = PField(
+        None, description="with ratings: the admission risk (risk_interval is its interval)"
+    )
+    band_at_admission: str | None = None
+    risk_remaining: float | None = PField(
+        None,
+        description="with ratings: risk of a low alliance in the weeks still to come "
+        "(as_of_week+1..3); null as of week 3",
+    )
+    remaining_weeks: list[int] | None = None
+    signal: dict[str, Any] | None = PField(
+        None, description="not-on-track signal: flag, expected band, why, actions with sources"
+    )
+    rupture: dict[str, Any] | None = PField(
+        None, description="a reliable week-to-week drop: flag, drops, why, actions with sources"
+    )
+    discrepancy: dict[str, Any] | None = PField(
+        None, description="client - counsellor difference in the latest week rated by both"
+    )
+    risk_interval_note: str | None = None
 
 
 class BatchItem(ScoreOutput):

@@ -266,14 +266,19 @@ def _rounded_lower(a: float, b: float) -> bool:
 
 
 def explain_row(
-    model: ScoringModel, record: Mapping[str, Any], row: np.ndarray, band: str | None = None
+    model: ScoringModel,
+    record: Mapping[str, Any],
+    row: np.ndarray,
+    band: str | None = None,
+    explanation: Explanation | None = None,
 ) -> dict[str, Any]:
     """Everything the intake page and the API show about one scored record.
 
     ``record`` is the scored record (scales filled from items); ``row`` its model row (1 x p).
-    Every driver group is listed once, largest |points| first.
+    Every driver group is listed once, largest |points| first. ``explanation``:
+    ``explain_matrix(model, row)`` when the caller already has it (the weekly update reuses it).
     """
-    ex = explain_matrix(model, row)
+    ex = explanation if explanation is not None else explain_matrix(model, row)
     risk, typical_risk = float(ex.risk[0]), float(ex.typical_risk[0])
     bands = BandConfig(**model.reference["bands"]) if "bands" in model.reference else BandConfig()
     risk_interval = interval_view(float(ex.risk_low[0]), float(ex.risk_high[0]), bands.band)

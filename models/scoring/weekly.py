@@ -88,7 +88,10 @@ def _number(v: Any) -> float | None:
         return None
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise TypeError
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # a JSON integer too large for a float: out of range, not a 500
+        raise TypeError from None
     return None if math.isnan(f) else f
 
 

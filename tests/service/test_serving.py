@@ -443,6 +443,177 @@ def test_form_content_type_with_a_json_body_is_still_scored(client):
     assert r.json()["admission_id"] == "PRIV_AID_CT"
 
 
+# ---- weekly ratings (issue 19 item 4) --------------------------------------------------------
+
+
+def wai(value: int, **over) -> dict:
+    """All twelve WAI-S items answered so that the item mean (4 and 10 reverse-scored) is value."""
+    items = {f"wai_{i:02d}": (8 - value if i in (4, 10) else value) for i in range(1, 13)}
+    return items | over
+
+
+WEEKLY_KEYS = {
+    "as_of_week",
+    "model_week",
+    "risk_at_admission",
+    "risk_percent_at_admission",
+    "band_at_admission",
+    "typical_risk_at_admission",
+    "risk_remaining",
+    "remaining_weeks",
+    "ratings",
+    "signal",
+    "rupture",
+    "discrepancy",
+    "label_note",
+    "risk_interval_note",
+}
+FALLING = [
+    {"week": 1, "rater": "client", "items": wai(7)},
+    {"week": 1, "rater": "counsellor", "item_mean": 5.0},
+    {"week": 2, "rater": "client", "items": wai(2)},
+    {"week": 2, "rater": "counsellor", "item_mean": 5.0},
+]
+
+
+def test_ratings_update_the_risk_and_keep_every_admission_field(client):
+    plain = score(client, record("PRIV_AID_WK1"))
+    rated = score(client, record("PRIV_AID_WK1", ratings=FALLING))
+    assert plain.status_code == rated.status_code == 200, rated.text
+    a, b = plain.json(), rated.json()
+    assert not WEEKLY_KEYS & set(a)  # without ratings: today's answer, nothing added
+    assert set(b) == set(a) | WEEKLY_KEYS  # every field kept, the weekly ones added
+    assert b["risk_at_admission"] == a["risk"] and b["band_at_admission"] == a["band"]
+    assert b["typical_risk_at_admission"] == a["typical_risk"]
+    assert b["risk_interval"] == a["risk_interval"]  # the admission model's interval
+    assert "risk_at_admission" in b["risk_interval_note"]
+    assert b["as_of_week"] == 2 and b["model_week"] == 2 and b["remaining_weeks"] == [3]
+    assert b["risk"] > b["risk_at_admission"] and 0 < b["risk_remaining"] < 1
+    assert b["risk_percent"] == round(100 * b["risk"], 1)
+    bands = b["bands"]
+    assert (b["band"] == "high") == (b["risk"] >= bands["high_from"])
+    # drivers: every intake group and the ratings group, adding up to the updated risk
+    names = [d["driver"] for d in b["drivers"]]
+    assert sorted(names) == sorted([*body_groups(client), "ratings"])
+    gap = b["risk"] - b["typical_risk"]
+    assert abs(sum(d["points"] for d in b["drivers"]) - gap) <= len(names) * 0.00005
+    ratings = next(d for d in b["drivers"] if d["driver"] == "ratings")
+    assert ratings["effect"] == "raises" and ratings["label"] == "Weekly alliance ratings"
+    assert [v["field"] for v in ratings["values"]] == [
+        "week 1 client",
+        "week 1 counsellor",
+        "week 2 client",
+        "week 2 counsellor",
+    ]
+    for d in b["drivers"]:
+        if d["actions"]:
+            assert d["modifiable"] and d["effect"] == "raises" and d["assessed"]
+        if d["what_if"]:
+            assert d["what_if"]["instead_of"] == round(b["risk"], 4)
+            assert round(100 * d["what_if"]["risk"], 1) < round(100 * b["risk"], 1)
+    # markers with their actions and sources
+    assert b["signal"]["flag"] and b["rupture"]["flag"] and b["discrepancy"]["flag"]
+    assert b["rupture"]["weeks"] == [2] and b["rupture"]["raters"] == ["client"]
+    for k in ("signal", "rupture", "discrepancy"):
+        assert b[k]["actions"] and all(x["source"] for x in b[k]["actions"]), k
+        assert b[k]["why"]
+
+
+def test_empty_ratings_answer_the_admission_score_as_week_0(client):
+    a = score(client, record("PRIV_AID_WK0")).json()
+    b = score(client, record("PRIV_AID_WK0", ratings=[])).json()
+    assert b["as_of_week"] == 0 and b["risk"] == a["risk"] == b["risk_at_admission"]
+    assert b["risk_remaining"] == a["risk"] and not b["signal"]["flag"]
+    assert "ratings" not in [d["driver"] for d in b["drivers"]]
+    assert score(client, record("PRIV_AID_WK0", ratings=None)).json() == a
+
+
+BAD_RATINGS = [
+    ("week 4", {"week": 4, "rater": "client", "item_mean": 5}, "ratings[1].week"),
+    ("week 0", {"week": 0, "rater": "client", "item_mean": 5}, "ratings[1].week"),
+    ("therapist", {"week": 2, "rater": "therapist", "item_mean": 5}, "ratings[1].rater"),
+    ("item 8", {"week": 2, "rater": "client", "items": wai(5, wai_03=8)}, "ratings[1].wai_03"),
+    ("item 0", {"week": 2, "rater": "client", "items": wai(5, wai_12=0)}, "ratings[1].wai_12"),
+    ("item text", {"week": 2, "rater": "client", "items": wai(5, wai_03="5")}, "ratings[1].wai_03"),
+    ("mean 7.5", {"week": 2, "rater": "client", "item_mean": 7.5}, "ratings[1].item_mean"),
+    ("huge mean", {"week": 2, "rater": "client", "item_mean": 10**400}, "ratings[1].item_mean"),
+    ("same week and rater", {"week": 1, "rater": "client", "item_mean": 5}, "ratings[1].week"),
+    (
+        "3 items missing",
+        {"week": 2, "rater": "client", "items": wai(5, wai_01=None, wai_02=None, wai_05=None)},
+        "ratings[1].items",
+    ),
+    (
+        "unknown item",
+        {"week": 2, "rater": "client", "items": wai(5, wai_13=4)},
+        "ratings[1].wai_13",
+    ),
+    ("no items", {"week": 2, "rater": "client"}, "ratings[1].items"),
+    ("not an object", "week 2", "ratings[1]"),
+]
+
+
+@pytest.mark.parametrize("name,rating,field", BAD_RATINGS, ids=[b[0] for b in BAD_RATINGS])
+def test_bad_ratings_are_422_naming_the_field(client, name, rating, field):
+    ratings = [{"week": 1, "rater": "client", "items": wai(6)}, rating]
+    r = score(client, record("PRIV_AID_WKBAD", ratings=ratings))
+    assert r.status_code == 422, (r.status_code, r.text)
+    errors = r.json()["errors"]
+    assert field in {e["field"] for e in errors}, errors
+    assert all(e["reason"] for e in errors)
+    # with a broken record too, both are named in one answer
+    both = score(client, record("PRIV_AID_WKBAD", age=200, ratings=ratings))
+    assert both.status_code == 422 and {"age", field} <= {e["field"] for e in both.json()["errors"]}
+
+
+@pytest.mark.parametrize("ratings", ["weekly", {"week": 1}, 5], ids=["text", "object", "number"])
+def test_ratings_that_are_not_a_list_are_422(client, ratings):
+    r = score(client, record("PRIV_AID_WKNL", ratings=ratings))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "ratings", r.text
+
+
+def test_batch_records_carry_their_own_ratings(client):
+    recs = [
+        record("PRIV_AID_WB0"),
+        record("PRIV_AID_WB1", ratings=FALLING),
+        record("PRIV_AID_WB2", ratings=[{"week": 5, "rater": "client", "item_mean": 5}]),
+    ]
+    r = client.post("/score_batch", json={"records": recs})
+    assert r.status_code == 200, r.text
+    res = r.json()["results"]
+    assert not WEEKLY_KEYS & set(res[0])
+    single = score(client, record("PRIV_AID_WB1", ratings=FALLING)).json()
+    assert res[1]["as_of_week"] == 2 and res[1]["risk"] == pytest.approx(single["risk"], abs=1e-15)
+    assert res[1]["risk_remaining"] == pytest.approx(single["risk_remaining"], abs=1e-15)
+    assert [e["field"] for e in res[2]["errors"]] == ["ratings[0].week"] and "risk" not in res[2]
+
+
+def test_a_model_without_weekly_models_refuses_ratings_with_409(trained_store):
+    """In process (the engine the service runs): an artifact from before issue 19 has no weekly
+    models; ratings are then refused with 409 naming 'ratings' (the body is valid, the service's
+    model cannot use it), and the same record without ratings is scored as before."""
+    import copy
+    import dataclasses
+
+    from models.lifecycle.resolve import load
+    from serving.engine import Engine
+
+    champ = load(trained_store.uri, lean=True)
+    assert champ.model.weekly is not None  # the trained champion has them
+    old_model = copy.copy(champ.model)
+    old_model.weekly = None
+    engine = Engine(dataclasses.replace(champ, model=old_model), None, 5)
+    status, body = engine.score(record("PRIV_AID_OLD", ratings=FALLING), audit=False)
+    assert status == 409 and [e["field"] for e in body["errors"]] == ["ratings"]
+    assert "no weekly models" in body["errors"][0]["reason"]
+    assert engine.score(record("PRIV_AID_OLD"), audit=False)[0] == 200
+    status, body = engine.score_batch({"records": [record("PRIV_AID_OLD", ratings=[])]})
+    assert status == 200 and body["results"][0]["errors"][0]["field"] == "ratings"
+    # bad ratings are still a 422 first: the client can fix those
+    bad = [{"week": 9, "rater": "client", "item_mean": 5}]
+    assert engine.score(record("PRIV_AID_OLD", ratings=bad), audit=False)[0] == 422
+
+
 # ---- the OpenAPI document -------------------------------------------------------------------
 
 
@@ -451,12 +622,20 @@ def test_openapi_lists_every_record_field_with_ranges_and_codes(service):
     assert {"/score", "/score_batch", "/model", "/livez", "/readyz"} <= set(spec["paths"])
     body = spec["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     props = body["properties"]
-    assert set(props) == {f.name for f in SCORING_RECORD}
     assert set(body["required"]) == {f.name for f in SCORING_RECORD if f.required}
     assert props["sex"]["enum"] == ["male", "female", "other", "not_stated"]
     assert (props["age"]["minimum"], props["age"]["maximum"]) == (16, 90)
+    assert set(props) == {f.name for f in SCORING_RECORD} | {"ratings"}  # ratings: issue 19
     record_schema = spec["components"]["schemas"]["ScoringRecord"]
     assert set(record_schema["properties"]) == set(props)
+    rating = props["ratings"]["items"]
+    assert props["ratings"]["type"] == "array" and "ratings" not in body["required"]
+    assert rating["properties"]["week"]["enum"] == [1, 2, 3]
+    assert rating["properties"]["rater"]["enum"] == ["client", "counsellor"]
+    items = rating["properties"]["items"]["properties"]
+    assert sorted(items) == [f"wai_{i:02d}" for i in range(1, 13)]
+    assert (items["wai_03"]["minimum"], items["wai_03"]["maximum"]) == (1, 7)
+    assert rating["properties"]["item_mean"]["maximum"] == 7
     batch = spec["paths"]["/score_batch"]["post"]["requestBody"]["content"]["application/json"]
     assert batch["schema"]["properties"]["records"]["maxItems"] == 5
     assert "get" in spec["paths"]["/model"]
@@ -513,11 +692,15 @@ def test_audit_has_a_keyed_hash_row_per_score_and_no_identifier(client, service)
     for res in r.json()["results"]:
         if "risk" in res:
             served[res["admission_id"]] = res
+    weekly = score(client, record("PRIV_AID_AUDWK", ratings=FALLING))
+    assert weekly.status_code == 200, weekly.text
+    served["PRIV_AID_AUDWK"] = weekly.json()
     refused = score(client, record("PRIV_AID_AUDBAD", age=200))
     assert refused.status_code == 422
     assert set(served) == {f"PRIV_AID_AUD{i}" for i in range(3)} | {
         "PRIV_AID_AUDB0",
         "PRIV_AID_AUDB2",
+        "PRIV_AID_AUDWK",
     }
 
     rows = _audit_rows(service)
@@ -528,8 +711,10 @@ def test_audit_has_a_keyed_hash_row_per_score_and_no_identifier(client, service)
         mine = by_hash.get(expected_hash(aid), [])
         assert len(mine) == 1, (aid, len(mine))
         scored_at, version, _, probability, band, route = mine[0]
-        assert version == "1" and band == body["band"]
-        assert probability == pytest.approx(body["risk"], abs=1e-12)
+        # a weekly check is audited with its ADMISSION score (outcome monitoring reads it)
+        adm = body.get("risk_at_admission", body["risk"])
+        assert version == "1" and band == body.get("band_at_admission", body["band"])
+        assert probability == pytest.approx(adm, abs=1e-12)
         assert route == ("/score_batch" if "AUDB" in aid else "/score")
         when = dt.datetime.fromisoformat(scored_at)
         assert when.utcoffset() == dt.timedelta(0) and when >= started - dt.timedelta(seconds=1)
@@ -552,16 +737,27 @@ def test_server_log_holds_no_identifier_or_intake_value(client, service):
         client.post("/score", json=record("PRIV_AID_LOG4", admission_date="01/03/2024")),
         client.post("/score_batch", json={"records": [record("PRIV_AID_LOG5", sex="x")]}),
         client.post("/score", content=b'{"admission_id": "PRIV_AID_LOG6"', headers={}),
+        client.post("/score", json=record("PRIV_AID_LOG7", ratings=FALLING)),
+        client.post("/score", json=record("PRIV_AID_LOG8", ratings=[{"week": "wk_secret"}])),
     ]
-    assert [r.status_code for r in sent] == [200, 422, 422, 422, 200, 400]
+    assert [r.status_code for r in sent] == [200, 422, 422, 422, 200, 400, 200, 422]
     # Access lines are written as requests finish: wait until the last one is in the file.
     deadline = time.monotonic() + 30
-    while service.log_text().count("path=/score") < before + 6 and time.monotonic() < deadline:
+    while service.log_text().count("path=/score") < before + 8 and time.monotonic() < deadline:
         time.sleep(0.2)
     log = service.log_text()
     assert "serving alliance-risk version 1" in log  # the log is being written
     assert "path=/score_batch" in log  # access lines are there, with paths only
-    for token in ("PRIV_AID", *SECRET_VALUES, "favourite_colour", "thirty", "01/03/2024"):
+    for token in (
+        "PRIV_AID",
+        *SECRET_VALUES,
+        "favourite_colour",
+        "thirty",
+        "01/03/2024",
+        "wk_secret",
+        "ratings[",
+        "wai_",
+    ):
         assert token not in log, token
     assert SERVE_KEY not in log
 
