@@ -29,6 +29,16 @@ every driver group's contribution in **probability points on the 0-1 risk scale*
 percentage points), measured from the typical client, so that ``points_<group>`` over all groups
 add up to risk - typical_risk, assessed or not; ``not_assessed`` names the groups none of whose
 fields was on the record; ``driver_1..k`` repeat the k largest for a quick read.
+
+Weekly early warning (issue 19, ``as_of_week=K``, ``--as-of-week K``): a data folder's alliance
+table is read once, in chunks, into one row of WAI-S item means per admission (weeks 1-3 x client,
+counsellor: ``features.weekly.rating_tensor``, scored as the label scores them); each chunk is then
+updated with the ratings of weeks <= K through ``models.scoring.weekly.update_matrix``, the code the
+API runs. The output then has the API's weekly columns (``weekly_output_columns``): ``risk`` is the
+updated risk (``band`` its band) beside ``risk_at_admission`` and ``band_at_admission``;
+``risk_low``/``risk_high`` stay the ADMISSION model's interval (around ``risk_at_admission``; none is
+stated for the updated risk); the drivers and ``points_<group>`` are the updated ones with the
+``ratings`` group, adding up to risk - typical_risk (the typical client rated typically).
 """
 
 from __future__ import annotations
@@ -58,6 +68,10 @@ SUFFIXES = (".csv", ".parquet")
 
 class InputError(Exception):
     """The input is missing, unreadable or lacks required columns (CLI exit 2)."""
+
+
+class NoWeeklyModels(Exception):
+    """``as_of_week`` with a model trained before issue 19 (CLI exit 3, a model problem)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,7 +204,9 @@ def check_columns(source: Source) -> Columns:
 # Scoring and explaining
 
 
-def top_drivers_frame(points: np.ndarray, top_n: int) -> pd.DataFrame:
+def top_drivers_frame(
+    points: np.ndarray, top_n: int, groups: tuple[str, ...] = DRIVER_GROUPS
+) -> pd.DataFrame:
     """driver_k, driver_k_points, driver_k_effect for k = 1..top_n (blank when fewer): the
     groups with the largest |points|, assessed or not (``not_assessed`` says which were not),
     leaving out those that read 0.0 at the page's precision (``models.scoring.explain.MIN_POINTS``)."""
@@ -199,7 +215,7 @@ def top_drivers_frame(points: np.ndarray, top_n: int) -> pd.DataFrame:
     n = len(points)
     key = np.where(np.abs(points) >= MIN_POINTS, np.abs(points), -1.0)
     order = np.argsort(-key, axis=1, kind="stable")[:, :top_n]
-    names = np.array(DRIVER_GROUPS, dtype=object)
+    names = np.array(groups, dtype=object)
     cols: dict[str, Any] = {}
     rows = np.arange(n)
     for k in range(top_n):
@@ -233,6 +249,157 @@ def output_columns(top_n: int) -> list[str]:
     for k in range(1, top_n + 1):
         cols += [f"driver_{k}", f"driver_{k}_points", f"driver_{k}_effect"]
     return cols + [f"points_{g}" for g in DRIVER_GROUPS] + ["not_assessed"]
+
+
+# The weekly columns (issue 19), as the API answers them.
+WEEKLY_COLUMNS = (
+    "as_of_week",
+    "risk_at_admission",
+    "band_at_admission",
+    "typical_risk_at_admission",
+    "risk_remaining",
+    "signal",
+    "rupture",
+    "rupture_weeks",
+    "discrepancy",
+    "discrepancy_flag",
+)
+
+
+def weekly_output_columns(top_n: int) -> list[str]:
+    """The output columns with ``--as-of-week``: the admission columns, the weekly ones after
+    ``risk``, and ``points_ratings`` with the other groups."""
+    from models.scoring.weekly import GROUPS
+
+    cols = ["admission_id", "as_of_week", "risk", "risk_at_admission", "risk_low", "risk_high"]
+    cols += ["band", "band_at_admission", "risk_remaining", "signal", "rupture", "rupture_weeks"]
+    cols += ["discrepancy", "discrepancy_flag", "model_version", "typical_risk"]
+    cols += ["typical_risk_at_admission"]
+    for k in range(1, top_n + 1):
+        cols += [f"driver_{k}", f"driver_{k}_points", f"driver_{k}_effect"]
+    return cols + [f"points_{g}" for g in GROUPS] + ["not_assessed"]
+
+
+def weekly_frame(lm: LoadedModel, admission_ids: np.ndarray, ex, s, top_n: int = 3) -> pd.DataFrame:
+    """The ``--as-of-week`` output rows from an admission ``Explanation`` and its
+    ``models.scoring.weekly.WeeklyScores``."""
+    from models.scoring.weekly import GROUPS, WEEKS
+
+    n = len(s.risk)
+    K = np.asarray(s.as_of_week, dtype=int)
+    weeks = np.array(WEEKS)
+    rupture_any = s.rupture.any(axis=2)  # n x 3
+    rupture_weeks = ["; ".join(str(w) for w in weeks[row]) for row in rupture_any]
+    # the discrepancy of the latest week (<= as_of_week) rated by both, as the API shows it
+    both = ~np.isnan(s.discrepancy)
+    last = np.where(both.any(axis=1), len(WEEKS) - 1 - np.argmax(both[:, ::-1], axis=1), -1)
+    rows = np.arange(n)
+    disc = np.where(last >= 0, s.discrepancy[rows, np.maximum(last, 0)], np.nan)
+    disc_flag = np.where(last >= 0, s.discrepancy_flag[rows, np.maximum(last, 0)], False)
+    out = pd.DataFrame(
+        {
+            "admission_id": pd.array(np.asarray(admission_ids).astype(str), dtype="str"),
+            "as_of_week": K,
+            "risk": s.risk,
+            "risk_at_admission": s.risk_at_admission,
+            "risk_low": ex.risk_low,
+            "risk_high": ex.risk_high,
+            "band": pd.array(lm.bands.bands(s.risk), dtype="str"),
+            "band_at_admission": pd.array(lm.bands.bands(s.risk_at_admission), dtype="str"),
+            "risk_remaining": s.risk_remaining,
+            "signal": s.signal.astype(bool),
+            "rupture": rupture_any.any(axis=1),
+            "rupture_weeks": pd.array(rupture_weeks, dtype="str"),
+            "discrepancy": disc,
+            "discrepancy_flag": disc_flag.astype(bool),
+            "model_version": pd.array([lm.version] * n, dtype="str"),
+            "typical_risk": s.typical_risk,
+            "typical_risk_at_admission": ex.typical_risk,
+        }
+    )
+    points = pd.DataFrame(s.points, columns=[f"points_{g}" for g in GROUPS])
+    drivers = top_drivers_frame(s.points, top_n, GROUPS)
+    out = pd.concat([out, drivers, points], axis=1)
+    out["not_assessed"] = not_assessed_column(ex.assessed)
+    return out[weekly_output_columns(top_n)]
+
+
+def weekly_output_schema(top_n: int):
+    import pyarrow as pa
+
+    text = {"admission_id", "band", "band_at_admission", "rupture_weeks", "model_version"}
+    text |= {f"driver_{k}" for k in range(1, top_n + 1)}
+    text |= {f"driver_{k}_effect" for k in range(1, top_n + 1)} | {"not_assessed"}
+    flags = {"signal", "rupture", "discrepancy_flag"}
+    fields = []
+    for c in weekly_output_columns(top_n):
+        if c in text:
+            fields.append(pa.field(c, pa.string()))
+        elif c in flags:
+            fields.append(pa.field(c, pa.bool_()))
+        elif c == "as_of_week":
+            fields.append(pa.field(c, pa.int64()))
+        else:
+            fields.append(pa.field(c, pa.float64()))
+    return pa.schema(fields)
+
+
+def read_ratings(folder: Path, chunk_size: int = 100_000) -> tuple[pd.Index, np.ndarray]:
+    """(admission ids, their n x 3 x 2 WAI-S item means) from a data folder's alliance table,
+    read in chunks (a few floats per admission stay in memory). Raises InputError when there is
+    no alliance table or its items break the contract (out of 1-7, not whole numbers)."""
+    from features.errors import DataError
+    from features.weekly import rating_tensor
+    from validation.io import TableLoadError, table_path
+
+    try:
+        path = table_path(folder, "alliance")
+    except TableLoadError as exc:
+        raise InputError(str(exc)) from exc
+    if path is None:
+        raise InputError(
+            f"{folder} holds no alliance table (alliance.csv or alliance.parquet): --as-of-week "
+            "needs the weekly WAI-S ratings"
+        )
+    src = Source(folder, "dir", path, [], None)
+    try:
+        cols = (
+            list(pd.read_csv(path, nrows=0, dtype="str").columns) if path.suffix == ".csv" else None
+        )
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    if cols is not None:
+        for need in ("admission_id", "week", "rater"):
+            if need not in cols:
+                raise InputError(f"{path}: required column {need} missing (alliance table)")
+    parts: list[pd.DataFrame] = []
+    for chunk, _ in iter_chunks(src, chunk_size):
+        ids = pd.Index(chunk["admission_id"].astype(str).unique())
+        try:
+            R = rating_tensor(chunk, ids)
+        except DataError as exc:
+            raise InputError(f"the alliance table {path}: {exc}") from exc
+        parts.append(pd.DataFrame(R.reshape(len(ids), -1), index=ids))
+    if not parts:
+        return pd.Index([], dtype=str), np.empty((0, 3, 2))
+    table = pd.concat(parts)
+    if not table.index.is_unique:  # an admission's ratings spread over chunks
+        table = table.groupby(level=0, sort=False).first()  # first non-missing per column
+    return table.index, table.to_numpy(dtype=float).reshape(len(table), 3, 2)
+
+
+class Ratings:
+    """The weekly ratings of a batch, looked up per chunk (``read_ratings``)."""
+
+    def __init__(self, ids: pd.Index, R: np.ndarray, as_of_week: int):
+        self.ids, self.R, self.as_of_week = ids, R, as_of_week
+
+    def lookup(self, admission_ids: np.ndarray) -> np.ndarray:
+        pos = self.ids.get_indexer(pd.Index(np.asarray(admission_ids).astype(str)))
+        out = np.full((len(pos), 3, 2), np.nan)
+        ok = pos >= 0
+        out[ok] = self.R[pos[ok]]
+        return out
 
 
 def explanation_frame(
@@ -386,10 +553,18 @@ def reject_record(row: int | None, aid: Any, err, source_kind: str = "file") -> 
 class ChunkScorer:
     """Validate, score and explain one chunk of scoring records; keeps the duplicate-id state."""
 
-    def __init__(self, lm: LoadedModel, top_n: int = 3, source_kind: str = "file"):
+    def __init__(
+        self,
+        lm: LoadedModel,
+        top_n: int = 3,
+        source_kind: str = "file",
+        ratings: Ratings | None = None,
+    ):
         self.lm = lm
         self.top_n = top_n
         self.source_kind = source_kind
+        self.ratings = ratings  # set: the weekly update as of ratings.as_of_week (issue 19)
+        self.columns = weekly_output_columns(top_n) if ratings else output_columns(top_n)
         self.validator = RowValidator()
         self.seen: dict[str, int] = {}  # admission_id -> row it was scored at
 
@@ -429,7 +604,7 @@ class ChunkScorer:
 
         good = np.flatnonzero(~bad)
         if len(good) == 0:
-            return pd.DataFrame(columns=output_columns(self.top_n)), rejects
+            return pd.DataFrame(columns=self.columns), rejects
         valid = typed_records(frame.iloc[good].reset_index(drop=True))
         X, scored, item_errors = frame_to_matrix(valid)
         if item_errors:  # items that contradict a given scale score: refuse those rows
@@ -445,9 +620,15 @@ class ChunkScorer:
                 self.seen.pop(ids[i], None)
             keep = np.flatnonzero(~drop)
             X, scored, good = X[keep], scored.iloc[keep].reset_index(drop=True), good[keep]
-        out = explanation_frame(
-            self.lm, ids[good], explain_matrix(self.lm.model, X), None, self.top_n
-        )
+        ex = explain_matrix(self.lm.model, X)
+        if self.ratings is None:
+            out = explanation_frame(self.lm, ids[good], ex, None, self.top_n)
+        else:
+            from models.scoring.weekly import update_matrix
+
+            R = self.ratings.lookup(ids[good])
+            s = update_matrix(self.lm.model, X, R, self.ratings.as_of_week, ex)
+            out = weekly_frame(self.lm, ids[good], ex, s, self.top_n)
         rejects.sort(key=lambda r: r["row"])
         return out, rejects
 
@@ -461,8 +642,13 @@ def score_file(
     top_n: int = 3,
     progress: Callable[[int, int | None, int], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    as_of_week: int | None = None,
 ) -> BatchSummary:
     """Score a flat scoring-record file or a data folder, chunk by chunk.
+
+    ``as_of_week`` (1-3, issue 19): update each admission with its weekly ratings of weeks <= K
+    from the folder's alliance table (``weekly_output_columns``); needs a data folder and a model
+    with weekly models (InputError / ValueError otherwise).
 
     progress(done, total, rows): done/total in rows (Parquet) or bytes (CSV).
     Raises InputError for a missing, unreadable or header-broken input; the output is then not
@@ -475,6 +661,24 @@ def score_file(
     t0 = time.perf_counter()
     source = open_source(input_path)
     cols = check_columns(source)
+    ratings = None
+    if as_of_week is not None:
+        from models.scoring.weekly import WEEKS
+
+        if as_of_week not in WEEKS:
+            raise InputError(f"as of week must be 1, 2 or 3, not {as_of_week}")
+        if lm.model.weekly is None:
+            raise NoWeeklyModels(
+                f"model version {lm.version} has no weekly models (trained before issue 19): "
+                "retrain it (python -m pipelines.train) to score as of a week"
+            )
+        if source.kind != "dir":
+            raise InputError(
+                f"{source.path} is a file: --as-of-week needs a data folder holding the intake "
+                "and alliance tables"
+            )
+        ids, R = read_ratings(source.path)
+        ratings = Ratings(ids, R, as_of_week)
     if cols.unknown and warn:
         warn(
             f"{len(cols.unknown)} column(s) not in the data contract are ignored: "
@@ -487,8 +691,9 @@ def score_file(
     summary = BatchSummary(
         unknown_columns=cols.unknown, output=output, rejects=rejects_path, model_version=lm.version
     )
-    scorer = ChunkScorer(lm, top_n, source.kind)
-    out_w = TableWriter(output, output_columns(top_n), schema=output_schema(top_n))
+    scorer = ChunkScorer(lm, top_n, source.kind, ratings)
+    schema = weekly_output_schema(top_n) if ratings else output_schema(top_n)
+    out_w = TableWriter(output, scorer.columns, schema=schema)
     rej_w = TableWriter(rejects_path, REJECT_COLUMNS)
     rejected_rows: set[int] = set()
     try:

@@ -3,6 +3,7 @@
     python -m pipelines.score --input FILE|DIR --output FILE [--model-version N]
                               [--rejects FILE] [--chunk-size 10000] [--top-drivers 3]
                               [--engine pandas|spark] [--master local[*]] [--config FILE]
+                              [--as-of-week K]
 
 Input: a flat scoring-record file (.csv or .parquet: intake fields, optional counsellor_sex /
 counsellor_ex_user / counsellor_years_experience, optional questionnaire items), or a data folder
@@ -16,6 +17,22 @@ and driver_k_effect (raises/lowers the risk) for the N largest (below 0.05 point
 points_<group> for every driver group (assessed or not: they add up to risk - typical_risk), and
 not_assessed (the groups none of whose fields was on the record, "; "-separated).
 
+With --as-of-week K (1, 2 or 3; a data folder holding an alliance table; the pandas engine): the
+early-warning update of issue 19. Each admission's WAI-S ratings of weeks <= K in the folder's
+alliance table (client and counsellor, scored as the label scores them) update its admission risk
+through the model's weekly models, as POST /score does with "ratings". Output columns then:
+admission_id, as_of_week (the latest week <= K with a valid rating; 0 = none, and the row is the
+admission score exactly), risk (the UPDATED risk of a low alliance over weeks 1-3), risk_at_admission,
+risk_low / risk_high (the ADMISSION model's 95% interval, around risk_at_admission: none is stated for
+the updated risk), band (of the updated risk), band_at_admission, risk_remaining (risk of a low
+alliance in the weeks still to come, as_of_week+1..3; empty as of week 3), signal (not on track: the
+week's rating below the expected band for this admission risk), rupture (a reliable week-to-week
+drop) and rupture_weeks, discrepancy (client - counsellor item mean in the latest week both rated)
+and discrepancy_flag, model_version, typical_risk (the typical client rated typically: the base of
+the drivers), typical_risk_at_admission, driver_k..., points_<group> for every driver group plus
+points_ratings (adding up to risk - typical_risk), not_assessed. Without --as-of-week the output is
+the admission scoring above, unchanged.
+
 Rejected rows (a rule of data contract v1 broken, items contradicting a scale score, a repeated
 admission_id) go to the rejects file (default <output>.rejects.csv) with row (1-based data row;
 CSV line = row + 1), admission_id, table, field, value and reason; all other rows are scored.
@@ -24,7 +41,9 @@ The model is the registry's champion of alliance-risk (or --model-version), from
 store in MLFLOW_TRACKING_URI (default sqlite:///mlruns/mlflow.db).
 
 Exit codes: 0 done (even with rejected rows), 2 input missing/unreadable or a required column
-absent, 3 no champion / no such model version, 4 the spark engine is not installed.
+absent (with --as-of-week: no alliance table, or ratings breaking the contract), 3 no champion /
+no such model version / a model without weekly models for --as-of-week, 4 the spark engine is not
+installed.
 """
 
 from __future__ import annotations
@@ -81,6 +100,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--master", default="local[*]", help="Spark master for --engine spark (default %(default)s)"
     )
+    p.add_argument(
+        "--as-of-week",
+        type=int,
+        choices=[1, 2, 3],
+        metavar="K",
+        help="update each admission with its weekly WAI-S ratings of weeks <= K (1-3) from the "
+        "data folder's alliance table (issue 19 early warning; adds as_of_week, "
+        "risk_at_admission, risk_remaining, signal, rupture, discrepancy, points_ratings; risk "
+        "is then the updated risk). Default: admission scores only",
+    )
     cli.add_quiet(p)
     return p
 
@@ -99,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         return fail("--top-drivers must be 0 or more", EXIT_INPUT)
     if not args.input.exists():
         return fail(f"input {args.input} does not exist", EXIT_INPUT)
+    if args.as_of_week is not None and args.engine != "pandas":
+        return fail("--as-of-week runs on the pandas engine only", EXIT_INPUT)
+    if args.as_of_week is not None and not args.input.is_dir():
+        return fail(
+            f"--as-of-week needs a data folder holding the intake and alliance tables, "
+            f"not the file {args.input}",
+            EXIT_INPUT,
+        )
     if args.engine == "spark":
         try:
             import pyspark  # noqa: F401
@@ -108,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     settings, code = cli.settings_or_exit(console, args.config, EXIT_INPUT)
     if settings is None:
         return code
-    from batch.scoring import InputError
+    from batch.scoring import InputError, NoWeeklyModels
     from models.lifecycle.resolve import ModelNotFound, load
 
     name = settings.train.registered_model
@@ -136,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             summary = _run_pandas(args, lm, console)
     except InputError as exc:
         return fail(str(exc), EXIT_INPUT)
+    except NoWeeklyModels as exc:
+        return fail(str(exc), EXIT_MODEL)
 
     console.print(
         f"scored {summary.scored} of {summary.rows} row(s) in {summary.seconds:.1f} s "
@@ -192,6 +231,7 @@ def _run_pandas(args, lm, console):
             top_n=args.top_drivers,
             progress=tick,
             warn=lambda m: progress.console.print(f"warning: {m}", style="yellow", markup=False),
+            as_of_week=args.as_of_week,
         )
 
 

@@ -340,3 +340,99 @@ def test_spark_engine_gives_the_same_scores(trained_store, flat_csv, tmp_path):
     assert rej["field"].tolist() == ["sex"] and rej["admission_id"].tolist() == [
         df.loc[5, "admission_id"]
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The weekly early warning as of a week (issue 19 item 4)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+def test_as_of_week_writes_the_api_columns_and_matches_the_api(trained_store, loaded, tmp_path):
+    """--as-of-week K: ratings of weeks <= K from the folder's alliance table, the API's weekly
+    columns; without ratings a row is its admission score exactly; the updated risk of a row equals
+    the engine's (the API's) for the same record and ratings; a week > K is ignored."""
+    from serving.engine import Engine
+    from validation.io import load_tables
+
+    plain, week1 = tmp_path / "plain.csv", tmp_path / "week1.csv"
+    assert (
+        _run(trained_store, "--input", str(trained_store.data), "--output", str(plain)).returncode
+        == 0
+    )
+    proc = _run(
+        trained_store,
+        "--input",
+        str(trained_store.data),
+        "--output",
+        str(week1),
+        "--as-of-week",
+        "1",
+        "--chunk-size",
+        "333",
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    a = pd.read_csv(plain, dtype={"admission_id": "str", "model_version": "str"})
+    b = pd.read_csv(week1, dtype={"admission_id": "str", "model_version": "str"})
+    for col in ("as_of_week", "risk_at_admission", "band_at_admission", "risk_remaining"):
+        assert col in b.columns
+    for col in ("signal", "rupture", "discrepancy", "discrepancy_flag", "points_ratings"):
+        assert col in b.columns
+    assert set(a.columns) - set(b.columns) == set()  # every admission column is kept
+    assert b["admission_id"].tolist() == a["admission_id"].tolist()
+    np.testing.assert_array_equal(b["risk_at_admission"], a["risk"])
+    np.testing.assert_array_equal(b["risk_low"], a["risk_low"])  # the admission interval
+    assert set(b["as_of_week"]) <= {0, 1} and (b["as_of_week"] == 1).mean() > 0.8
+    none = b["as_of_week"] == 0
+    np.testing.assert_array_equal(b.loc[none, "risk"], a.loc[none, "risk"])
+    assert not b["rupture"].any()  # a rupture needs two weeks
+    pts = [c for c in b.columns if c.startswith("points_")]
+    np.testing.assert_allclose(b[pts].sum(axis=1), b["risk"] - b["typical_risk"], atol=1e-12)
+
+    # The same record and ratings through the engine behind POST /score.
+    t = load_tables(trained_store.data)
+    rated = b.loc[b["as_of_week"] == 1, "admission_id"].head(3).tolist()
+    engine = Engine(loaded, None, 5)
+    flat = _flat(trained_store).set_index("admission_id", drop=False)  # text, as read
+    al = t["alliance"]
+    for aid in rated:
+        rec = {k: v for k, v in flat.loc[aid].items() if not pd.isna(v)}
+        ratings = []
+        for r in al[al["admission_id"].astype(str) == aid].to_dict("records"):
+            items = {
+                f"wai_{i:02d}": None if pd.isna(r.get(f"wai_{i:02d}")) else int(r[f"wai_{i:02d}"])
+                for i in range(1, 13)
+            }
+            ratings.append({"week": int(r["week"]), "rater": r["rater"], "items": items})
+        week1_only = [x for x in ratings if x["week"] <= 1]
+        status, body = engine.score({**rec, "ratings": week1_only}, audit=False)
+        assert status == 200, body
+        row = b.set_index("admission_id").loc[aid]
+        assert body["risk"] == pytest.approx(row["risk"], abs=1e-12)
+        assert body["risk_remaining"] == pytest.approx(row["risk_remaining"], abs=1e-12)
+        assert body["signal"]["flag"] == bool(row["signal"])
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+def test_as_of_week_needs_a_folder_with_ratings(trained_store, flat_csv, tmp_path):
+    out = tmp_path / "o.csv"
+    proc = _run(trained_store, "--input", str(flat_csv), "--output", str(out), "--as-of-week", "1")
+    assert proc.returncode == 2 and "data folder" in proc.stderr
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("intake", "counsellors"):
+        (bare / f"{name}.csv").write_bytes((trained_store.data / f"{name}.csv").read_bytes())
+    proc = _run(trained_store, "--input", str(bare), "--output", str(out), "--as-of-week", "2")
+    assert proc.returncode == 2 and "alliance" in proc.stderr
+    proc = _run(trained_store, "--input", str(bare), "--output", str(out), "--as-of-week", "4")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+    assert not out.exists()
+
+
+def test_score_help_explains_as_of_week():
+    proc = run_pipeline("score", "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "--as-of-week K" in text and "weeks <= K" in text and "risk_remaining" in text
