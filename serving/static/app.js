@@ -454,6 +454,7 @@ async function score(record) {
     return;
   }
   if (r.status === 200) {
+    state.lastResult = r.body;
     renderResult(r.body);
     return;
   }
@@ -658,6 +659,327 @@ function fmt(v) {
   if (typeof v === "boolean") return v ? "yes" : "no";
   return String(v).replace(/_/g, " ");
 }
+
+// ---- case file and weekly check (issue 19) ----------------------------------------------------
+// The case file is a JSON download holding the record as sent, the intake result and the weekly
+// ratings so far: it lives with the service's clinical records, never on this server.
+const CASE_KIND = "alliance-risk case file";
+const ITEM_CODES = Array.from({ length: 12 }, (_, i) => "wai_" + String(i + 1).padStart(2, "0"));
+const RATERS = ["client", "counsellor"];
+const CASE_NOTICE =
+  "CLINICAL DATA: this file holds a client's intake record and risk results. Keep it where your " +
+  "service keeps clinical records; do not e-mail or share it outside the care team.";
+
+function caseFile(record, admission, ratings, latest) {
+  return {
+    kind: CASE_KIND,
+    format: 1,
+    notice: CASE_NOTICE,
+    saved_at: new Date().toISOString(),
+    model: admission.model,
+    record,
+    admission_result: admission,
+    ratings: ratings || [],
+    latest_result: latest || null,
+  };
+}
+
+function download(obj) {
+  const aid = (obj.record && obj.record.admission_id) || "client";
+  const blob = new Blob([JSON.stringify(obj, null, 2)], { type: "application/json" });
+  const a = el("a", { href: URL.createObjectURL(blob), download: `case-${aid}-clinical-data.json` });
+  document.body.append(a);
+  a.click();
+  setTimeout(() => {
+    URL.revokeObjectURL(a.href);
+    a.remove();
+  }, 0);
+}
+
+$("save-case-btn").addEventListener("click", () => {
+  if (!state.lastResult || !state.lastRecord) return;
+  download(caseFile(state.lastRecord, state.lastResult, [], null));
+});
+
+function showTab(name) {
+  const weekly = name === "weekly";
+  document.body.classList.toggle("mode-weekly", weekly);
+  $("tab-intake").setAttribute("aria-selected", String(!weekly));
+  $("tab-weekly").setAttribute("aria-selected", String(weekly));
+  $("intake-form").hidden = weekly;
+  $("result").hidden = weekly || !state.lastResult;
+  $("weekly").hidden = !weekly;
+}
+$("tab-intake").addEventListener("click", () => showTab("intake"));
+$("tab-weekly").addEventListener("click", () => showTab("weekly"));
+
+function itemSelect(rater, code) {
+  const wrap = el("div", { class: "field item", id: `wrap-${rater}-${code}` });
+  wrap.append(el("label", { for: `r-${rater}-${code}` }, code));
+  const sel = el("select", { id: `r-${rater}-${code}`, name: `${rater}-${code}` });
+  sel.append(el("option", { value: "", text: "—" }));
+  for (let v = 1; v <= 7; v++) {
+    const words = v === 1 ? " never" : v === 7 ? " always" : "";
+    sel.append(el("option", { value: String(v), text: v + words }));
+  }
+  wrap.append(sel);
+  return wrap;
+}
+
+function buildRatingInputs() {
+  for (const rater of RATERS) {
+    const grid = $("items-" + rater);
+    grid.replaceChildren(...ITEM_CODES.map((c) => itemSelect(rater, c)));
+  }
+}
+buildRatingInputs();
+$("counsellor-rated").addEventListener("change", (ev) => {
+  $("items-counsellor").hidden = !ev.target.checked;
+});
+
+function caseError(text) {
+  $("case-error").textContent = text;
+}
+
+$("case-file").addEventListener("change", async (ev) => {
+  caseError("");
+  const file = ev.target.files && ev.target.files[0];
+  if (!file) return;
+  let data;
+  try {
+    data = JSON.parse(await file.text());
+  } catch (e) {
+    caseError("This file is not a case file (not JSON).");
+    return;
+  }
+  if (!data || data.kind !== CASE_KIND || !data.record || !data.admission_result) {
+    caseError("This file is not an alliance-risk case file.");
+    return;
+  }
+  state.case = data;
+  state.case.ratings = Array.isArray(data.ratings) ? data.ratings : [];
+  renderCaseSummary();
+  const rated = state.case.ratings.map((r) => r.week);
+  const next = Math.min(3, (rated.length ? Math.max(...rated) : 0) + 1);
+  $("week").value = String(next);
+  $("weekly-form").hidden = false;
+  $("weekly-result").hidden = true;
+});
+
+function ratingMeanText(r) {
+  if (r.item_mean !== undefined && r.item_mean !== null) return Number(r.item_mean).toFixed(2);
+  const vals = ITEM_CODES.map((c, i) => {
+    const v = r.items[c];
+    if (v === null || v === undefined) return null;
+    return i === 3 || i === 9 ? 8 - v : v;
+  }).filter((v) => v !== null);
+  return (vals.reduce((a, b) => a + b, 0) / vals.length).toFixed(2);
+}
+
+function renderCaseSummary() {
+  const c = state.case;
+  const adm = c.admission_result;
+  const box = $("case-summary");
+  const rated = c.ratings
+    .slice()
+    .sort((a, b) => a.week - b.week || RATERS.indexOf(a.rater) - RATERS.indexOf(b.rater))
+    .map((r) => `week ${r.week} ${r.rater} ${ratingMeanText(r)}`);
+  box.replaceChildren(
+    el("p", {}, el("strong", { text: `Admission ${c.record.admission_id}` }),
+      ` · admitted ${c.record.admission_date || "?"} · admission risk ${pct(adm.risk)} (${adm.band})`),
+    el("p", { class: "small" }, rated.length ? "Ratings so far (item means): " + rated.join("; ") : "No weekly rating yet."),
+    el("p", { class: "small muted", text: CASE_NOTICE })
+  );
+  box.hidden = false;
+}
+
+function readRating(rater) {
+  const items = {};
+  let answered = 0;
+  for (const c of ITEM_CODES) {
+    const v = $(`r-${rater}-${c}`).value;
+    items[c] = v === "" ? null : Number(v);
+    if (v !== "") answered++;
+  }
+  return { items, answered };
+}
+
+$("weekly-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  for (const r of RATERS) $("err-rating-" + r).textContent = "";
+  $("weekly-errors").hidden = true;
+  if (!state.case) return;
+  const week = Number($("week").value);
+  const fresh = [];
+  const raters = ["client"].concat($("counsellor-rated").checked ? ["counsellor"] : []);
+  let bad = false;
+  for (const rater of raters) {
+    const { items, answered } = readRating(rater);
+    if (answered < 10) {
+      $("err-rating-" + rater).textContent = `${12 - answered} items blank: at most 2 may be blank`;
+      bad = true;
+    }
+    fresh.push({ week, rater, items });
+  }
+  if (bad) return;
+  // This week's ratings replace any the case file held for the same week and rater.
+  const kept = state.case.ratings.filter((r) => !(r.week === week && raters.includes(r.rater)));
+  const ratings = kept.concat(fresh).filter((r) => r.week <= week);
+  const later = kept.filter((r) => r.week > week);
+  await weeklyScore(ratings, later);
+});
+
+async function weeklyScore(ratings, later) {
+  const btn = $("weekly-btn");
+  btn.disabled = true;
+  setStatus("Updating…");
+  let r;
+  try {
+    r = await api("/score", {
+      method: "POST",
+      body: JSON.stringify(Object.assign({}, state.case.record, { ratings })),
+    });
+  } catch (e) {
+    setStatus("The service cannot be reached.", true);
+    btn.disabled = false;
+    return;
+  }
+  btn.disabled = false;
+  setStatus("");
+  if (r.status === 401) {
+    forgetKey("The key is no longer accepted. Enter it again.");
+    return;
+  }
+  if (r.status !== 200) {
+    const errs = (r.body && r.body.errors) || [];
+    const fe = $("weekly-errors");
+    const list = el("ul");
+    for (const e of errs) list.append(el("li", { text: `${e.field}: ${e.reason}` }));
+    if (!errs.length) list.append(el("li", { text: (r.body && r.body.error) || "HTTP " + r.status }));
+    fe.replaceChildren(el("strong", { text: "The server could not update the risk:" }), list);
+    fe.hidden = false;
+    return;
+  }
+  state.case.ratings = ratings.concat(later || []);
+  state.case.latest_result = r.body;
+  renderCaseSummary();
+  renderWeekly(r.body);
+}
+
+function markerBlock(node, title, m, flagged) {
+  node.replaceChildren();
+  node.className = "marker" + (flagged ? " flagged" : "");
+  node.dataset.flag = String(!!flagged);
+  node.append(el("h4", {}, title + ": ", el("span", { class: "marker-state", text: flagged ? "yes" : "no" })));
+  node.append(el("p", { class: "small", text: m.why }));
+  if (flagged && m.actions && m.actions.length) {
+    const ul = el("ul");
+    for (const a of m.actions) {
+      ul.append(el("li", {}, a.action,
+        el("span", { class: "evidence", text: ` — ${a.evidence}.` }),
+        el("span", { class: "source", text: ` Source: ${a.source}.` })));
+    }
+    node.append(ul);
+  }
+}
+
+function renderWeekly(r) {
+  const res = $("weekly-result");
+  res.dataset.risk = String(r.risk);
+  res.dataset.riskAtAdmission = String(r.risk_at_admission);
+  res.dataset.riskRemaining = r.risk_remaining === null ? "" : String(r.risk_remaining);
+  res.dataset.asOfWeek = String(r.as_of_week);
+  res.dataset.signal = String(r.signal.flag);
+  res.dataset.rupture = String(r.rupture.flag);
+  $("w-week").textContent = String(r.as_of_week);
+  $("w-risk").textContent = pct(r.risk);
+  $("w-admission").textContent =
+    `At admission: ${pct(r.risk_at_admission)} (${BAND_WORDS[r.band_at_admission] || r.band_at_admission})`;
+  const band = $("w-band");
+  band.textContent = BAND_WORDS[r.band] || r.band;
+  band.className = "band band-" + r.band;
+  const scale = res.querySelector(".scale");
+  scale.style.setProperty("--pos-mod", 100 * r.bands.moderate_from + "%");
+  scale.style.setProperty("--pos-high", 100 * r.bands.high_from + "%");
+  $("w-scale-marker").style.left = Math.min(99.5, Math.max(0.5, 100 * r.risk)) + "%";
+  $("w-scale-admission").style.left = Math.min(99.5, Math.max(0.5, 100 * r.risk_at_admission)) + "%";
+  $("w-remaining").replaceChildren(
+    r.risk_remaining === null
+      ? "All three weeks are rated: no weeks remain."
+      : el("span", {}, `Risk of a low alliance in the weeks still to come (week${r.remaining_weeks.length > 1 ? "s" : ""} ${r.remaining_weeks.join("–")}): `,
+          el("strong", { text: pct(r.risk_remaining) }))
+  );
+  markerBlock($("w-signal"), "Not on track", r.signal, r.signal.flag);
+  markerBlock($("w-rupture"), "Rupture", r.rupture, r.rupture.flag);
+  markerBlock($("w-discrepancy"), "Client–counsellor discrepancy", r.discrepancy, r.discrepancy.flag);
+  $("w-ratings").textContent = r.ratings.length
+    ? "Ratings used (WAI-S item means, 1–7): " + r.ratings.map((x) => `week ${x.week} ${x.rater} ${x.item_mean.toFixed(2)}`).join("; ")
+    : "";
+
+  const list = $("w-drivers");
+  list.replaceChildren();
+  // Drivers of at least 0.1 points (the intake result lists them all); those not assessed at
+  // intake are named in one line.
+  const shownDrivers = r.drivers.filter((d) => d.driver === "ratings" || (d.assessed && Math.abs(d.points) >= 0.0005));
+  const maxPts = Math.max(0.0001, ...r.drivers.map((d) => Math.abs(d.points)));
+  for (const d of shownDrivers) list.append(driverItem(d, maxPts));
+  const total = r.drivers.reduce((a, d) => a + d.points, 0);
+  const notAssessed = r.drivers.filter((d) => !d.assessed).map((d) => d.label);
+  $("w-drivers-total").textContent =
+    `All drivers together: ${signed(total)} points = ${pct(r.risk)} − ${pct(r.typical_risk)} ` +
+    "(the typical client, rated typically); drivers under 0.1 points are not listed" +
+    (notAssessed.length ? `; not assessed at intake: ${notAssessed.join(", ")}.` : ".");
+
+  const acts = $("w-actions");
+  acts.replaceChildren();
+  const withActions = r.drivers.filter((d) => (d.actions && d.actions.length) || d.what_if);
+  for (const d of withActions) {
+    const card = el("div", { class: "action-card", "data-driver": d.driver });
+    card.append(el("h4", { text: d.label }));
+    if (d.actions.length) {
+      const ul = el("ul");
+      for (const a of d.actions) {
+        ul.append(el("li", {}, a.action, el("span", { class: "source", text: ` Source: ${a.source}.` })));
+      }
+      card.append(ul);
+    }
+    if (d.what_if) {
+      card.append(el("p", { class: "what-if" },
+        `If ${d.label.toLowerCase()} were at the typical client's level: `,
+        el("strong", { text: pct(d.what_if.risk) }), ` instead of ${pct(d.what_if.instead_of)}.`));
+    }
+    acts.append(card);
+  }
+  $("w-actions-block").hidden = withActions.length === 0;
+  // The printout names the intake drivers' what-ifs in one line (their actions are on the
+  // intake printout); the markers' actions above print in full.
+  const whatIfs = withActions
+    .filter((d) => d.what_if)
+    .map((d) => `${d.label} ${pct(d.what_if.risk)}`);
+  $("w-actions-print").textContent = withActions.length
+    ? "Modifiable drivers raising the risk: " + withActions.map((d) => d.label).join(", ") +
+      " (actions and sources: the intake printout)" +
+      (whatIfs.length ? `; the risk if each were at the typical client's level: ${whatIfs.join(", ")}.` : ".")
+    : "";
+  $("w-notes").textContent = `${r.label_note} ${r.risk_interval_note}`;
+  const trained =
+    (state.model && state.model.trained_at ? `, trained ${state.model.trained_at.slice(0, 10)}` : "") +
+    (state.model && state.model.synthetic_data ? " on SYNTHETIC data" : "");
+  $("w-model").textContent = `Model ${r.model.name} version ${r.model.version}${trained} · admission ${r.admission_id}`;
+  $("w-disclaimer").textContent = r.disclaimer;
+  const now = new Date();
+  const stamp = now.toISOString().slice(0, 10) + " " + now.toTimeString().slice(0, 5);
+  $("w-print-meta").textContent =
+    `Admission ${r.admission_id} · admitted ${state.case.record.admission_date || "?"} · week ${r.as_of_week} check ${stamp} · model ${r.model.name} version ${r.model.version}${trained}`;
+  res.hidden = false;
+  res.scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+$("w-save-btn").addEventListener("click", () => {
+  if (!state.case) return;
+  download(caseFile(state.case.record, state.case.admission_result, state.case.ratings, state.case.latest_result));
+});
+$("w-print-btn").addEventListener("click", () => window.print());
 
 // ---- start -----------------------------------------------------------------------------------
 if (state.key) loadModel();

@@ -4,7 +4,9 @@ Fills the form for a high-risk and a low-risk client, reads the band and drivers
 errors (from the page's own checks and from the server), checks the page's score equals the API's
 for the same record, enters a client by questionnaire item answers and checks the scored scales,
 prints the result (print media emulation: one A4 page, nothing cut off, controls hidden), and
-records every request the page makes: none may leave 127.0.0.1. Screenshots of the normal and the
+records every request the page makes: none may leave 127.0.0.1. The weekly check (issue 19): the
+intake result saved as a case file, loaded in the "Weekly check" view, WAI-S items entered for
+weeks 1 and 2, the updated risk equal to the API's, and its printout on one A4 page. Screenshots of the normal and the
 print view go to $ALLIANCE_RISK_SCREENSHOTS (default: the test's temporary folder) to be looked at.
 """
 
@@ -93,7 +95,8 @@ def page(browser, service):
     pg.click("#auth-form button[type=submit]")
     pg.wait_for_selector("#f-age")
     yield pg
-    hosts = {urlsplit(u).netloc for u in pg.requests if not u.startswith("data:")}
+    # data: and blob: URLs (the case file download) are made in the page, never fetched
+    hosts = {urlsplit(u).netloc for u in pg.requests if not u.startswith(("data:", "blob:"))}
     assert hosts == {urlsplit(service.base).netloc}, hosts
     context.close()
 
@@ -287,3 +290,153 @@ def test_the_print_button_is_on_the_result(page):
     shots = _shots()
     if shots:
         page.screenshot(path=str(shots / "intake-low-result.png"), full_page=True)
+
+
+# ---- the weekly check from a saved case file (issue 19 item 4) ---------------------------------
+
+
+def _save_case(pg, button: str, path: Path) -> dict:
+    import json
+
+    with pg.expect_download() as dl:
+        pg.click(button)
+    dl.value.save_as(str(path))
+    assert "clinical-data" in dl.value.suggested_filename
+    return json.loads(path.read_text())
+
+
+def _enter_week(pg, week: int, client: int, counsellor: int | None) -> None:
+    pg.select_option("#week", str(week))
+    for i in range(1, 13):
+        v = 8 - client if i in (4, 10) else client
+        pg.select_option(f"#r-client-wai_{i:02d}", str(v))
+    if counsellor is not None:
+        if not pg.is_checked("#counsellor-rated"):
+            pg.check("#counsellor-rated")
+        for i in range(1, 13):
+            v = 8 - counsellor if i in (4, 10) else counsellor
+            pg.select_option(f"#r-counsellor-wai_{i:02d}", str(v))
+    elif pg.is_checked("#counsellor-rated"):
+        pg.uncheck("#counsellor-rated")
+
+
+def _items(v: int) -> dict:
+    return {f"wai_{i:02d}": (8 - v if i in (4, 10) else v) for i in range(1, 13)}
+
+
+def _read_weekly(pg) -> dict:
+    pg.wait_for_selector("#weekly-result:not([hidden])")
+    get = lambda k: pg.get_attribute("#weekly-result", k)  # noqa: E731
+    return {
+        "risk": float(get("data-risk")),
+        "risk_at_admission": float(get("data-risk-at-admission")),
+        "risk_remaining": get("data-risk-remaining"),
+        "as_of_week": int(get("data-as-of-week")),
+        "signal": get("data-signal") == "true",
+        "rupture": get("data-rupture") == "true",
+        "drivers": pg.eval_on_selector_all(
+            "#w-drivers li.driver", "els => els.map(e => e.dataset.driver)"
+        ),
+    }
+
+
+def test_weekly_check_from_a_saved_case_file_prints_on_one_a4_page(page, service, tmp_path):
+    shots = _shots() or tmp_path
+    fill(page, HIGH)
+    intake = submit_and_read(page)
+    assert "clinical data" in page.text_content(".case-note").lower()
+    case = _save_case(page, "#save-case-btn", tmp_path / "case.json")
+    assert case["kind"] == "alliance-risk case file" and "CLINICAL DATA" in case["notice"]
+    assert case["record"]["admission_id"] == HIGH["admission_id"]
+    assert case["admission_result"]["risk"] == pytest.approx(intake["risk"], abs=1e-15)
+    assert case["ratings"] == []
+
+    # A new tab of the browser, as a week later: the weekly check from the file alone.
+    page.reload()
+    page.wait_for_selector("#f-age")
+    page.click("#tab-weekly")
+    assert page.is_hidden("#intake-form") and page.is_visible("#case-file")
+    page.set_input_files("#case-file", str(tmp_path / "case.json"))
+    page.wait_for_selector("#weekly-form:not([hidden])")
+    assert "WEB_HIGH_01" in page.text_content("#case-summary")
+    assert page.input_value("#week") == "1"
+    # the item inputs: codes and the 1-7 response numbers only, no item wording
+    options = page.eval_on_selector_all(
+        "#r-client-wai_01 option", "os => os.map(o => o.textContent)"
+    )
+    assert options == ["—", "1 never", "2", "3", "4", "5", "6", "7 always"]
+    labels = page.eval_on_selector_all("#items-client label", "ls => ls.map(l => l.textContent)")
+    assert labels == [f"wai_{i:02d}" for i in range(1, 13)]
+
+    _enter_week(page, 1, client=7, counsellor=5)
+    page.click("#weekly-btn")
+    w1 = _read_weekly(page)
+    week1 = [
+        {"week": 1, "rater": "client", "items": _items(7)},
+        {"week": 1, "rater": "counsellor", "items": _items(5)},
+    ]
+    api = api_score(service, HIGH | {"ratings": week1})
+    assert w1["as_of_week"] == 1 and w1["risk"] == pytest.approx(api["risk"], abs=1e-12)
+    assert w1["risk_at_admission"] == pytest.approx(intake["risk"], abs=1e-12)
+    assert float(w1["risk_remaining"]) == pytest.approx(api["risk_remaining"], abs=1e-12)
+    assert "ratings" in w1["drivers"] and not w1["rupture"]
+
+    # Save the updated case file, load it again, rate week 2: the client's rating falls.
+    case2 = _save_case(page, "#w-save-btn", tmp_path / "case2.json")
+    assert [(r["week"], r["rater"]) for r in case2["ratings"]] == [(1, "client"), (1, "counsellor")]
+    page.set_input_files("#case-file", str(tmp_path / "case2.json"))
+    # (selectors, not wait_for_function: a string predicate is eval, which the page's CSP forbids)
+    page.wait_for_selector("#case-summary :text('week 1 client 7.00')")
+    assert page.input_value("#week") == "2"  # the next week to rate
+    _enter_week(page, 2, client=2, counsellor=None)
+    page.click("#weekly-btn")
+    page.wait_for_selector("#weekly-result[data-as-of-week='2']")
+    w2 = _read_weekly(page)
+    api2 = api_score(
+        service, HIGH | {"ratings": [*week1, {"week": 2, "rater": "client", "items": _items(2)}]}
+    )
+    assert w2["risk"] == pytest.approx(api2["risk"], abs=1e-12) and w2["rupture"]
+    assert w2["signal"] == api2["signal"]["flag"]
+    assert w2["risk"] > w1["risk"]
+    rupture = page.text_content("#w-rupture")
+    assert "Rupture: yes" in rupture and "Safran" in rupture  # the action's source
+    assert page.is_visible("#w-remaining") and "week 3" in page.text_content("#w-remaining")
+    assert "Admission" in page.text_content("#w-admission") or "admission" in page.text_content(
+        "#w-admission"
+    )
+    page.screenshot(path=str(shots / "weekly-result.png"), full_page=True)
+
+    # The printout: the weekly result alone, on one A4 page.
+    page.set_viewport_size({"width": 703, "height": 1000})
+    page.emulate_media(media="print")
+    for hidden in ("#intake-form", "#result", ".weekly-input", ".tabs", "#w-print-btn", ".foot"):
+        assert page.is_hidden(hidden), hidden
+    meta = page.text_content("#w-print-meta")
+    assert "WEB_HIGH_01" in meta and "week 2" in meta and date.today().isoformat() in meta
+    assert "not a diagnosis" in page.text_content("#w-disclaimer")
+    overflow = page.evaluate(
+        """() => {
+          const w = document.documentElement.clientWidth;
+          const out = [...document.querySelectorAll('#weekly-result *')].filter(e => {
+            const r = e.getBoundingClientRect();
+            return r.width > 0 && (r.right > w + 0.5 || r.left < -0.5);
+          });
+          return out.map(e => e.id || e.className || e.tagName);
+        }"""
+    )
+    assert overflow == [], overflow
+    page.screenshot(path=str(shots / "weekly-print.png"), full_page=True)
+    pdf = page.pdf(format="A4", print_background=True, path=str(shots / "weekly-print.pdf"))
+    pages = len(re.findall(rb"/Type\s*/Page(?!s)", pdf))
+    assert pages == 1, f"the printed weekly check takes {pages} A4 pages"
+    page.emulate_media(media="screen")
+
+
+def test_a_file_that_is_not_a_case_file_is_refused(page, tmp_path):
+    page.click("#tab-weekly")
+    bad = tmp_path / "other.json"
+    bad.write_text('{"hello": 1}')
+    page.set_input_files("#case-file", str(bad))
+    page.wait_for_selector("#case-error:not(:empty)")
+    assert "not an alliance-risk case file" in page.text_content("#case-error")
+    assert page.is_hidden("#weekly-form")
