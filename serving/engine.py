@@ -348,7 +348,7 @@ class Engine:
     def _weekly(self, out: dict[str, Any], row, ratings: list, ex) -> None:
         """Turn an admission answer into the weekly one, in place: risk, band, drivers and the
         typical risk become the updated ones; the admission figures stay beside them."""
-        u = W.update(self.model, row, ratings, explanation=ex)
+        u = W.update(self.model, row, ratings, explanation=ex, validated=True)
         K = u["as_of_week"]
         p_adm, band_adm = out["risk"], out["band"]
         p = u["risk"]

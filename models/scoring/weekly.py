@@ -187,13 +187,16 @@ def item_mean(items: Mapping[str, Any]) -> float:
             vals.append(flip - v if item in WAI_S.reflected else v)
     if len(ITEM_CODES) - len(vals) > WAI_MAX_MISSING:
         return float("nan")
-    return float(np.mean(vals))
+    return math.fsum(vals) / len(vals)  # whole numbers: the same float as np.mean, faster
 
 
-def rating_array(ratings: Sequence[Mapping[str, Any]] | None) -> np.ndarray:
+def rating_array(
+    ratings: Sequence[Mapping[str, Any]] | None, validated: bool = False
+) -> np.ndarray:
     """Valid ratings -> a 3 x 2 array of item means (weeks 1-3 x client, counsellor), NaN where
-    not rated. Call ``validate_ratings`` first: this raises ValueError on invalid input."""
-    errors = validate_ratings(ratings)
+    not rated. Call ``validate_ratings`` first: this raises ValueError on invalid input (unless
+    ``validated``: the caller has just checked them, as the service does)."""
+    errors = [] if validated else validate_ratings(ratings)
     if errors:
         raise ValueError("; ".join(f"{e['field']}: {e['message']}" for e in errors))
     out = np.full((len(WEEKS), len(RATERS)), np.nan)
@@ -365,15 +368,22 @@ def update_matrix(
         if not rows.any():
             continue
         fits = spec["models"][str(week)]
+        # the rating features once per week for both targets (stacked_parts' sums, same order)
+        D, miss = _features(R[rows], week, typical)
+        T = np.array([typical[w - 1, RATERS.index(r)] for w, r in columns(week)])
         fit = fits["label"]
         if fit is not None:
+            g, d, beta = fit["gamma"], fit["delta"], float(fit["beta"])
+            gT = float(g @ T)
             # the typical client's updated log-odds: its intake part at the admission base
-            base[rows], _, _ = stacked_parts(base_adm[rows], R[rows], week, fit, typical)
-            _, ratings, beta = stacked_parts(m[rows], R[rows], week, fit, typical)
+            base[rows] = fit["alpha"] + beta * base_adm[rows] + gT
             log_odds[rows, : len(DRIVER_GROUPS)] = beta * G[rows]
-            log_odds[rows, -1] = ratings
-        if fits["remaining"] is not None and week < 3:
-            rem_lo[rows] = stacked_log_odds(m[rows], R[rows], week, fits["remaining"], typical)
+            log_odds[rows, -1] = D @ g + miss @ d
+        rem = fits["remaining"]
+        if rem is not None and week < 3:
+            g, d = rem["gamma"], rem["delta"]
+            intake = rem["alpha"] + rem["beta"] * m[rows] + float(g @ T)
+            rem_lo[rows] = intake + (D @ g + miss @ d)
     risk, typical_risk, points = to_points(log_odds, base)
     no_rating = K == 0
     risk = np.where(no_rating, ex.risk, risk)  # the admission score, to the last bit
@@ -448,12 +458,14 @@ def update(
     row: np.ndarray,
     ratings: Sequence[Mapping[str, Any]] | None,
     explanation: Explanation | None = None,
+    validated: bool = False,
 ) -> dict[str, Any]:
     """The weekly update of one scored record.
 
     ``row``: its model row (1 x p, ``features.rows.record_row``); ``ratings``: a list of
     {week, rater, items | item_mean} (``validate_ratings`` first; this raises ValueError on an
-    invalid list); ``explanation``: ``explain_matrix(model, row)`` if the caller has it. The
+    invalid list; ``validated=True`` skips that check when the caller has just made it);
+    ``explanation``: ``explain_matrix(model, row)`` if the caller has it. The
     as-of week is the latest rated week. With no (valid) rating every number is the admission
     score's, exactly. Returns::
 
@@ -473,7 +485,7 @@ def update(
         discrepancy: {flag, week, client, counsellor, difference, threshold, why, actions}
         label_note: what the label after week K consists of
     """
-    R = rating_array(ratings)[None]
+    R = rating_array(ratings, validated)[None]
     row = np.atleast_2d(np.asarray(row, dtype=float))
     ex = explanation if explanation is not None else explain_matrix(model, row)
     asked = int(max((int(r["week"]) for r in ratings or []), default=0))
