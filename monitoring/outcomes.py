@@ -22,6 +22,17 @@ Alarms (the monitor exits 1; the alarm text starts with its kind):
   thousands of clients a 5% miscalibration is "significant" yet not worth acting on, and with a
   few dozen a 40% one is noise.
 - discrimination: current AUROC below the lower bound of the training run's 95% CI.
+
+The weekly early warning (issue 19; ``check_weekly``), when the champion has weekly models and the
+batch's alliance table holds weekly ratings: for each week K in (1, 2), on the clients with a
+valid rating in weeks <= K (the clients the update applies to), the updated risk of the label and
+``risk_remaining`` (a low alliance in weeks K+1..3, built by ``build_labels(..., weeks=)``) from the
+admission risk (scored, or read from the audit) and the ratings of weeks <= K through the served
+function (``models.scoring.weekly.stacked_log_odds``): O/E, AUROC, calibration slope and Brier with
+the same CIs, the admission risk's AUROC on the same clients and outcome, and the training run's
+out-of-fold figures (``weekly_w<K>_*``); the not-on-track signal's sensitivity, false-alarm rate,
+PPV and flag rate for ``risk_remaining``'s outcome (clients rated in week K), beside training's.
+Alarm ("weekly calibration"): ``risk_remaining``'s O/E by the calibration rule above.
 """
 
 from __future__ import annotations
@@ -70,6 +81,8 @@ class OutcomeResult:
     notes: list[str] = field(default_factory=list)
     plots: dict[str, str] = field(default_factory=dict)  # title -> data URI
     synthetic: bool = False  # the batch is the simulator's (ground_truth.json beside it)
+    weekly: pd.DataFrame | None = None  # per week and target (issue 19; check_weekly)
+    signal: pd.DataFrame | None = None  # the not-on-track signal per week
 
     def evaluate(self) -> None:
         oe, lo, hi = self.current["oe_ratio"]
@@ -89,11 +102,24 @@ class OutcomeResult:
 
     def summary_line(self) -> str:
         t = self.training
-        return (
+        line = (
             f"outcomes: {self.n} labelled clients; observed / expected {_ci(self.current['oe_ratio'])}"
             f"; AUROC {_ci(self.current['auroc'])} (training {_ci(t.get('auroc'))})"
             f"; calibration slope {_ci(self.current['cal_slope'])}"
         )
+        if self.signal is not None and len(self.signal):
+            parts = []
+            for r in self.signal.itertuples():
+                rem = self.weekly[
+                    (self.weekly["week"] == r.week) & (self.weekly["target"] == "remaining")
+                ]
+                oe = f", risk_remaining O/E {rem['oe_ratio'].iloc[0]:.2f}" if len(rem) else ""
+                parts.append(
+                    f"week {r.week}: signal sensitivity {r.sensitivity:.2f}, false alarms "
+                    f"{r.false_alarm_rate:.2f}{oe}"
+                )
+            line += "\nweekly early warning: " + "; ".join(parts)
+        return line
 
     def to_dict(self) -> dict[str, Any]:
         def trip(d):
@@ -115,6 +141,8 @@ class OutcomeResult:
             "fairness_gaps": self.gaps.to_dict(orient="records"),
             "alarms": self.alarms,
             "notes": self.notes,
+            "weekly": None if self.weekly is None else self.weekly.to_dict(orient="records"),
+            "signal": None if self.signal is None else self.signal.to_dict(orient="records"),
         }
 
     def metrics(self) -> dict[str, float]:
@@ -126,6 +154,14 @@ class OutcomeResult:
             out[f"outcome_observed_rate_{r.band}"] = r.observed_rate
         for r in self.gaps.itertuples():
             out[f"fairness_gap_{r.subgroup}_{r.measure}"] = r.gap
+        if self.weekly is not None:
+            for r in self.weekly.to_dict(orient="records"):
+                for k in WEEKLY_REPORTED:
+                    out[f"outcome_weekly_w{r['week']}_{r['target']}_{k}"] = r[k]
+        if self.signal is not None:
+            for r in self.signal.to_dict(orient="records"):
+                for k in SIGNAL_REPORTED:
+                    out[f"outcome_weekly_w{r['week']}_signal_{k}"] = r[k]
         return {k: float(v) for k, v in out.items() if v is not None and np.isfinite(v)}
 
 
@@ -390,12 +426,166 @@ def check_outcomes(
         n_boot,
         synthetic=is_synthetic(folder),
     )
+    weekly = check_weekly(
+        lm,
+        cfg,
+        tables,
+        joined["admission_id"].to_numpy(dtype=str),
+        p,
+        y,
+        _groups(joined),
+        training_weekly_figures(settings.tracking_uri, lm.name, lm.version)
+        if lm.model.weekly is not None
+        else {},
+        n_boot,
+    )
+    if weekly is not None:
+        res.weekly, res.signal, weekly_alarms = weekly
+        res.alarms += weekly_alarms
+    elif lm.model.weekly is None:
+        res.notes.append(
+            f"model version {lm.version} has no weekly models: the weekly early warning is not "
+            "monitored"
+        )
     missing = len(frame) - len(joined)
     if missing:
         res.notes.append(
             f"{missing} labelled client(s) had no score ({'not in the audit store' if audit_db else 'failed the record rules'})"
         )
     return res
+
+
+# --------------------------------------------------------------------------------------------
+# The weekly early warning (issue 19)
+
+WEEKLY_REPORTED = ("n", "events", "oe_ratio", "auroc", "cal_slope", "brier", "admission_auroc")
+SIGNAL_REPORTED = ("n", "sensitivity", "false_alarm_rate", "ppv", "flag_rate")
+
+
+def training_weekly_figures(tracking_uri: str, name: str, version: str) -> dict[str, float]:
+    """The training run's weekly metrics (``weekly_w<K>_...`` keys, models/artifact.py), or {}."""
+    from models.lifecycle.resolve import resolve
+    from models.lifecycle.store import get_client
+
+    try:
+        mv = resolve(tracking_uri, name, version)
+        if not mv.run_id:
+            return {}
+        m = get_client(tracking_uri).get_run(mv.run_id).data.metrics
+    except Exception:  # noqa: BLE001 - shown as absent, as training_figures does
+        return {}
+    return {k: float(v) for k, v in m.items() if k.startswith(A.WEEKLY_PREFIX)}
+
+
+def check_weekly(
+    lm,
+    cfg,
+    tables: dict[str, pd.DataFrame],
+    ids: np.ndarray,
+    p: np.ndarray,
+    y_label: np.ndarray,
+    groups: np.ndarray | None,
+    training: dict[str, float],
+    n_boot: int = N_BOOT,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]] | None:
+    """(per week and target figures, the signal per week, alarms), or None when the model has no
+    weekly models or the batch no rating. ``ids``, ``p`` (admission risk), ``y_label`` aligned."""
+    from features.labels import build_labels
+    from features.weekly import rating_tensor
+    from models.building import fairness as F
+    from models.building import metrics as M
+    from models.scoring.scorer import logit, sigmoid
+    from models.scoring.weekly import MODEL_WEEKS, RATERS, WEEKS, band_lower, stacked_log_odds
+
+    spec = lm.model.weekly
+    if spec is None:
+        return None
+    R = rating_tensor(tables["alliance"], pd.Series(ids))
+    if np.isnan(R).all():
+        return None
+    m = logit(np.asarray(p, dtype=float), eps=1e-12)
+    use = [RATERS.index(r) for r in spec["band"]["raters"]]
+    rows, sig_rows, alarms = [], [], []
+    for K in MODEL_WEEKS:
+        rated = ~np.isnan(R[:, :K, :]).all(axis=(1, 2))
+        later = tuple(range(K + 1, len(WEEKS) + 1))
+        rem = build_labels(
+            tables["alliance"], cfg, tables["intake"], tables.get("episodes"), weeks=later
+        ).labels
+        y_rem = rem.reindex(pd.Index(ids).astype(str)).to_numpy(dtype=float)
+        for target, y_all in (("label", np.asarray(y_label, dtype=float)), ("remaining", y_rem)):
+            fit = spec["models"][str(K)][target]
+            keep = rated & ~np.isnan(y_all)
+            y = y_all[keep].astype(int)
+            if fit is None or keep.sum() < MIN_LABELLED or y.sum() in (0, len(y)):
+                continue
+            q = sigmoid(stacked_log_odds(m[keep], R[keep], K, fit, spec["typical"]))
+            g = None if groups is None else groups[keep]
+            ci = M.bootstrap_ci(y, q, n_boot=n_boot, seed=0, groups=g)
+            oe, blo, bhi = ci["oe_ratio"]
+            _, plo, phi = F.oe_interval(float(y.sum()), float(q.sum()))
+            oe_ci = (oe, min(blo, plo), max(bhi, phi))
+            adm = M.point_metrics(y, sigmoid(m[keep]))
+            nan = float("nan")
+            rows.append(
+                {
+                    "week": K,
+                    "target": target,
+                    "n": int(len(y)),
+                    "events": int(y.sum()),
+                    "oe_ratio": oe_ci[0],
+                    "oe_ratio_lo": oe_ci[1],
+                    "oe_ratio_hi": oe_ci[2],
+                    "auroc": ci["auroc"][0],
+                    "auroc_lo": ci["auroc"][1],
+                    "auroc_hi": ci["auroc"][2],
+                    "cal_slope": ci["cal_slope"][0],
+                    "cal_slope_lo": ci["cal_slope"][1],
+                    "cal_slope_hi": ci["cal_slope"][2],
+                    "brier": ci["brier"][0],
+                    "admission_auroc": adm["auroc"],
+                    "training_auroc": training.get(A.weekly_metric(K, target, "auroc"), nan),
+                    "training_cal_slope": training.get(
+                        A.weekly_metric(K, target, "cal_slope"), nan
+                    ),
+                }
+            )
+            if target == "remaining" and (oe_ci[1] > 1 or oe_ci[2] < 1):
+                if not OE_LOW <= oe_ci[0] <= OE_HIGH:
+                    alarms.append(
+                        f"weekly calibration: after week {K}, {oe_ci[0]:.2f} times the low "
+                        f"alliances in weeks {later[0]}-{later[-1]} that risk_remaining expected "
+                        f"(95% CI {oe_ci[1]:.2f} to {oe_ci[2]:.2f}, outside {OE_LOW}-{OE_HIGH})"
+                    )
+        # the signal, for risk_remaining's outcome, on clients rated in week K by the label's raters
+        has = ~np.isnan(R[:, K - 1, use]).all(axis=1) & ~np.isnan(y_rem)
+        if has.sum() >= MIN_LABELLED:
+            lower = band_lower(spec, m[has], K)[:, use]
+            with np.errstate(invalid="ignore"):
+                flag = (R[has, K - 1][:, use] < lower).any(axis=1)
+            y = y_rem[has].astype(int)
+            pos, neg = y == 1, y == 0
+            nan = float("nan")
+            sig_rows.append(
+                {
+                    "week": K,
+                    "n": int(len(y)),
+                    "outcome_rate": float(y.mean()),
+                    "flag_rate": float(flag.mean()),
+                    "sensitivity": float(flag[pos].mean()) if pos.any() else float("nan"),
+                    "false_alarm_rate": float(flag[neg].mean()) if neg.any() else float("nan"),
+                    "ppv": float(y[flag].mean()) if flag.any() else float("nan"),
+                    "training_sensitivity": training.get(
+                        A.weekly_metric(K, "signal", "sensitivity"), nan
+                    ),
+                    "training_false_alarm_rate": training.get(
+                        A.weekly_metric(K, "signal", "false_alarm_rate"), nan
+                    ),
+                }
+            )
+    if not rows and not sig_rows:
+        return None
+    return pd.DataFrame(rows), pd.DataFrame(sig_rows), alarms
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,4 +687,56 @@ def section_context(r: OutcomeResult) -> dict[str, Any]:
         "fairness": F.display_table(r.fairness),
         "gaps": F.display_gaps(r.gaps),
         "fairness_plots": [(t, u) for t, u in r.plots.items() if t.startswith("Fairness")],
+        "weekly": _weekly_table(r),
+        "signal": _signal_table(r),
     }
+
+
+def _weekly_table(r: OutcomeResult) -> pd.DataFrame | None:
+    if r.weekly is None or r.weekly.empty:
+        return None
+    w = r.weekly
+    words = {"label": "risk (label, weeks 1-3)", "remaining": "risk_remaining (weeks to come)"}
+    return pd.DataFrame(
+        {
+            "after week": w["week"],
+            "updated risk": w["target"].map(words),
+            "clients": w["n"],
+            "low alliances": w["events"],
+            "observed / expected (95% CI)": [
+                _ci((a, b, c))
+                for a, b, c in zip(w["oe_ratio"], w["oe_ratio_lo"], w["oe_ratio_hi"], strict=True)
+            ],
+            "AUROC (95% CI)": [
+                _ci((a, b, c))
+                for a, b, c in zip(w["auroc"], w["auroc_lo"], w["auroc_hi"], strict=True)
+            ],
+            "admission risk AUROC": w["admission_auroc"].round(3),
+            "training AUROC": w["training_auroc"].round(3),
+            "calibration slope (95% CI)": [
+                _ci((a, b, c))
+                for a, b, c in zip(
+                    w["cal_slope"], w["cal_slope_lo"], w["cal_slope_hi"], strict=True
+                )
+            ],
+        }
+    )
+
+
+def _signal_table(r: OutcomeResult) -> pd.DataFrame | None:
+    if r.signal is None or r.signal.empty:
+        return None
+    s = r.signal
+    return pd.DataFrame(
+        {
+            "week": s["week"],
+            "clients rated": s["n"],
+            "low alliance later": s["outcome_rate"].round(3),
+            "flagged": s["flag_rate"].round(3),
+            "sensitivity": s["sensitivity"].round(3),
+            "false-alarm rate": s["false_alarm_rate"].round(3),
+            "PPV": s["ppv"].round(3),
+            "training sensitivity": s["training_sensitivity"].round(3),
+            "training false-alarm rate": s["training_false_alarm_rate"].round(3),
+        }
+    )

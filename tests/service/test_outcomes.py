@@ -113,6 +113,26 @@ def test_same_population_with_outcomes_is_quiet(world, tmp_path):
     from tests.service.test_monitor import external_refs
 
     assert external_refs(html) == []
+    # The weekly early warning (issue 19): both weeks, both targets, the signal, with CIs, beside
+    # the admission risk on the same clients and the training run's out-of-fold figures.
+    weekly = {(r["week"], r["target"]): r for r in o["weekly"]}
+    assert set(weekly) == {(1, "label"), (1, "remaining"), (2, "label"), (2, "remaining")}
+    for r in weekly.values():
+        assert r["n"] > 500 and 0 < r["events"] < r["n"]
+        assert r["oe_ratio_lo"] <= r["oe_ratio"] <= r["oe_ratio_hi"]
+        assert r["auroc_lo"] <= r["auroc"] <= r["auroc_hi"]
+        assert np.isfinite(r["training_auroc"])  # from the run's weekly_w<K>_* metrics
+    # the ratings add what admission cannot know: the updated label risk separates better
+    assert weekly[(1, "label")]["auroc"] > weekly[(1, "label")]["admission_auroc"]
+    rem = weekly[(1, "remaining")]
+    assert rem["oe_ratio_lo"] <= 1 <= rem["oe_ratio_hi"] or 0.8 <= rem["oe_ratio"] <= 1.25
+    signal = {r["week"]: r for r in o["signal"]}
+    assert set(signal) == {1, 2}
+    for r in signal.values():
+        assert 0 < r["sensitivity"] <= 1 and 0 <= r["false_alarm_rate"] < r["sensitivity"]
+        assert np.isfinite(r["training_sensitivity"])
+    assert "Weekly early warning (SYNTHETIC data)" in html and "Not-on-track signal" in html
+    assert "weekly early warning: week 1: signal sensitivity" in proc.stdout
 
 
 def test_systematically_worse_alliance_alarms_on_calibration(world, tmp_path):
@@ -143,6 +163,8 @@ def test_monitor_runs_are_logged_to_mlflow(world, tmp_path):
     assert m["outcome_oe_ratio"] > 1.25 and m["alarms_calibration"] == 1
     assert m["outcome_auroc_lo"] <= m["outcome_auroc"] <= m["outcome_auroc_hi"]
     assert "scores_mean_risk_diff" in m and "psi_mot_treatment_readiness" in m
+    for k in ("w1_signal_sensitivity", "w1_signal_false_alarm_rate", "w2_remaining_oe_ratio"):
+        assert f"outcome_weekly_{k}" in m, k
     assert run.data.tags["status"] == "alarm" and "calibration" in run.data.tags["alarms"]
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert arts == {"report/monitoring_report.html", "report/monitoring.json"}
@@ -187,6 +209,11 @@ def test_scores_from_the_audit_store_joined_by_keyed_hash(world, tmp_path):
             direct["current"][k]["value"], rel=1e-6
         )
     assert "audit store" in via_audit["source"]
+    # the weekly figures from the audit's admission risks equal those from scoring the intake
+    for a, b in zip(via_audit["signal"], direct["signal"], strict=True):
+        assert a["sensitivity"] == pytest.approx(b["sensitivity"], rel=1e-9)
+    for a, b in zip(via_audit["weekly"], direct["weekly"], strict=True):
+        assert a["auroc"] == pytest.approx(b["auroc"], rel=1e-6)
 
     # A different key (another installation's) joins nothing: a clear input error, exit 2.
     (tmp_path / "audit.sqlite.key").write_text("0" * 64)
