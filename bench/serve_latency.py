@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.serve_latency [--n 2000] [--requests 2000] [--concurrency 16]
         [--duration 20] [--mlflow-requests 500] [--skip-mlflow] [--tracking-uri URI] [--json PATH]
+        [--ratings none|week1|week2] [--skip-bare]
 
 Against the same registered model (``alliance-risk@champion``):
 1. ``bentoml serve serving.service:AllianceRisk`` (2 workers), started as the tests start it:
@@ -13,6 +14,10 @@ Against the same registered model (``alliance-risk@champion``):
 2. ``mlflow models serve -m models:/alliance-risk@champion --env-manager local`` (POST
    /invocations with ``{"dataframe_records": [record]}``): the same figures (fewer sequential
    requests, --mlflow-requests); --skip-mlflow leaves it out;
+2b. the same ``serving.engine.Engine`` behind a bare FastAPI route (``bench/bare_app.py`` under
+   ``uvicorn``, as many workers as the service; no BentoML, guard or metrics): the same sequential
+   and concurrent figures, and the ratio BentoML / bare (issue 19's goal: /score with ratings
+   within 1.2x); --skip-bare leaves it out;
 3. in process: ``serving.engine.Engine.score`` on the same records (what /score runs, with and
    without the audit insert) and the bare model calls (``ScoringModel.proba`` and
    ``.contributions`` on one prepared row), in microseconds.
@@ -23,6 +28,9 @@ Model: by default a throw-away tracking store in a temporary folder, with a SYNT
 --n admissions and a champion trained by the real CLI (``python -m pipelines.train`` with the fast
 test settings); --store-dir keeps (and reuses) it; --tracking-uri uses an existing store instead.
 Records: --records distinct flat scoring records from a SYNTHETIC intake, gaps dropped.
+--ratings week1 / week2 adds weekly WAI-S ratings to every record (issue 19: the client's 12 items,
+varying by record, and the counsellor's item mean, for week 1, or weeks 1 and 2), so /score answers
+the weekly update; default none (the admission body).
 
 Goals (from the issue) are printed beside the figures; nothing is asserted.
 """
@@ -99,6 +107,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "cold starts of the BentoML server to time (the median is reported; the last "
             "start is measured further)",
         ),
+    )
+    r.add_argument(
+        "--ratings",
+        choices=["none", "week1", "week2"],
+        default="none",
+        help="weekly WAI-S ratings in every body (issue 19): none (default), week 1, or weeks "
+        "1 and 2 (client items and counsellor item mean)",
+    )
+    r.add_argument(
+        "--skip-bare",
+        action="store_true",
+        help="do not measure the same Engine behind a bare FastAPI route",
     )
     f = ap.add_argument_group("mlflow models serve")
     f.add_argument("--skip-mlflow", action="store_true", help="do not measure mlflow models serve")
@@ -195,6 +215,64 @@ def measure_bentoml(
     finally:
         if server is not None:
             server.stop()
+
+
+def with_ratings(records: list[dict], which: str) -> list[dict]:
+    """The records with weekly ratings (--ratings): client items varying with the record,
+    counsellor item mean 5.0; week 2 one point lower for every third record (some ruptures)."""
+    if which == "none":
+        return records
+    weeks = (1,) if which == "week1" else (1, 2)
+    out = []
+    for i, rec in enumerate(records):
+        ratings = []
+        for w in weeks:
+            v = 3 + (i % 5) - (1 if w == 2 and i % 3 == 0 else 0)
+            items = {f"wai_{k:02d}": (8 - v if k in (4, 10) else v) for k in range(1, 13)}
+            items["wai_07"] = None  # one item left blank, as happens
+            ratings.append({"week": w, "rater": "client", "items": items})
+            ratings.append({"week": w, "rater": "counsellor", "item_mean": 5.0})
+        out.append({**rec, "ratings": ratings})
+    return out
+
+
+def measure_bare(
+    args: argparse.Namespace, uri: str, records: list[dict], tmp: Path
+) -> dict[str, Any]:
+    """The same Engine behind a bare FastAPI route (bench/bare_app.py under uvicorn)."""
+    items = C.payloads(records)
+    workdir = tmp / "bare"
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = C.free_port()
+    env = C._clean_env()
+    env.update(
+        MLFLOW_TRACKING_URI=uri,
+        BARE_AUDIT_DB=str(workdir / "audit.sqlite"),
+        GX_ANALYTICS_ENABLED="false",
+    )
+    cmd = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", str(C.SERVICE_WORKERS)]
+    proc, started = C._popen(cmd, env, workdir / "bare.log")
+    server = C.Server("bare", proc, f"http://127.0.0.1:{port}", workdir / "bare.log", started)
+    try:
+        start = C.wait_first_good(server, "/score", items[0].body, timeout=300)
+        C.log(f"bare FastAPI: first 200 from /score {start:.2f} s after Popen")
+        C.warm_up(server.base + "/score", {}, items, args.warmup)
+        C.log(f"bare FastAPI: {args.requests} sequential POST /score")
+        seq = C.run_sequential(server.base + "/score", {}, items, args.requests, args.timeout)
+        C.log(f"bare FastAPI: concurrency {args.concurrency} for {args.duration:g} s")
+        out, wall, cpu = C.run_concurrent(
+            server.base + "/score", {}, items, args.concurrency, args.duration, args.timeout
+        )
+        return {
+            "cold_start_s": start,
+            "rss_after_warmup": server.rss(),
+            "rss_after_load": server.rss(),
+            "sequential": seq,
+            "concurrent": C.summarize_concurrent(out, wall, cpu),
+        }
+    finally:
+        server.stop()
 
 
 def livez_floor(base: str, n: int) -> dict[str, Any]:
@@ -333,6 +411,7 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> None:
     con = C.console()
     f = C.fmt
     mach, b, m, ip = res["machine"], res.get("bentoml"), res.get("mlflow"), res["in_process"]
+    con.print(f"bodies: ratings {args.ratings}", highlight=False)
     con.print(
         f"\nmachine: {mach['cpus']} CPUs ({mach['cpu']}), Python {mach['python']}, "
         f"bentoml {mach['bentoml']}, mlflow {mach['mlflow']}, httpx {mach['httpx']}; "
@@ -368,6 +447,10 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> None:
         row("bentoml POST /score", s["latency_ms"], f(srv.get("p50")), f(s["non_200"]))
         if b["livez_floor"]:
             row("bentoml GET /livez (floor)", b["livez_floor"], "-", "-")
+    bare = res.get("bare")
+    if bare:
+        s = bare["sequential"]
+        row("bare FastAPI POST /score (same Engine)", s["latency_ms"], "-", f(s["non_200"]))
     if m:
         s = m["sequential"]
         row("mlflow POST /invocations", s["latency_ms"], "-", f(s["non_200"]))
@@ -395,6 +478,7 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> None:
         t.add_column(col, justify="left" if col in ("target", "statuses") else "right")
     for name, r, workers in (
         ("bentoml POST /score", b, C.SERVICE_WORKERS),
+        ("bare FastAPI POST /score", res.get("bare"), C.SERVICE_WORKERS),
         ("mlflow POST /invocations", m, args.mlflow_workers),
     ):
         if not r:
@@ -531,6 +615,18 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> None:
         for row in rows:
             t.add_row(*row)
         con.print(t)
+        bare = res.get("bare")
+        if bare:
+            bp50 = bare["sequential"]["latency_ms"]["p50"]
+            brps = bare["concurrent"]["ok_per_s"]
+            ratio = p50 / bp50 if p50 and bp50 else None
+            con.print(
+                f"BentoML / bare FastAPI (same Engine, ratings {args.ratings}): sequential p50 "
+                f"{f(p50)} / {f(bp50)} ms = {f(ratio)}x (issue 19 goal <= 1.2x: "
+                f"{_met(ratio, 1.2, True)}); req/s at concurrency {args.concurrency} "
+                f"{f(rps, '.0f')} / {f(brps, '.0f')}",
+                highlight=False,
+            )
         if args.concurrency != 16 or args.duration < 20 or args.requests < 2000:
             con.print(
                 "note: shorter or different than the issue's protocol (>= 2000 sequential, "
@@ -548,9 +644,15 @@ def main(argv: list[str] | None = None) -> int:
         records, dropped = C.scoring_records(args.records, args.seed)
         if not records:
             raise SystemExit("no valid records were generated")
+        records = with_ratings(records, args.ratings)
         res["records"], res["records_dropped"] = len(records), dropped
         res["bentoml"] = measure_bentoml(args, store.uri, records, tmp)
-        res["mlflow"] = None if args.skip_mlflow else measure_mlflow(args, store.uri, records, tmp)
+        res["bare"] = None if args.skip_bare else measure_bare(args, store.uri, records, tmp)
+        res["mlflow"] = (
+            None
+            if args.skip_mlflow or args.ratings != "none"  # mlflow's pyfunc takes no ratings
+            else measure_mlflow(args, store.uri, records, tmp)
+        )
         C.log("in process: Engine.score and the bare model calls")
         res["in_process"] = measure_in_process(args, store.uri, records, tmp)
         res["model"] = {
