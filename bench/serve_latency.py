@@ -367,7 +367,7 @@ def measure_in_process(
 
     rows = []
     for rec in records:
-        validated, _ = check_record(rec)
+        validated, _ = check_record({k: v for k, v in rec.items() if k != "ratings"})
         scored, _ = score_record(validated.model_dump(exclude_none=True))
         scored.pop(ITEMS_USED, None)
         rows.append(FeatureBuilder.transform_record(scored))
@@ -385,6 +385,18 @@ def measure_in_process(
 
     proba = bare(model.proba)
     contrib = bare(model.contributions)
+    update = None
+    if args.ratings != "none":  # the weekly update alone, on an explanation already computed
+        from models.scoring.explain import explain_matrix
+        from models.scoring.weekly import update as weekly_update
+
+        exs = [explain_matrix(model, row) for row in rows]
+        update = []
+        for i in range(n):
+            k = i % len(rows)
+            t0 = pc()
+            weekly_update(model, rows[k], records[k]["ratings"], exs[k], validated=True)
+            update.append(pc() - t0)
     audit.close()
     return {
         "load_champion_s": load_s,
@@ -394,6 +406,7 @@ def measure_in_process(
         "engine_score_no_audit_us": _us(no_audit),
         "model_proba_us": _us(proba),
         "model_contributions_us": _us(contrib),
+        "weekly_update_us": _us(update) if update else None,
         "non_200": bad,
     }
 
@@ -566,8 +579,11 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> None:
         ("Engine.score(audit=False)", "engine_score_no_audit_us"),
         ("ScoringModel.proba(row)", "model_proba_us"),
         ("ScoringModel.contributions(row)", "model_contributions_us"),
+        ("weekly.update(row, ratings, explanation)", "weekly_update_us"),
     ):
-        s = ip[key]
+        s = ip.get(key)
+        if s is None:
+            continue
         t.add_row(label, f(s["n"]), *(f(s[k], ".1f") for k in ("p50", "p90", "p99", "mean")))
     con.print(t)
 
