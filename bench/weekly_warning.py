@@ -31,35 +31,22 @@ import pandas as pd
 
 
 def one(n: int, seed: int, dynamics: str, n_test: int) -> dict:
-    from features.build import scoring_frame, typed_records
-    from features.labels import RATERS, build_labels
-    from features.settings import LabelConfig
-    from features.weekly import rating_tensor
+    from features.labels import RATERS
     from harness.cohort import weekly_fit
+    from harness.weekly import week_one
     from models.building.metrics import point_metrics
-    from models.scoring.predict import frame_to_matrix
-    from models.scoring.weekly import update_matrix
     from simulator.generator import generate
 
     t0 = time.perf_counter()
     _, result, weekly = weekly_fit(n, seed, dynamics=dynamics, ground_truth=False)
     model = result.model
     c = generate(n_test, seed=seed + 100, dynamics=dynamics, ground_truth=False)
-    frame = typed_records(scoring_frame(c.intake, c.counsellors))
-    X, _, errors = frame_to_matrix(frame)
-    ids = frame["admission_id"].astype(str)
-    R = rating_tensor(c.alliance, ids)
-    s = update_matrix(model, X, R, 1)
-    cfg = LabelConfig(
-        **{k: model.reference["label"][k] for k in ("rater", "threshold", "min_valid_weeks")}
-    )
-    rem = build_labels(c.alliance, cfg, c.intake, c.episodes, weeks=(2, 3)).labels.reindex(ids)
-    lab = build_labels(c.alliance, cfg, c.intake, c.episodes).labels.reindex(ids)
-    ok = (s.as_of_week == 1) & rem.notna().to_numpy()
+    w = week_one(model, c)
+    s, R, rem, ok = w.scores, w.R, w.remaining, w.ok_remaining
     y = rem.to_numpy()[ok].astype(int)
     upd, adm = point_metrics(y, s.risk_remaining[ok]), point_metrics(y, s.risk_at_admission[ok])
-    ok2 = (s.as_of_week == 1) & lab.notna().to_numpy()
-    y2 = lab.to_numpy()[ok2].astype(int)
+    ok2 = w.ok_label
+    y2 = w.label.to_numpy()[ok2].astype(int)
     ll_u = point_metrics(y2, s.risk[ok2])["log_loss"]
     ll_a = point_metrics(y2, s.risk_at_admission[ok2])["log_loss"]
     use = [RATERS.index(r) for r in model.weekly["band"]["raters"]]

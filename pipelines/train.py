@@ -118,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return code
 
+    from models.building.priors import PriorError, load
+
+    try:
+        load(settings.train.prior)  # a prior that cannot be read stops here, not mid-run
+    except PriorError as exc:
+        console.print(f"[red]--prior:[/red] {exc}")
+        return 2
     if args.update_from:
         settings, code = _resolve_update_from(settings, args.update_from, console)
         if settings is None:

@@ -7,7 +7,7 @@ is fetched or linked). All text is HTML-escaped (also in the Markdown, where ren
 raw HTML through).
 
 Sections follow TRIPOD+AI (Collins et al., BMJ 2024;385:e078378) in the order of ``SECTIONS``; a
-"Synthetic data warning" section comes first when ``info["synthetic"]`` is true.
+"Synthetic data warning" section comes first when ``info.synthetic`` is true.
 
 The ``info`` dict (every key optional except where noted; missing ones render as "not recorded"):
 
@@ -51,11 +51,64 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from reporting import data_uri
 from reporting import fmt as _fmt
 
 SYNTHETIC_HEADING = "Synthetic data warning"
+
+
+class CardInfo(BaseModel):
+    """The typed view the card is rendered from (the keys listed in the module docstring). Every
+    field is optional: a missing one renders as "not recorded". An unknown key is refused by
+    name, so a misspelt key in ``models.building.tracking`` cannot silently drop a section."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+
+    model_name: str | None = None
+    version: str | int | None = None
+    trained_at: str | None = None
+    synthetic: bool = False
+    intended_use: str | None = None
+    users: str | None = None
+    out_of_scope: list[str] | None = None
+    data: dict[str, Any] | None = None
+    label: dict[str, Any] | None = None
+    label_counts: dict[str, Any] | None = None
+    predictors: list[Any] | None = None  # (name, driver, modifiable, direction) or dicts
+    predictors_note: str | None = None
+    missing: Any = None  # str | DataFrame | list[dict]
+    validation: str | list[str] | None = None
+    sample_size: dict[str, Any] | None = None  # models.building.sample_size.SampleSize.to_dict()
+    uncertainty: dict[str, Any] | None = None  # method, B, prior weight, update, instability
+    metrics: dict[str, Any] | None = None  # name -> (point, lo, hi) | float
+    oracle: dict[str, Any] | None = None
+    candidates: Any = None  # DataFrame | list[dict]
+    protocol: str | None = None  # "cv" | "holdout"
+    learning_curve: Any = None  # DataFrame
+    transport: Any = None  # DataFrame
+    decision_curve: Any = None  # str | DataFrame
+    subgroups: Any = None
+    subgroups_note: str | None = None
+    fairness: Any = None
+    fairness_gaps: Any = None
+    bands: Any = None
+    band_config: dict[str, Any] | None = None
+    bands_note: str | None = None
+    explanations: dict[str, float] | None = None
+    explanation_method: str | None = None
+    driver_rank_spearman: float | None = None
+    stability: Any = None  # DataFrame (models.building.stability.risk_steps)
+    weekly: Any = None  # the weekly warning's figures
+    images: dict[str, Any] | None = None  # title -> path | Image | (section, path | Image)
+    limitations: list[str] | None = None
+
+    @classmethod
+    def of(cls, info: CardInfo | Mapping[str, Any]) -> CardInfo:
+        return info if isinstance(info, CardInfo) else cls.model_validate(dict(info))
+
+
 SECTIONS: tuple[str, ...] = (
     "Intended use and users",
     "Data and dates",
@@ -123,18 +176,18 @@ def _synthetic_section() -> list[Block]:
     ]
 
 
-def _intended_use(info: Mapping) -> list[Block]:
+def _intended_use(info: CardInfo) -> list[Block]:
     blocks: list[Block] = [
-        ("p", info.get("intended_use") or DEFAULT_INTENDED_USE),
-        ("p", "Users: " + (info.get("users") or DEFAULT_USERS)),
+        ("p", info.intended_use or DEFAULT_INTENDED_USE),
+        ("p", "Users: " + (info.users or DEFAULT_USERS)),
     ]
-    if info.get("out_of_scope"):
-        blocks += [("p", "Out of scope:"), ("ul", [_fmt(v) for v in info["out_of_scope"]])]
+    if info.out_of_scope:
+        blocks += [("p", "Out of scope:"), ("ul", [_fmt(v) for v in info.out_of_scope])]
     return blocks
 
 
-def _data(info: Mapping) -> list[Block]:
-    data = info.get("data") or {}
+def _data(info: CardInfo) -> list[Block]:
+    data = info.data or {}
     if not data:
         return [("p", NOT_RECORDED)]
     labels = {
@@ -152,8 +205,8 @@ def _data(info: Mapping) -> list[Block]:
     return [("ul", items)]
 
 
-def _label(info: Mapping) -> list[Block]:
-    label = info.get("label") or {}
+def _label(info: CardInfo) -> list[Block]:
+    label = info.label or {}
     if not label:
         return [("p", NOT_RECORDED)]
     definition = label.get("definition") or (
@@ -165,7 +218,7 @@ def _label(info: Mapping) -> list[Block]:
     blocks: list[Block] = [("p", definition)]
     if "prevalence" in label:
         blocks.append(("p", f"Prevalence of low alliance: {_fmt(label['prevalence'])}."))
-    counts = info.get("label_counts")
+    counts = info.label_counts
     if counts:
         rows = [(LABEL_COUNT_WORDS.get(k, k.replace("_", " ")), v) for k, v in counts.items()]
         blocks += [
@@ -190,25 +243,25 @@ LABEL_COUNT_WORDS = {
 }
 
 
-def _predictors(info: Mapping) -> list[Block]:
-    preds = info.get("predictors")
+def _predictors(info: CardInfo) -> list[Block]:
+    preds = info.predictors
     blocks: list[Block] = []
-    if info.get("predictors_note"):
-        blocks.append(("p", info["predictors_note"]))
+    if info.predictors_note:
+        blocks.append(("p", info.predictors_note))
     if not preds:
         return blocks or [("p", NOT_RECORDED)]
     cols = ["name", "driver", "modifiable", "direction"]
     return blocks + [("table", _table(preds, None if isinstance(preds[0], Mapping) else cols))]
 
 
-def _validation(info: Mapping) -> list[Block]:
-    return _text_or_table(info.get("validation"))
+def _validation(info: CardInfo) -> list[Block]:
+    return _text_or_table(info.validation)
 
 
-def _metrics_table(info: Mapping) -> pd.DataFrame:
-    oracle = info.get("oracle") or {}
+def _metrics_table(info: CardInfo) -> pd.DataFrame:
+    oracle = info.oracle or {}
     rows = []
-    for name, value in info["metrics"].items():
+    for name, value in info.metrics.items():
         point, lo, hi = value if isinstance(value, tuple | list) else (value, None, None)
         row = {
             "metric": name,
@@ -224,11 +277,11 @@ def _metrics_table(info: Mapping) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _sample_size(info: Mapping) -> list[Block]:
+def _sample_size(info: CardInfo) -> list[Block]:
     """Riley et al. 2020's minimum sample size for this data, what was done about it, and how
     uncertain each client's risk is (Riley & Collins 2023)."""
     blocks: list[Block] = []
-    ss = info.get("sample_size")
+    ss = info.sample_size
     if ss:
         verdict = (
             "This dataset meets it."
@@ -249,7 +302,7 @@ def _sample_size(info: Mapping) -> list[Block]:
                 f"{ss['expected_shrinkage']:.2f}.",
             )
         )
-    unc = info.get("uncertainty")
+    unc = info.uncertainty
     if unc and unc.get("update_method"):
         blocks.append(
             (
@@ -283,21 +336,19 @@ def _sample_size(info: Mapping) -> list[Block]:
     return blocks or [("p", NOT_RECORDED)]
 
 
-def _performance(info: Mapping) -> list[Block]:
+def _performance(info: CardInfo) -> list[Block]:
     blocks: list[Block] = []
-    if info.get("metrics"):
-        blocks.append(("p", _performance_heading(info.get("protocol"))))
+    if info.metrics:
+        blocks.append(("p", _performance_heading(info.protocol)))
         blocks.append(("table", _metrics_table(info)))
-        if info.get("oracle"):
+        if info.oracle:
             blocks.append(("p", "Oracle = the simulator's true risk: the best any model can do."))
-    if info.get("candidates") is not None:
-        blocks += [("p", "Candidate models:"), ("table", _table(info["candidates"]))]
-    if info.get("decision_curve") is not None:
-        blocks += [("p", "Clinical utility (net benefit):")] + _text_or_table(
-            info["decision_curve"]
-        )
+    if info.candidates is not None:
+        blocks += [("p", "Candidate models:"), ("table", _table(info.candidates))]
+    if info.decision_curve is not None:
+        blocks += [("p", "Clinical utility (net benefit):")] + _text_or_table(info.decision_curve)
     for key, note in (("learning_curve", LEARNING_CURVE_NOTE), ("transport", TRANSPORT_NOTE)):
-        frame = info.get(key)
+        frame = getattr(info, key)
         if frame is not None and len(frame):
             blocks += [("p", note), ("table", _table(frame))]
     return blocks or [("p", NOT_RECORDED)]
@@ -327,11 +378,11 @@ def _performance_heading(protocol: str | None) -> str:
     return "Performance with percentile bootstrap 95% CIs:"
 
 
-def _subgroups(info: Mapping) -> list[Block]:
-    frame = info.get("subgroups")
+def _subgroups(info: CardInfo) -> list[Block]:
+    frame = info.subgroups
     blocks: list[Block] = []
-    if info.get("subgroups_note"):
-        blocks.append(("p", info["subgroups_note"]))
+    if info.subgroups_note:
+        blocks.append(("p", info.subgroups_note))
     if frame is None or len(frame) == 0:
         return blocks or [("p", NOT_RECORDED)]
     blocks.append(("table", _table(frame)))
@@ -340,24 +391,29 @@ def _subgroups(info: Mapping) -> list[Block]:
     return blocks
 
 
-def _fairness(info: Mapping) -> list[Block]:
+def _fairness(info: CardInfo) -> list[Block]:
     """models.building.fairness's table and gaps, in readable form; its plots come as images."""
     from models.building import fairness as F
 
-    table = info.get("fairness")
+    table = info.fairness
     if table is None or len(table) == 0:
         return [("p", NOT_RECORDED)]
     return [
         ("p", F.CARD_NOTE),
         ("table", F.display_table(table)),
         ("p", "Largest gap between levels of each subgroup (highest minus lowest, 95% CI):"),
-        ("table", F.display_gaps(info.get("fairness_gaps", F.largest_gaps(table)))),
+        (
+            "table",
+            F.display_gaps(
+                info.fairness_gaps if info.fairness_gaps is not None else F.largest_gaps(table)
+            ),
+        ),
     ]
 
 
-def _bands(info: Mapping) -> list[Block]:
+def _bands(info: CardInfo) -> list[Block]:
     blocks: list[Block] = []
-    cfg = info.get("band_config")
+    cfg = info.band_config
     if cfg:
         blocks.append(
             (
@@ -366,22 +422,22 @@ def _bands(info: Mapping) -> list[Block]:
                 f"{_fmt(cfg.get('moderate_from'))}, high from {_fmt(cfg.get('high_from'))}.",
             )
         )
-    if info.get("bands_note"):
-        blocks.append(("p", info["bands_note"]))
-    if info.get("bands") is not None:
-        blocks.append(("table", _table(info["bands"])))
+    if info.bands_note:
+        blocks.append(("p", info.bands_note))
+    if info.bands is not None:
+        blocks.append(("table", _table(info.bands)))
     return blocks or [("p", NOT_RECORDED)]
 
 
-def _explanations(info: Mapping) -> list[Block]:
+def _explanations(info: CardInfo) -> list[Block]:
     blocks: list[Block] = []
-    if info.get("explanation_method"):
-        blocks.append(("p", info["explanation_method"]))
-    expl = info.get("explanations")
+    if info.explanation_method:
+        blocks.append(("p", info.explanation_method))
+    expl = info.explanations
     if expl:
         ranked = sorted(expl.items(), key=lambda kv: kv[1], reverse=True)
         blocks.append(("table", pd.DataFrame(ranked, columns=["driver group", "mean |SHAP|"])))
-    rho = info.get("driver_rank_spearman")
+    rho = info.driver_rank_spearman
     if rho is not None:
         blocks.append(
             (
@@ -389,7 +445,7 @@ def _explanations(info: Mapping) -> list[Block]:
                 f"Spearman correlation of the driver ranking with the simulator's truth: {_fmt(rho)}.",
             )
         )
-    stab = info.get("stability")
+    stab = info.stability
     if stab is not None and len(stab):
         blocks.append(("p", STABILITY_NOTE))
         if "verdict" in stab:
@@ -431,10 +487,10 @@ WEEKLY_LABEL_NOTE = (
 )
 
 
-def _weekly(info: Mapping) -> list[Block]:
+def _weekly(info: CardInfo) -> list[Block]:
     """Issue 19: the weekly models' headline figures, the markers' thresholds, the statement
     about the label after week K."""
-    w = info.get("weekly")
+    w = info.weekly
     if not w:
         return [("p", "No weekly models in this version (trained before issue 19).")]
     band = w.get("band_quantile")
@@ -471,18 +527,18 @@ def _weekly(info: Mapping) -> list[Block]:
     return blocks
 
 
-def _limitations(info: Mapping) -> list[Block]:
-    items = [str(v) for v in info.get("limitations") or []]
-    if info.get("synthetic"):
+def _limitations(info: CardInfo) -> list[Block]:
+    items = [str(v) for v in info.limitations or []]
+    if info.synthetic:
         items.insert(
             0, "Trained and evaluated on synthetic data only; not validated on real clients."
         )
     return [("ul", items)] if items else [("p", NOT_RECORDED)]
 
 
-def _images_by_section(info: Mapping) -> dict[str, list[Block]]:
+def _images_by_section(info: CardInfo) -> dict[str, list[Block]]:
     out: dict[str, list[Block]] = {}
-    for title, value in (info.get("images") or {}).items():
+    for title, value in (info.images or {}).items():
         section, path = value if isinstance(value, tuple | list) else ("Performance", value)
         if section not in SECTIONS:
             section = "Performance"
@@ -491,15 +547,16 @@ def _images_by_section(info: Mapping) -> dict[str, list[Block]]:
     return out
 
 
-def build_sections(info: Mapping) -> list[tuple[str, list[Block]]]:
+def build_sections(info: CardInfo | Mapping[str, Any]) -> list[tuple[str, list[Block]]]:
     """The card as (heading, blocks) pairs, shared by both renderers so they cannot drift apart."""
+    info = CardInfo.of(info)
     images = _images_by_section(info)
     builders = {
         "Intended use and users": lambda: _intended_use(info),
         "Data and dates": lambda: _data(info),
         "Label": lambda: _label(info),
         "Predictors": lambda: _predictors(info),
-        "Missing data": lambda: _text_or_table(info.get("missing")),
+        "Missing data": lambda: _text_or_table(info.missing),
         "Validation method": lambda: _validation(info),
         "Sample size and uncertainty": lambda: _sample_size(info),
         "Performance": lambda: _performance(info),
@@ -510,7 +567,7 @@ def build_sections(info: Mapping) -> list[tuple[str, list[Block]]]:
         "Weekly early warning": lambda: _weekly(info),
         "Limitations": lambda: _limitations(info),
     }
-    sections = [(SYNTHETIC_HEADING, _synthetic_section())] if info.get("synthetic") else []
+    sections = [(SYNTHETIC_HEADING, _synthetic_section())] if info.synthetic else []
     for heading in SECTIONS:
         blocks = builders[heading]()
         extra = images.get(heading, [])
@@ -568,23 +625,24 @@ def _view(block: Block) -> dict[str, Any]:
     }
 
 
-def _header(info: Mapping) -> tuple[str, str]:
-    title = f"Model card: {_fmt(info.get('model_name') or 'alliance-risk')}"
-    if info.get("version") is not None:
-        title += f" version {_fmt(info['version'])}"
-    elif info.get("trained_at"):
+def _header(info: CardInfo) -> tuple[str, str]:
+    title = f"Model card: {_fmt(info.model_name or 'alliance-risk')}"
+    if info.version is not None:
+        title += f" version {_fmt(info.version)}"
+    elif info.trained_at:
         title += " (not yet registered)"
-    sub = f"Trained {_fmt(info['trained_at'])}." if info.get("trained_at") else ""
+    sub = f"Trained {_fmt(info.trained_at)}." if info.trained_at else ""
     return title, (sub + " Reporting standard: TRIPOD+AI.").strip()
 
 
-def render_model_card(info: Mapping[str, Any]) -> tuple[str, str]:
+def render_model_card(info: CardInfo | Mapping[str, Any]) -> tuple[str, str]:
     """Render the card from reporting/templates/model_card.{md,html}.j2; returns (markdown, html).
     See the module docstring for ``info`` keys.
 
     Markdown image links use the file name only, so log the images next to the card."""
     from reporting import render
 
+    info = CardInfo.of(info)
     title, sub = _header(info)
     sections = [(h, [_view(b) for b in blocks]) for h, blocks in build_sections(info)]
     context = {

@@ -254,3 +254,12 @@ def test_logged_card_shows_the_logged_metrics(trained_store, tmp_path):
     assert f"- Labelled clients (sample size): {n_lab:.0f}\n" in md
     shown = re.search(r"Prevalence of low alliance: ([0-9.]+)\.", md)
     assert shown and abs(float(shown[1]) - n_low / n_lab) <= 0.0006, (shown, n_low / n_lab)
+
+
+def test_the_card_refuses_a_key_it_does_not_know_by_name():
+    """The card is rendered from a typed view (CardInfo): a misspelt key is an error naming it,
+    not a section silently left "not recorded"."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="sampel_size"):
+        render_model_card({"model_name": "alliance-risk", "sampel_size": {}})

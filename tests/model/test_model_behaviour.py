@@ -151,24 +151,7 @@ def test_a_rating_step_moves_the_risk_by_at_most_the_truths_own_move(models, wor
 def test_risk_steps_measures_a_known_linear_effect():
     """risk_steps against a hand-computed answer: a model whose log-odds rise 0.2 per point of
     psych_distress only, at a base of 0 log-odds at distress 10."""
-    from features.build import FEATURE_NAMES
-    from models.scoring.scorer import ScoringModel
-
-    n = len(FEATURE_NAMES)
-    coef = np.zeros(n)
-    j = FEATURE_NAMES.index("psych_distress")
-    coef[j] = 0.2
-    m = ScoringModel(
-        "ridge",
-        {},
-        linear={
-            "median": np.zeros(n),
-            "mean": np.zeros(n),
-            "scale": np.ones(n),
-            "coef": coef,
-            "intercept": np.array(-2.0),
-        },
-    )
+    m = _linear({"psych_distress": 0.2}, {"psych_distress": 10.0})
     recs = pd.DataFrame({"psych_distress": [10.0, 0.0, 36.0, None]})
     out = risk_steps(m, recs).set_index("scale")
     # at 10: p = 0.5; one point either way gives sigmoid(0.2) - 0.5 = 0.04983 -> 4.983 points

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -212,3 +213,15 @@ def test_update_from_a_model_that_does_not_exist_stops_before_anything_is_regist
     assert proc.returncode == 2
     assert "--update-from" in proc.stdout and "models:/alliance-risk/99" in proc.stdout
     assert _params_of_newest_version(store) == before
+
+
+def test_train_refuses_a_prior_it_cannot_read_before_doing_anything(tmp_path):
+    from harness.commands import run_pipeline
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    proc = run_pipeline(
+        "train", "--input", str(tmp_path), "--prior", str(tmp_path / "no.toml"), env=env
+    )
+    assert proc.returncode == 2
+    assert "--prior" in proc.stdout and "no.toml" in proc.stdout and "not found" in proc.stdout
+    assert not (tmp_path / "mlflow.db").exists()  # nothing logged, nothing registered

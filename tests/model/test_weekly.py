@@ -8,14 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from features.build import scoring_frame, typed_records
-from features.labels import build_labels
-from features.settings import LabelConfig
 from features.weekly import rating_tensor
 from harness.cohort import weekly_fit
+from harness.weekly import week_one
 from models.building.metrics import point_metrics
 from models.scoring.explain import explain_matrix, explain_row
-from models.scoring.predict import frame_to_matrix
 from models.scoring.scorer import ScoringModel, logit
 from models.scoring.weekly import (
     GROUPS,
@@ -214,24 +211,14 @@ def test_week1_update_beats_admission_risk_on_an_independent_cohort(model):
     in weeks 2-3 clearly better than the admission risk, and the updated label risk has the
     lower log loss."""
     c = generate(1500, seed=11, dynamics="realistic", ground_truth=False)
-    frame = typed_records(scoring_frame(c.intake, c.counsellors))
-    X, _, errors = frame_to_matrix(frame)
-    assert not errors
-    ids = frame["admission_id"].astype(str)
-    R = rating_tensor(c.alliance, ids)
-    s = update_matrix(model, X, R, 1)
-    cfg = LabelConfig(
-        **{k: model.reference["label"][k] for k in ("rater", "threshold", "min_valid_weeks")}
-    )
-    rem = build_labels(c.alliance, cfg, c.intake, c.episodes, weeks=(2, 3)).labels.reindex(ids)
-    lab = build_labels(c.alliance, cfg, c.intake, c.episodes).labels.reindex(ids)
-    ok = (s.as_of_week == 1) & rem.notna().to_numpy()
-    y = rem.to_numpy()[ok].astype(int)
+    w = week_one(model, c)
+    s, ok = w.scores, w.ok_remaining
+    y = w.remaining.to_numpy()[ok].astype(int)
     upd, adm = point_metrics(y, s.risk_remaining[ok]), point_metrics(y, s.risk_at_admission[ok])
     assert upd["auroc"] >= adm["auroc"] + 0.08, (upd["auroc"], adm["auroc"])
     assert 0.8 <= upd["cal_slope"] <= 1.25, upd["cal_slope"]
-    ok2 = (s.as_of_week == 1) & lab.notna().to_numpy()
-    y2 = lab.to_numpy()[ok2].astype(int)
+    ok2 = w.ok_label
+    y2 = w.label.to_numpy()[ok2].astype(int)
     assert (
         point_metrics(y2, s.risk[ok2])["log_loss"]
         < point_metrics(y2, s.risk_at_admission[ok2])["log_loss"]

@@ -259,9 +259,13 @@ def test_csv_parquet_and_data_folder_inputs_agree(trained_store, flat_csv, loade
     a = pd.read_csv(tmp_path / "a.csv", dtype={"admission_id": "str", "model_version": "str"})
     b = pd.read_parquet(tmp_path / "b.parquet")
     c = pd.read_csv(tmp_path / "c.csv", dtype={"admission_id": "str", "model_version": "str"})
+    # every risk comes with its 95% uncertainty interval, which contains it
+    assert (a["risk_low"] <= a["risk"]).all() and (a["risk"] <= a["risk_high"]).all()
+    assert (a["risk_high"] > a["risk_low"]).all()
     for other in (b, c):
         assert other["admission_id"].tolist() == a["admission_id"].tolist()
         np.testing.assert_allclose(other["risk"], a["risk"], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(other["risk_low"], a["risk_low"], rtol=0, atol=1e-12)
         assert other["driver_1"].fillna("").tolist() == a["driver_1"].fillna("").tolist()
 
 

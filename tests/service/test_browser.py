@@ -130,6 +130,9 @@ def submit_and_read(pg) -> dict:
         ),
         "disclaimer": pg.text_content("#result-disclaimer"),
         "model": pg.text_content("#result-model"),
+        "interval": pg.text_content("#risk-interval"),
+        "low": float(pg.get_attribute("#result", "data-risk-low")),
+        "high": float(pg.get_attribute("#result", "data-risk-high")),
     }
 
 
@@ -150,7 +153,16 @@ def test_high_and_low_risk_clients(page, service):
     assert "version 1" in high["model"] and "SYNTHETIC" in high["model"]
     assert page.is_visible("#synthetic-banner")  # the champion was trained on simulated clients
     assert "SYNTHETIC" in page.text_content("#model-version")
-    assert high["risk"] == pytest.approx(api_score(service, HIGH)["risk"], abs=1e-12)
+    served = api_score(service, HIGH)
+    assert high["risk"] == pytest.approx(served["risk"], abs=1e-12)
+    # the 95% uncertainty interval is shown with the risk, as the API states it
+    assert high["low"] <= high["risk"] <= high["high"]
+    assert (high["low"], high["high"]) == (
+        served["risk_interval"]["low"],
+        served["risk_interval"]["high"],
+    )
+    assert "95% uncertainty" in high["interval"]
+    assert ("band is certain" in high["interval"]) == served["risk_interval"]["band_certain"]
 
     page.click("#reset-btn")
     fill(page, LOW)

@@ -116,6 +116,12 @@ def test_score_one_record(client):
         else "low"
     )
     assert body["band"] == expected
+    iv = body["risk_interval"]  # the 95% uncertainty interval, containing the risk
+    assert (
+        iv["level"] == 0.95 and iv["low"] <= body["risk"] <= iv["high"] and iv["low"] < iv["high"]
+    )
+    assert body["band"] in iv["bands_possible"]
+    assert iv["band_certain"] == (iv["bands_possible"] == [body["band"]])
     assert body["model"] == {"name": "alliance-risk", "version": "1"}
     drivers = body["drivers"]
     assert sorted(d["driver"] for d in drivers) == sorted(body_groups(client))  # every group once
@@ -294,6 +300,7 @@ def test_batch_scores_good_records_and_names_fields_of_a_bad_one(client):
     assert "risk" not in res[1]
     single = score(client, record("PRIV_AID_B0")).json()
     assert res[0]["risk"] == pytest.approx(single["risk"], abs=1e-12)
+    assert res[0]["risk_interval"] == single["risk_interval"]
     assert res[2]["admission_id"] == "PRIV_AID_B2" and 0 < res[2]["risk"] < 1
 
 
