@@ -435,24 +435,33 @@ $("intake-form").addEventListener("reset", () => {
   $("result").hidden = true;
 });
 
-async function score(record) {
-  const btn = $("score-btn");
+// POST /score from a button: the button is disabled meanwhile and the status line says what is
+// happening; null when the service cannot be reached or the key was refused (both said on the
+// page), else the answer for the caller to show. Shared by the intake and the weekly check.
+async function postScore(body, btnId, doing) {
+  const btn = $(btnId);
   btn.disabled = true;
-  setStatus("Scoring…");
+  setStatus(doing);
   let r;
   try {
-    r = await api("/score", { method: "POST", body: JSON.stringify(record) });
+    r = await api("/score", { method: "POST", body: JSON.stringify(body) });
   } catch (e) {
     setStatus("The service cannot be reached.", true);
     btn.disabled = false;
-    return;
+    return null;
   }
   btn.disabled = false;
   setStatus("");
   if (r.status === 401) {
     forgetKey("The key is no longer accepted. Enter it again.");
-    return;
+    return null;
   }
+  return r;
+}
+
+async function score(record) {
+  const r = await postScore(record, "score-btn", "Scoring…");
+  if (!r) return;
   if (r.status === 200) {
     state.lastResult = r.body;
     renderResult(r.body);
@@ -830,26 +839,9 @@ $("weekly-form").addEventListener("submit", async (ev) => {
 });
 
 async function weeklyScore(ratings, later) {
-  const btn = $("weekly-btn");
-  btn.disabled = true;
-  setStatus("Updating…");
-  let r;
-  try {
-    r = await api("/score", {
-      method: "POST",
-      body: JSON.stringify(Object.assign({}, state.case.record, { ratings })),
-    });
-  } catch (e) {
-    setStatus("The service cannot be reached.", true);
-    btn.disabled = false;
-    return;
-  }
-  btn.disabled = false;
-  setStatus("");
-  if (r.status === 401) {
-    forgetKey("The key is no longer accepted. Enter it again.");
-    return;
-  }
+  const body = Object.assign({}, state.case.record, { ratings });
+  const r = await postScore(body, "weekly-btn", "Updating…");
+  if (!r) return;
   if (r.status !== 200) {
     const errs = (r.body && r.body.errors) || [];
     const fe = $("weekly-errors");
