@@ -625,21 +625,25 @@ class Candidate(ClassifierMixin, BaseEstimator):
         # on this 2-core machine under load a multi-threaded BLAS made the spline fits 10-30x
         # slower (134 s against about 6 s for one tuned spline fit at n = 1,500, measured).
         with threadpool_limits(limits=1, user_api="blas"):
-            model = tune_and_fit(
-                self.kind,
-                self._configs(),
-                X,
-                y01,
-                groups,
-                int(self.random_state),
-                self._inner_splits,
-                self._repeated,
-                self._prior(),
-            )
+            model = self._fit_model(X, y01, groups)
         self.scoring_model_ = model
         self.best_params_ = {k: v for k, v in model.params.items() if k != "inner_cv_log_loss"}
-        self.inner_cv_log_loss_ = model.params["inner_cv_log_loss"]
+        self.inner_cv_log_loss_ = model.params.get("inner_cv_log_loss")
         return self
+
+    def _fit_model(self, X: np.ndarray, y01: np.ndarray, groups) -> ScoringModel:
+        """The kind's own fit on validated rows (y as 0/1)."""
+        return tune_and_fit(
+            self.kind,
+            self._configs(),
+            X,
+            y01,
+            groups,
+            int(self.random_state),
+            self._inner_splits,
+            self._repeated,
+            self._prior(),
+        )
 
     def _matrix(self, X) -> np.ndarray:
         from sklearn.utils.validation import check_is_fitted, validate_data
@@ -791,44 +795,30 @@ class LogisticCandidate(Candidate):
         return [{"C": float(c)} for c in self.Cs]
 
 
-class UpdatedCandidate(ClassifierMixin, BaseEstimator):
+class UpdatedCandidate(Candidate):
     """An existing model (``base``, a ScoringModel) adapted to the rows it is fitted on: as-is,
     recalibration in the large, logistic recalibration or revision, chosen by closed testing
-    (``models.building.update.update_model``). Same fit / predict_proba / scoring_model_ as the
-    other candidates; ``update_`` holds the test results."""
+    (``models.building.update.update_model``). The same input checks, ``fit`` /
+    ``predict_proba`` / ``scoring_model_`` as the other candidates; ``update_`` holds the test
+    results. Without groups, every row is its own group in the dispersion of the closed test."""
+
+    kind = "updated"
 
     def __init__(self, base=None, alpha: float = 0.05, random_state: int = 0):
         self.base = base
         self.alpha = alpha
         self.random_state = random_state
 
-    def fit(self, X, y, groups=None):
+    def _fit_model(self, X: np.ndarray, y01: np.ndarray, groups) -> ScoringModel:
         from models.building.update import update_model
 
         if self.base is None:
-            raise ValueError("the 'updated' candidate needs a base model (--update-from)")
-        X = np.ascontiguousarray(X, dtype=float)
-        y = np.asarray(y)
-        self.classes_ = np.unique(y)
-        groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+            raise ValueError("UpdatedCandidate needs a base model to update (--update-from)")
+        groups = np.arange(len(y01)) if groups is None else groups
         self.update_ = update_model(
-            self.base,
-            X,
-            (y == self.classes_[-1]).astype(float),
-            groups,
-            self.random_state,
-            self.alpha,
+            self.base, X, y01.astype(float), groups, int(self.random_state), self.alpha
         )
-        self.scoring_model_ = self.update_.model
-        self.n_features_in_ = X.shape[1]
-        return self
-
-    def predict_proba(self, X):
-        p = self.scoring_model_.proba(np.ascontiguousarray(X, dtype=float))
-        return np.column_stack([1 - p, p])
-
-    def predict(self, X):
-        return self.classes_[(self.predict_proba(X)[:, 1] > 0.5).astype(int)]
+        return self.update_.model
 
 
 # The one place a candidate's name (``train.candidates``) becomes its estimator.
