@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         train__seed=args.seed,
         train__candidates=tuple(args.candidates) if args.candidates else None,
         train__prior=args.prior,
+        train__update_from=args.update_from,
         data_dir=args.input,
     )
     if settings is None:
@@ -125,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     except PriorError as exc:
         console.print(f"[red]--prior:[/red] {exc}")
         return 2
-    if args.update_from:
-        settings, code = _resolve_update_from(settings, args.update_from, console)
+    if settings.train.update_from:  # from --update-from, or train.update_from in settings
+        settings, code = _resolve_update_from(settings, settings.train.update_from, console)
         if settings is None:
             return code
 
@@ -395,7 +396,7 @@ def _resolve_update_from(settings, spec: str, console):
     """Read the model --update-from names (any tracking store or a folder) and keep a copy of
     its scorer for this run; the candidates become "updated" unless --candidates was given.
     A model that cannot be read stops here, before anything is logged or registered."""
-    from models.building.update import BaseNotFound, load_base
+    from models.lifecycle.base_model import BaseNotFound, load_base
 
     try:
         base = load_base(spec, settings.tracking_uri)

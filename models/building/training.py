@@ -58,14 +58,13 @@ def _prior_vector(spec: str) -> np.ndarray | None:
 
 
 @functools.lru_cache(maxsize=2)
-def update_base(spec: str | None) -> ScoringModel | None:
-    """The existing model ``train.update_from`` names (a scorer or exported model folder; the
-    pipeline resolves a registry URI to a folder first), read once."""
-    if not spec:
+def update_base(folder: str | None) -> ScoringModel | None:
+    """The existing model ``train.update_from`` names, read once: a scorer folder, which
+    ``pipelines.train`` made from the user's registry URI or model folder
+    (``models.lifecycle.base_model.load_base``)."""
+    if not folder:
         return None
-    from models.building.update import load_base
-
-    return load_base(spec)
+    return ScoringModel.load(folder)
 
 
 def fit_kind(

@@ -61,10 +61,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import re
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,7 +77,7 @@ from models.building.estimators import (
     tuning_rows,
 )
 from models.building.newton import log_likelihood, penalised_logistic
-from models.scoring.scorer import CHECKSUMS, ScoringModel, sigmoid
+from models.scoring.scorer import ScoringModel, sigmoid
 
 AS_IS = "as-is"
 RITL = "recalibration in the large"
@@ -89,11 +86,6 @@ REVISION = "revision"
 METHODS = (AS_IS, RITL, LOGISTIC, REVISION)
 # The revision's ridge penalty in the closed test (see the module docstring): lam = 0.5.
 TEST_PENALTY = 0.5
-_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
-
-
-class BaseNotFound(ValueError):
-    """The model to update cannot be found or read; the message names the spec."""
 
 
 @dataclass
@@ -109,66 +101,6 @@ class UpdateResult:
     fits: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------- finding the base
-def load_base(spec: str, tracking_uri: str | None = None) -> ScoringModel:
-    """The model to update: ``models:/name@alias`` or ``models:/name/version`` on the tracking
-    store ``tracking_uri`` (settings' ``tracking_uri`` when None), or a local folder: an exported
-    MLflow model (its ``artifacts/scorer``) or a scorer folder itself (model.json +
-    checksums.json). ``params["loaded_from"]`` records the spec (and the version). Raises
-    ``BaseNotFound`` naming the spec."""
-    from models.lifecycle.resolve import ModelNotFound, fetch, find_scorer
-
-    if spec.startswith("models:"):
-        match = _URI.match(spec)
-        if match is None:
-            raise BaseNotFound(
-                f"--update-from {spec!r}: a registry model is models:/NAME@ALIAS or "
-                "models:/NAME/VERSION"
-            )
-        if tracking_uri is None:
-            from features.settings import load_settings
-
-            tracking_uri = load_settings().tracking_uri
-        name, alias, version = match["name"], match["alias"], match["version"]
-        with tempfile.TemporaryDirectory(prefix="alliance-risk-base-") as tmp:
-            try:
-                answer = fetch(tracking_uri, name, Path(tmp), version, alias or "champion")
-                model = _load_scorer(spec, Path(answer["scorer"]))
-            except ModelNotFound as exc:
-                raise BaseNotFound(f"--update-from {spec}: {exc}") from exc
-        model.params = {**model.params, "loaded_from": f"{spec} (version {answer['version']})"}
-        return model
-    path = Path(spec).expanduser()
-    if not path.is_dir():
-        raise BaseNotFound(
-            f"--update-from {spec}: no such folder (give an exported model folder, a scorer "
-            "folder with model.json and checksums.json, or models:/NAME@ALIAS)"
-        )
-    if (path / "model.json").is_file() or (path / CHECKSUMS).is_file():
-        scorer = path
-    else:
-        try:
-            scorer = find_scorer(path)
-        except ModelNotFound as exc:
-            raise BaseNotFound(
-                f"--update-from {spec}: the folder holds no scorer (no model.json in it or "
-                "under it, e.g. artifacts/scorer/model.json of an exported MLflow model)"
-            ) from exc
-    model = _load_scorer(spec, scorer)
-    model.params = {**model.params, "loaded_from": model.params.get("loaded_from") or str(spec)}
-    return model
-
-
-def _load_scorer(spec: str, folder: Path) -> ScoringModel:
-    try:
-        return ScoringModel.load(folder)
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise BaseNotFound(
-            f"--update-from {spec}: the scorer at {folder} cannot be read: {exc}"
-        ) from exc
-
-
-# ---------------------------------------------------------------- the base as numbers
 def base_log_odds(base: ScoringModel, X: np.ndarray) -> np.ndarray:
     """m: the base's calibrated log-odds."""
     return base.platt_a * base.margin(X) + base.platt_b

@@ -24,13 +24,12 @@ from models.building.update import (
     LOGISTIC,
     REVISION,
     RITL,
-    BaseNotFound,
     base_log_odds,
-    load_base,
     raw_weights,
     revised,
     update_model,
 )
+from models.lifecycle.base_model import BaseNotFound, load_base
 from models.scoring.reference import reference_cohort
 from models.scoring.scorer import ScoringModel, sigmoid
 
