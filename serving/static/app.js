@@ -520,6 +520,17 @@ function driverItem(d, maxPts) {
   return li;
 }
 
+// Suggested actions, each with its evidence and source (the intake drivers and the weekly markers).
+function actionList(actions) {
+  const ul = el("ul");
+  for (const a of actions) {
+    ul.append(el("li", {}, a.action,
+      el("span", { class: "evidence", text: ` — ${a.evidence}.` }),
+      el("span", { class: "source", text: ` Source: ${a.source}.` })));
+  }
+  return ul;
+}
+
 function renderResult(r) {
   const res = $("result");
   res.dataset.risk = String(r.risk);
@@ -593,15 +604,7 @@ function renderResult(r) {
   for (const d of withActions) {
     const card = el("div", { class: "action-card", "data-driver": d.driver });
     card.append(el("h4", { text: d.label }));
-    if (d.actions.length) {
-      const ul = el("ul");
-      for (const a of d.actions) {
-        ul.append(el("li", {}, a.action,
-          el("span", { class: "evidence", text: ` — ${a.evidence}.` }),
-          el("span", { class: "source", text: ` Source: ${a.source}.` })));
-      }
-      card.append(ul);
-    }
+    if (d.actions.length) card.append(actionList(d.actions));
     if (d.what_if) {
       card.append(el("p", { class: "what-if" },
         `If ${d.label.toLowerCase()} were at the typical client's level, the risk would be `,
@@ -864,15 +867,7 @@ function markerBlock(node, title, m, flagged) {
   node.dataset.flag = String(!!flagged);
   node.append(el("h4", {}, title + ": ", el("span", { class: "marker-state", text: flagged ? "yes" : "no" })));
   node.append(el("p", { class: "small", text: m.why }));
-  if (flagged && m.actions && m.actions.length) {
-    const ul = el("ul");
-    for (const a of m.actions) {
-      ul.append(el("li", {}, a.action,
-        el("span", { class: "evidence", text: ` — ${a.evidence}.` }),
-        el("span", { class: "source", text: ` Source: ${a.source}.` })));
-    }
-    node.append(ul);
-  }
+  if (flagged && m.actions && m.actions.length) node.append(actionList(m.actions));
 }
 
 function renderWeekly(r) {
