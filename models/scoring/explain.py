@@ -265,6 +265,18 @@ def _rounded_lower(a: float, b: float) -> bool:
     return round(100 * a, 1) < round(100 * b, 1)
 
 
+def _bands(model: ScoringModel) -> BandConfig:
+    """The model's own band rule, built once per set of cut-offs (this runs for every served
+    record; a pydantic model per request is work the hot path need not do)."""
+    given = model.reference.get("bands") or {}
+    key = tuple(sorted(given.items()))
+    cached = model.__dict__.get("_bands")
+    if cached is None or cached[0] != key:
+        cached = (key, BandConfig(**given))
+        model.__dict__["_bands"] = cached
+    return cached[1]
+
+
 def explain_row(
     model: ScoringModel,
     record: Mapping[str, Any],
@@ -280,8 +292,7 @@ def explain_row(
     """
     ex = explanation if explanation is not None else explain_matrix(model, row)
     risk, typical_risk = float(ex.risk[0]), float(ex.typical_risk[0])
-    bands = BandConfig(**model.reference["bands"]) if "bands" in model.reference else BandConfig()
-    risk_interval = interval_view(float(ex.risk_low[0]), float(ex.risk_high[0]), bands.band)
+    risk_interval = interval_view(float(ex.risk_low[0]), float(ex.risk_high[0]), _bands(model).band)
     reference = model.reference.get("typical", {})
     drivers, asked = [], []
     for j, g in enumerate(DRIVER_GROUPS):
