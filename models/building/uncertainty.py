@@ -146,9 +146,10 @@ def newton_refit(pb: Problem, Z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The replicate's penalised fit by ``NEWTON_STEPS`` projected Newton steps from the
     full-data fit. A replicate's optimum is close to the full-data one, so four steps land on it:
     against full L-BFGS-B refits of the spline at n = 190, risks agreed to 0.0005 at most (two
-    steps: 0.003; steps that ignored the bounds: 0.07), at 1.5 s for B = 200 instead of about
-    100 s of refits (BLAS on one thread; both measured with the script in the commit message of
-    this change)."""
+    steps: 0.003; steps that ignored the bounds: 0.07), in 1.5 s for B = 200 with BLAS on one
+    thread. B = 200 full L-BFGS-B refits took 107 s, measured on the loaded machine before BLAS
+    was held to one thread, so that figure overstates what refits cost; both measured with a
+    throw-away script on a SYNTHETIC cohort of 190 admissions (seed 3)."""
     n, q = Z.shape
     Z1 = np.hstack([np.ones((n, 1)), Z])
     P = np.zeros((q + 1, q + 1))
