@@ -361,6 +361,23 @@ def start_bentoml(workdir: Path, tracking_uri: str, key: str | None = None) -> S
     )
 
 
+def start_bare(workdir: Path, tracking_uri: str) -> Server:
+    """The same ``serving.engine.Engine`` behind a bare FastAPI route (``bench/bare_app.py`` under
+    ``uvicorn``, as many workers as the service; no BentoML, guard or metrics; does not wait)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = _clean_env()
+    env.update(
+        MLFLOW_TRACKING_URI=tracking_uri,
+        BARE_AUDIT_DB=str(workdir / "audit.sqlite"),
+        GX_ANALYTICS_ENABLED="false",
+    )
+    cmd = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", str(SERVICE_WORKERS)]
+    proc, started = _popen(cmd, env, workdir / "bare.log")
+    return Server("bare", proc, f"http://127.0.0.1:{port}", workdir / "bare.log", started)
+
+
 def start_mlflow(workdir: Path, tracking_uri: str, workers: int = 2) -> Server:
     """``mlflow models serve -m models:/alliance-risk@champion --env-manager local``."""
     from models.lifecycle.resolve import default_name, model_uri

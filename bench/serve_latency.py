@@ -241,19 +241,7 @@ def measure_bare(
 ) -> dict[str, Any]:
     """The same Engine behind a bare FastAPI route (bench/bare_app.py under uvicorn)."""
     items = C.payloads(records)
-    workdir = tmp / "bare"
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = C.free_port()
-    env = C._clean_env()
-    env.update(
-        MLFLOW_TRACKING_URI=uri,
-        BARE_AUDIT_DB=str(workdir / "audit.sqlite"),
-        GX_ANALYTICS_ENABLED="false",
-    )
-    cmd = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--workers", str(C.SERVICE_WORKERS)]
-    proc, started = C._popen(cmd, env, workdir / "bare.log")
-    server = C.Server("bare", proc, f"http://127.0.0.1:{port}", workdir / "bare.log", started)
+    server = C.start_bare(tmp / "bare", uri)
     try:
         start = C.wait_first_good(server, "/score", items[0].body, timeout=300)
         C.log(f"bare FastAPI: first 200 from /score {start:.2f} s after Popen")

@@ -38,25 +38,31 @@ def penalised_logistic(
     centre = np.zeros(k) if centre is None else np.asarray(centre, dtype=float)
     theta = np.zeros(k) if start is None else np.asarray(start, dtype=float).copy()
 
-    def objective(t: np.ndarray) -> float:
-        d = t - centre
-        return -log_likelihood(y, offset + D @ t) + 0.5 * float(np.sum(pen * d * d))
+    ridge = np.diag(pen) + 1e-10 * np.eye(k)
 
-    f = objective(theta)
+    def objective(t: np.ndarray) -> tuple[float, np.ndarray]:
+        """The objective at t, and the linear predictor it was computed from (reused by the
+        next Newton step: the accepted candidate's eta is the step's eta)."""
+        d = t - centre
+        eta = offset + D @ t
+        return -log_likelihood(y, eta) + 0.5 * float(np.sum(pen * d * d)), eta
+
+    f, eta = objective(theta)
     for _ in range(max_iter):
-        p = sigmoid(offset + D @ theta)
+        p = sigmoid(eta)
+        w = p * (1.0 - p)
         grad = D.T @ (p - y) + pen * (theta - centre)
-        H = (D * (p * (1.0 - p))[:, None]).T @ D + np.diag(pen) + 1e-10 * np.eye(k)
+        H = (D.T * w) @ D + ridge
         step = np.linalg.solve(H, grad)
         t = 1.0
         while True:
             cand = theta - t * step
-            fc = objective(cand)
+            fc, eta_c = objective(cand)
             if fc <= f + 1e-12 or t < 1e-10:
                 break
             t /= 2.0
         done = abs(f - fc) < 1e-12 * max(1.0, abs(f)) or np.max(np.abs(t * step)) < 1e-10
-        theta, f = cand, min(f, fc)
+        theta, f, eta = cand, min(f, fc), eta_c
         if done:
             break
     return theta

@@ -137,7 +137,11 @@ def test_without_groups_the_inner_folds_are_stratified_kfold(cohort):
     assert est.scoring_model_.platt_a != grouped.scoring_model_.platt_a
     folds = list(StratifiedKFold(3, shuffle=True, random_state=2).split(X, y))
     oof = E.oof_margins("logistic", [{"C": est.best_params_["C"]}], X, y, folds, 2)[0]
-    assert (est.scoring_model_.platt_a, est.scoring_model_.platt_b) == E.platt(oof, y)
+    # approx: the estimator's path warm-starts this C from the grid's previous one, so its Newton
+    # fit may end in other last bits than this cold start (the same optimum)
+    a, b = E.platt(oof, y)
+    assert est.scoring_model_.platt_a == pytest.approx(a, rel=1e-7)
+    assert est.scoring_model_.platt_b == pytest.approx(b, rel=1e-7, abs=1e-9)
 
 
 def test_cross_val_score_routes_groups_to_the_split_and_the_inner_folds(cohort):
