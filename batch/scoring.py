@@ -36,8 +36,10 @@ counsellor: ``features.weekly.rating_tensor``, scored as the label scores them);
 updated with the ratings of weeks <= K through ``models.scoring.weekly.update_matrix``, the code the
 API runs. The output then has the API's weekly columns (``weekly_output_columns``): ``risk`` is the
 updated risk (``band`` its band) beside ``risk_at_admission`` and ``band_at_admission``;
-``risk_low``/``risk_high`` stay the ADMISSION model's interval (around ``risk_at_admission``; none is
-stated for the updated risk); the drivers and ``points_<group>`` are the updated ones with the
+``risk_low``/``risk_high`` the updated risk's 95% uncertainty interval, ``risk_low_at_admission``/
+``risk_high_at_admission`` the admission model's (around ``risk_at_admission``) and
+``risk_remaining_low``/``risk_remaining_high`` that of ``risk_remaining`` (a row without a rating:
+the admission interval; NaN where none is stated); the drivers and ``points_<group>`` are the updated ones with the
 ``ratings`` group, adding up to risk - typical_risk (the typical client rated typically).
 """
 
@@ -255,9 +257,13 @@ def output_columns(top_n: int) -> list[str]:
 WEEKLY_COLUMNS = (
     "as_of_week",
     "risk_at_admission",
+    "risk_low_at_admission",
+    "risk_high_at_admission",
     "band_at_admission",
     "typical_risk_at_admission",
     "risk_remaining",
+    "risk_remaining_low",
+    "risk_remaining_high",
     "signal",
     "rupture",
     "rupture_weeks",
@@ -272,7 +278,9 @@ def weekly_output_columns(top_n: int) -> list[str]:
     from models.scoring.weekly import GROUPS
 
     cols = ["admission_id", "as_of_week", "risk", "risk_at_admission", "risk_low", "risk_high"]
-    cols += ["band", "band_at_admission", "risk_remaining", "signal", "rupture", "rupture_weeks"]
+    cols += ["risk_low_at_admission", "risk_high_at_admission", "band", "band_at_admission"]
+    cols += ["risk_remaining", "risk_remaining_low", "risk_remaining_high"]
+    cols += ["signal", "rupture", "rupture_weeks"]
     cols += ["discrepancy", "discrepancy_flag", "model_version", "typical_risk"]
     cols += ["typical_risk_at_admission"]
     for k in range(1, top_n + 1):
@@ -302,11 +310,15 @@ def weekly_frame(lm: LoadedModel, admission_ids: np.ndarray, ex, s, top_n: int =
             "as_of_week": K,
             "risk": s.risk,
             "risk_at_admission": s.risk_at_admission,
-            "risk_low": ex.risk_low,
-            "risk_high": ex.risk_high,
+            "risk_low": s.risk_low,
+            "risk_high": s.risk_high,
+            "risk_low_at_admission": ex.risk_low,
+            "risk_high_at_admission": ex.risk_high,
             "band": pd.array(lm.bands.bands(s.risk), dtype="str"),
             "band_at_admission": pd.array(lm.bands.bands(s.risk_at_admission), dtype="str"),
             "risk_remaining": s.risk_remaining,
+            "risk_remaining_low": s.risk_remaining_low,
+            "risk_remaining_high": s.risk_remaining_high,
             "signal": s.signal.astype(bool),
             "rupture": rupture_any.any(axis=1),
             "rupture_weeks": pd.array(rupture_weeks, dtype="str"),

@@ -23,9 +23,13 @@ alliance table (client and counsellor, scored as the label scores them) update i
 through the model's weekly models, as POST /score does with "ratings". Output columns then:
 admission_id, as_of_week (the latest week <= K with a valid rating; 0 = none, and the row is the
 admission score exactly), risk (the UPDATED risk of a low alliance over weeks 1-3), risk_at_admission,
-risk_low / risk_high (the ADMISSION model's 95% interval, around risk_at_admission: none is stated for
-the updated risk), band (of the updated risk), band_at_admission, risk_remaining (risk of a low
-alliance in the weeks still to come, as_of_week+1..3; empty as of week 3), signal (not on track: the
+risk_low / risk_high (the 95% uncertainty interval of the UPDATED risk: the admission model's refits
+combined with draws of the weekly model's parameters; with no rating the admission interval),
+risk_low_at_admission / risk_high_at_admission (the ADMISSION model's interval, around
+risk_at_admission), band (of the updated risk), band_at_admission, risk_remaining (risk of a low
+alliance in the weeks still to come, as_of_week+1..3; empty as of week 3) and its interval
+risk_remaining_low / risk_remaining_high (intervals empty where the model states none: LightGBM, or a
+model trained before the weekly intervals), signal (not on track: the
 week's rating below the expected band for this admission risk), rupture (a reliable week-to-week
 drop) and rupture_weeks, discrepancy (client - counsellor item mean in the latest week both rated)
 and discrepancy_flag, model_version, typical_risk (the typical client rated typically: the base of
@@ -107,8 +111,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="K",
         help="update each admission with its weekly WAI-S ratings of weeks <= K (1-3) from the "
         "data folder's alliance table (issue 19 early warning; adds as_of_week, "
-        "risk_at_admission, risk_remaining, signal, rupture, discrepancy, points_ratings; risk "
-        "is then the updated risk). Default: admission scores only",
+        "risk_at_admission, risk_remaining, signal, rupture, discrepancy, points_ratings and "
+        "the admission and remaining risks' intervals; risk, risk_low and risk_high are then "
+        "the updated risk and its interval). Default: admission scores only",
     )
     cli.add_quiet(p)
     return p

@@ -37,6 +37,7 @@ from models.scoring.explain import (
     MIN_POINTS,
     explain_matrix,
     explain_row,
+    interval_view,
     monitoring_actions,
     what_ifs,
 )
@@ -73,8 +74,11 @@ RATINGS = "ratings"  # the optional key of a record (or batch record) holding we
 # by changing the request (it can send the record without ratings, or the service retrains).
 NO_WEEKLY_STATUS = 409
 INTERVAL_NOTE = (
-    "risk_interval is the admission model's 95% uncertainty interval, around risk_at_admission; "
-    "no interval is stated for the risk updated with the weekly ratings."
+    "risk_interval is the 95% uncertainty interval of the updated risk (risk), "
+    "risk_remaining_interval that of risk_remaining, and risk_interval_at_admission the admission "
+    "model's interval around risk_at_admission. The updated intervals combine the admission "
+    "model's refits with draws of the weekly model's parameters; with no rating yet they are the "
+    "admission interval. null where the model states none."
 )
 
 
@@ -89,8 +93,9 @@ def ratings_json_schema() -> dict[str, Any]:
         "rater (client, counsellor), at most one each, with either `items` (wai_01..wai_12, whole "
         "numbers 1-7 on the WAI-S response scale, at most 2 missing; items 4 and 10 are "
         "reverse-scored by the server) or `item_mean` (1-7, after reverse-scoring). With ratings "
-        "the answer adds as_of_week, risk_at_admission, risk_remaining, signal, rupture, "
-        "discrepancy and the 'ratings' driver, and risk is the updated risk. A bad rating is a "
+        "the answer adds as_of_week, risk_at_admission, risk_interval_at_admission, risk_remaining, "
+        "risk_remaining_interval, signal, rupture, discrepancy and the 'ratings' driver, and risk "
+        "(with risk_interval) is the updated risk. A bad rating is a "
         "422 naming ratings[i].<field>; a model without weekly models answers 409.",
         "items": {
             "type": "object",
@@ -346,8 +351,9 @@ class Engine:
 
     # ---- the weekly update (issue 19) --------------------------------------------------------
     def _weekly(self, out: dict[str, Any], row, ratings: list, ex) -> None:
-        """Turn an admission answer into the weekly one, in place: risk, band, drivers and the
-        typical risk become the updated ones; the admission figures stay beside them."""
+        """Turn an admission answer into the weekly one, in place: risk, its interval, band,
+        drivers and the typical risk become the updated ones; the admission figures stay beside
+        them (``risk_at_admission``, ``risk_interval_at_admission``, ...)."""
         u = W.update(self.model, row, ratings, explanation=ex, validated=True)
         K = u["as_of_week"]
         p_adm, band_adm = out["risk"], out["band"]
@@ -438,9 +444,14 @@ class Engine:
                 }
             )
         drivers.sort(key=lambda d: -abs(d["points"]))
+        iv, rem_iv = u["risk_interval"], u["risk_remaining_interval"]
         out.update(
             {
                 "risk": p,
+                "risk_interval": interval_view(iv["low"], iv["high"], self.bands.band)
+                if iv
+                else None,
+                "risk_interval_at_admission": out["risk_interval"],
                 "risk_percent": round(100 * p, 1),
                 "band": band,
                 "typical_risk": u["typical_risk"],
@@ -454,6 +465,13 @@ class Engine:
                 "band_at_admission": band_adm,
                 "typical_risk_at_admission": out["typical_risk"],
                 "risk_remaining": u["risk_remaining"],
+                "risk_remaining_interval": {
+                    "low": round(rem_iv["low"], 4),
+                    "high": round(rem_iv["high"], 4),
+                    "level": rem_iv["level"],
+                }
+                if rem_iv
+                else None,
                 "remaining_weeks": u["remaining_weeks"],
                 "ratings": u["ratings"],
                 "signal": u["signal"],

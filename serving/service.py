@@ -200,6 +200,20 @@ class Driver(BaseModel):
     )
 
 
+class Interval(BaseModel):
+    """A 95% uncertainty interval of a risk (quantiles of the risk over the model's refits and
+    draws, widened to contain the risk)."""
+
+    low: float
+    high: float
+    level: float = PField(description="0.95")
+
+
+class RiskInterval(Interval):
+    band_certain: bool = PField(description="both ends of the interval are in the risk's band")
+    bands_possible: list[str] = PField(description="the bands the interval spans, low to high")
+
+
 class ScoreOutput(BaseModel):
     """A scored record (200), or ``{"errors": [{"field", "reason"}]}`` with 4xx."""
 
@@ -207,6 +221,11 @@ class ScoreOutput(BaseModel):
     admission_id: str
     risk: float = PField(description="calibrated probability of a low early alliance")
     risk_percent: float
+    risk_interval: RiskInterval | None = PField(
+        None,
+        description="95% uncertainty interval of risk (with ratings: of the updated risk); null "
+        "when the model states none (LightGBM)",
+    )
     band: str
     base_risk: float
     model: dict[str, str]
@@ -220,14 +239,18 @@ class ScoreOutput(BaseModel):
     as_of_week: int | None = PField(
         None, description="with ratings: the latest rated week (0-3); risk is then updated"
     )
-    risk_at_admission: float | None = PField(
-        None, description="with ratings: the admission risk (risk_interval is its interval)"
+    risk_at_admission: float | None = PField(None, description="with ratings: the admission risk")
+    risk_interval_at_admission: RiskInterval | None = PField(
+        None, description="with ratings: the admission model's interval, around risk_at_admission"
     )
     band_at_admission: str | None = None
     risk_remaining: float | None = PField(
         None,
         description="with ratings: risk of a low alliance in the weeks still to come "
         "(as_of_week+1..3); null as of week 3",
+    )
+    risk_remaining_interval: Interval | None = PField(
+        None, description="with ratings: 95% uncertainty interval of risk_remaining"
     )
     remaining_weeks: list[int] | None = None
     signal: dict[str, Any] | None = PField(

@@ -19,6 +19,13 @@ both raters in weeks 1..K with missing indicators.
   gamma <= 0 (a lower rating never lowers the risk) are bounds of the fit
   (``models.building.estimators.fit_penalised``). lam is tuned over ``LAMS`` by grouped 5-fold
   inner CV log loss, like the ridge's C (on at most ``TUNE_MAX_ROWS`` rows, like the candidates).
+- Uncertainty (the updated risks' 95% intervals): with the final fit of every week and target,
+  B draws of (alpha, beta, gamma, delta) from its Laplace approximation at the tuned lam
+  (penalised Hessian X'WX + lam I on the fit's design, draws projected onto beta >= 0 and
+  gamma <= 0), B = the admission model's number of refits (none when it has none). lam is held
+  fixed (re-tuning per draw would cost the inner CV again), and the draws are conditional on the
+  out-of-fold admission log-odds the stack was fitted on; the admission model's own uncertainty
+  enters at scoring, where draw b meets the admission refit b (``models.scoring.weekly``).
 - Validation: out-of-fold predictions of the whole procedure (tuning included) on the same
   grouped folds as the admission model's first repeat (``cv_splits``), AUROC / calibration slope
   / log loss with cluster-bootstrap CIs (``metrics.bootstrap_ci``), beside the admission risk on
@@ -45,6 +52,7 @@ from features.labels import RATERS, WEEKS, build_labels
 from features.weekly import rating_tensor
 from models.building import metrics as M
 from models.building.estimators import fit_penalised, tuning_rows
+from models.building.uncertainty import Problem, normal_draws
 from models.scoring.scorer import logit, sigmoid
 from models.scoring.weekly import (
     MODEL_WEEKS,
@@ -86,30 +94,62 @@ def _design(m: np.ndarray, R: np.ndarray, week: int, typical: np.ndarray, sd: np
     return np.column_stack([m, D / sd, miss])
 
 
-def _fit(m, R, y, week, typical, sd, lam) -> dict[str, Any]:
-    """One penalised fit; returns the stored form (gamma per rating point)."""
+def _fit(m, R, y, week, typical, sd, lam, draws: int = 0, seed: int = 0) -> dict[str, Any]:
+    """One penalised fit; returns the stored form (gamma per rating point). ``draws`` > 0 adds
+    ``draws``: that many draws of (alpha, beta, gamma, delta) from the fit's Laplace (normal)
+    approximation at this lam, N(theta, (X'WX + lam I)^-1) with the intercept unpenalised, on the
+    fit's own design, projected onto the bounds (``models.building.uncertainty.normal_draws``,
+    the admission model's posterior step)."""
     B = _design(m, R, week, typical, sd)
     q = 2 * week
     mu = np.zeros(B.shape[1])
     mu[0] = 1.0  # beta shrinks towards 1 (the admission log-odds as they are)
     bounds = [(None, None), (0.0, None)] + [(None, 0.0)] * q + [(None, None)] * q
     theta = fit_penalised(B, y.astype(float), np.eye(B.shape[1]), lam, bounds, mu=mu)
-    gamma = theta[2 : 2 + q] / sd
-    delta = theta[2 + q :]
     # fit_penalised works on ratings centred at the typical ones t; the stored form's intercept
     # is for raw ratings (intake part = alpha + beta m + gamma . t = theta_0 + beta m).
     t = np.array([typical[w - 1, RATERS.index(r)] for w, r in columns(week)])
-    return {
+    gamma = theta[2 : 2 + q] / sd
+    out = {
         "alpha": float(theta[0] - gamma @ t),
         "beta": float(theta[1]),
         "gamma": gamma,
-        "delta": delta,
+        "delta": theta[2 + q :],
         "lam": float(lam),
     }
+    if draws:
+        k = B.shape[1]
+        # a Problem whose basis is the design itself (its map to raw weights is not used)
+        pb = Problem(
+            Z=B,
+            Q=np.eye(k),
+            lam=float(lam),
+            mu=mu,
+            bounds=bounds,
+            theta=theta,
+            shift=np.zeros(k),
+            div=np.ones(k),
+            index=np.arange(k),
+            n_raw=k,
+        )
+        a, b, g, d = _stored(normal_draws(pb, draws, seed), sd, t)
+        out["draws"] = {"alpha": a, "beta": b, "gamma": g, "delta": d}
+    return out
 
 
-def _tuned_fit(m, R, y, groups, week, typical, sd, seed) -> dict[str, Any]:
-    """lam by grouped inner CV log loss, then the fit on all the rows given."""
+def _stored(thetas: np.ndarray, sd: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Draws of fit_penalised's theta (B rows: intercept, beta, standardised gamma, delta) ->
+    the stored form's alpha, beta (B), gamma, delta (B x q), as ``_fit`` stores the fit."""
+    q = len(sd)
+    gamma = thetas[:, 2 : 2 + q] / sd
+    return thetas[:, 0] - gamma @ t, thetas[:, 1].copy(), gamma, thetas[:, 2 + q :].copy()
+
+
+def _tuned_fit(
+    m, R, y, groups, week, typical, sd, seed, draws: int = 0, draw_seed: int = 0
+) -> dict[str, Any]:
+    """lam by grouped inner CV log loss, then the fit on all the rows given (with ``draws``
+    draws of its parameters, ``_fit``)."""
     k = min(INNER_SPLITS, len(set(groups)))
     losses = np.zeros(len(LAMS))
     if k >= 2 and min(y.sum(), len(y) - y.sum()) >= k:
@@ -126,7 +166,7 @@ def _tuned_fit(m, R, y, groups, week, typical, sd, seed) -> dict[str, Any]:
         lam = LAMS[int(np.argmin(losses))]
     else:
         lam = LAMS[len(LAMS) // 2]
-    return _fit(m, R, y, week, typical, sd, lam)
+    return _fit(m, R, y, week, typical, sd, lam, draws, draw_seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,6 +264,11 @@ def fit_weekly(
         lab = build_labels(alliance, label_cfg, intake, episodes, weeks=later).labels
         remaining[week] = lab.reindex(pd.Index(ids)).to_numpy(dtype=float)
 
+    # Draws of every stacked model's parameters, paired at scoring with the admission model's
+    # refits (draw b with refit b): as many as it has; none when it states no interval (LightGBM).
+    unc = result.model.uncertainty
+    n_draws = int(unc["B"]) if unc else 0
+
     with threadpool_limits(1, user_api="blas"):
         models: dict[str, dict[str, Any]] = {}
         figures: dict[int, dict[str, Any]] = {}
@@ -241,7 +286,18 @@ def fit_weekly(
                     log(f"weekly: week {week} {target}: too few clients with/without it; skipped")
                     models[str(week)][target] = None
                     continue
-                fit = _tuned_fit(m[rows], R[rows], yt, groups[rows], week, typical, sdk, cfg.seed)
+                fit = _tuned_fit(
+                    m[rows],
+                    R[rows],
+                    yt,
+                    groups[rows],
+                    week,
+                    typical,
+                    sdk,
+                    cfg.seed,
+                    draws=n_draws,
+                    draw_seed=cfg.seed + 10 * week + TARGETS.index(target),
+                )
                 models[str(week)][target] = fit
                 # out-of-fold: the same procedure (tuning included) inside each outer fold
                 p_oof = np.full(len(ev), np.nan)
@@ -309,6 +365,13 @@ def fit_weekly(
             "threshold": {r: reliable_change(sd1[r]) for r in RATERS},
         },
         "discrepancy": {"threshold": reliable_difference(sd1["client"], sd1["counsellor"])},
+        "draws": {
+            "B": n_draws,
+            "method": "Laplace (normal) approximation of each stacked fit at its tuned lam, "
+            "projected onto the bounds; draw b is paired with the admission model's refit b",
+        }
+        if n_draws
+        else None,
         "fitted_on": {
             "rows": int(len(ev)),
             "inputs": "admission model's out-of-fold calibrated log-odds",

@@ -40,7 +40,7 @@ from features.catalog import DRIVER_GROUPS, MODIFIABLE_GROUPS, PREDICTORS, field
 from features.rows import COLUMNS
 from features.settings import BAND_NAMES, BandConfig
 from models.scoring.reference import typical_row
-from models.scoring.scorer import UNCERTAINTY_LEVEL, ScoringModel, sigmoid
+from models.scoring.scorer import UNCERTAINTY_LEVEL, ScoringModel, interval_of_draws, sigmoid
 
 HERE = Path(__file__).parent
 # The page shows risk and points to 0.1 percentage points: anything below half of that reads 0.0.
@@ -99,6 +99,10 @@ class Explanation:
     # states none (LightGBM).
     risk_low: np.ndarray | None = None
     risk_high: np.ndarray | None = None
+    # The calibrated log-odds under each of the model's B refits (n x B) the interval came from,
+    # kept for the weekly update, which pairs refit b with its own draw b (models.scoring.weekly);
+    # None without refits or when the contributions came from elsewhere (explain_contributions).
+    refit_log_odds: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         nan = np.full(len(self.risk), np.nan)
@@ -177,9 +181,10 @@ def explain_matrix(model: ScoringModel, X: np.ndarray) -> Explanation:
     model rows X (n x p)."""
     contrib = model.contributions(X)
     ex = explain_contributions(group_log_odds(model, contrib), contrib[:, -1], assessed_matrix(X))
-    interval = model.interval(X, ex.risk)
-    if interval is not None:
-        ex = dataclasses.replace(ex, risk_low=interval[0], risk_high=interval[1])
+    M = model.refit_log_odds(X)
+    if M is not None:  # ScoringModel.interval's steps, keeping the refits' log-odds
+        low, high = interval_of_draws(sigmoid(M), ex.risk)
+        ex = dataclasses.replace(ex, risk_low=low, risk_high=high, refit_log_odds=M)
     return ex
 
 

@@ -138,19 +138,23 @@ class ScoringModel:
         self, X: np.ndarray, risk: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The 95% uncertainty interval of every row's risk (``UNCERTAINTY_LEVEL``): the 2.5th
-        and 97.5th percentiles of the calibrated risk over the B refits. Widened to contain the
-        model's own risk where a percentile falls on the other side of it (a shrunk model's risk
-        can sit at the edge of its refits). None when the model carries no refits (LightGBM)."""
+        and 97.5th percentiles of the calibrated risk over the B refits, widened to contain the
+        model's own risk (``interval_of_draws``, the rule every stated interval follows). None
+        when the model carries no refits (LightGBM)."""
+        lo = self.refit_log_odds(X)
+        if lo is None:
+            return None
+        if risk is None:
+            risk = self.proba(X)
+        return interval_of_draws(sigmoid(lo), risk)
+
+    def refit_log_odds(self, X: np.ndarray) -> np.ndarray | None:
+        """Every row's calibrated log-odds under every stored refit (n x B), None without
+        refits. The weekly update (``models.scoring.weekly``) pairs column b with its own draw b."""
         unc = self.uncertainty
         if unc is None:
             return None
-        m = refit_margins(self.raw_basis(X), unc)  # n x B raw log-odds
-        P = sigmoid(self.platt_a * m + self.platt_b)
-        tail = (1.0 - UNCERTAINTY_LEVEL) / 2.0
-        lo, hi = np.quantile(P, [tail, 1.0 - tail], axis=1)
-        if risk is None:
-            risk = self.proba(X)
-        return np.minimum(lo, risk), np.maximum(hi, risk)
+        return self.platt_a * refit_margins(self.raw_basis(X), unc) + self.platt_b
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Exact Shapley values against the typical client, in calibrated log-odds: one column
@@ -256,6 +260,17 @@ class ScoringModel:
             uncertainty=_uncertainty(meta.get("uncertainty")),
             weekly=_weekly(meta.get("weekly")),
         )
+
+
+def interval_of_draws(P: np.ndarray, risk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one rule of every stated interval: the 2.5th and 97.5th percentiles
+    (``UNCERTAINTY_LEVEL``) of each row's risks under the B draws (P, n x B), widened to contain
+    the row's own risk where a percentile falls on the other side of it (a shrunk model's risk
+    can sit at the edge of its refits). Used by ``ScoringModel.interval`` (the admission risk) and
+    ``models.scoring.weekly`` (the updated risks)."""
+    tail = (1.0 - UNCERTAINTY_LEVEL) / 2.0
+    lo, hi = np.quantile(P, [tail, 1.0 - tail], axis=1)
+    return np.minimum(lo, risk), np.maximum(hi, risk)
 
 
 def _additive(meta: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -20,6 +20,16 @@ rating never lowers the risk) and beta >= 0 were bounds of the fit.
   weeks only): the headline of the warning.
 As of week 3 the K = 2 models are used (week-3 ratings feed the markers only) and nothing remains.
 
+Uncertainty (issue 17 item 4): every stated risk carries a 95% interval. Each stacked model
+stores B draws of (alpha, beta, gamma, delta) (``draws``: its Laplace approximation at the tuned
+penalty, projected onto the bounds; ``models.building.weekly``), B = the admission model's refits.
+Draw b of an updated risk is sigmoid(alpha_b + beta_b m_b + gamma_b . r + delta_b . missing), m_b
+the admission model's calibrated log-odds under its own refit b (``ScoringModel.refit_log_odds``),
+so both models' uncertainty enters; the interval is the 2.5th-97.5th percentiles of the B draws,
+widened to contain the risk (``models.scoring.scorer.interval_of_draws``, the admission rule).
+With no rating it is the admission interval exactly. A model fitted before the draws, or whose
+admission model has no refits (LightGBM), states none for an updated risk (NaN / None).
+
 Contributions (exact, like the admission explanation): with the admission groups G_g (they add up
 to m - m0, m0 the typical client's log-odds) and the typical ratings t_j,
 
@@ -60,7 +70,7 @@ import numpy as np
 from features.catalog import DRIVER_GROUPS
 from features.instruments import WAI_MAX_MISSING, WAI_S
 from models.scoring.explain import MIN_POINTS, Explanation, explain_matrix, to_points
-from models.scoring.scorer import ScoringModel, sigmoid
+from models.scoring.scorer import UNCERTAINTY_LEVEL, ScoringModel, interval_of_draws, sigmoid
 
 HERE = Path(__file__).parent
 WEEKS = (1, 2, 3)
@@ -226,6 +236,9 @@ def spec_from_json(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
                 **m,
                 "gamma": np.asarray(m["gamma"], dtype=float),
                 "delta": np.asarray(m["delta"], dtype=float),
+                # draws of the parameters (the updated risks' intervals); absent in a model
+                # fitted before them, which then states no updated interval
+                "draws": _draws(m.get("draws")),
             }
             for t, m in by_target.items()
         }
@@ -246,6 +259,13 @@ def spec_from_json(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
     v = meta["discrepancy"]["threshold"]
     out["discrepancy"] = {**meta["discrepancy"], "threshold": nan if v is None else float(v)}
     return out
+
+
+def _draws(d: Mapping[str, Any] | None) -> dict[str, np.ndarray] | None:
+    """A stacked model's stored draws as arrays: alpha, beta (B), gamma, delta (B x 2K)."""
+    if not d:
+        return None
+    return {k: np.asarray(d[k], dtype=float) for k in ("alpha", "beta", "gamma", "delta")}
 
 
 def _features(R: np.ndarray, week: int, typical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -307,6 +327,12 @@ class WeeklyScores:
     risk: np.ndarray  # the label (weeks 1-3), updated; the admission risk where as_of_week = 0
     risk_at_admission: np.ndarray
     risk_remaining: np.ndarray  # low alliance in weeks as_of_week+1..3; NaN as of week 3
+    # 95% uncertainty intervals (``_draw_risks``): the admission interval exactly where
+    # as_of_week = 0; NaN where none is stated (no draws in the model, LightGBM, as of week 3)
+    risk_low: np.ndarray
+    risk_high: np.ndarray
+    risk_remaining_low: np.ndarray
+    risk_remaining_high: np.ndarray
     typical_risk: np.ndarray  # base of the drivers: the typical client's (updated) risk
     log_odds: np.ndarray  # group contributions in log-odds; rows add up to logit(risk) - base
     points: np.ndarray  # the same in probability points; rows add up to risk - typical_risk
@@ -363,6 +389,7 @@ def update_matrix(
     base = np.broadcast_to(base_adm, (n,)).astype(float).copy()
     rem_lo = np.full(n, np.nan)
     typical = spec["typical"]
+    draws: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {t: [] for t in TARGETS}
     for week in MODEL_WEEKS:
         rows = (K == week) | ((K > week) & (week == MODEL_WEEKS[-1]))
         if not rows.any():
@@ -371,6 +398,7 @@ def update_matrix(
         # the rating features once per week for both targets (stacked_parts' sums, same order)
         D, miss = _features(R[rows], week, typical)
         T = np.array([typical[w - 1, RATERS.index(r)] for w, r in columns(week)])
+        M = None  # the admission refits' calibrated log-odds of these rows (n_rows x B), once
         fit = fits["label"]
         if fit is not None:
             g, d, beta = fit["gamma"], fit["delta"], float(fit["beta"])
@@ -379,17 +407,37 @@ def update_matrix(
             base[rows] = fit["alpha"] + beta * base_adm[rows] + gT
             log_odds[rows, : len(DRIVER_GROUPS)] = beta * G[rows]
             log_odds[rows, -1] = D @ g + miss @ d
+            P, M = _draw_risks(model, X, ex, rows, M, fit.get("draws"), D + T, miss)
+            if P is not None:
+                draws["label"].append((rows, P))
         rem = fits["remaining"]
         if rem is not None and week < 3:
             g, d = rem["gamma"], rem["delta"]
             intake = rem["alpha"] + rem["beta"] * m[rows] + float(g @ T)
             rem_lo[rows] = intake + (D @ g + miss @ d)
+            P, M = _draw_risks(model, X, ex, rows, M, rem.get("draws"), D + T, miss)
+            if P is not None:
+                draws["remaining"].append((rows, P))
     risk, typical_risk, points = to_points(log_odds, base)
     no_rating = K == 0
     risk = np.where(no_rating, ex.risk, risk)  # the admission score, to the last bit
     # With no rating nothing remains observed: the weeks to come are weeks 1-3, the label itself.
     risk_remaining = np.where(no_rating, ex.risk, sigmoid(rem_lo))
     risk_remaining = np.where(K >= 3, np.nan, risk_remaining)
+
+    # The 95% uncertainty intervals: the rule of the admission interval (interval_of_draws) on
+    # the draws; with no rating the admission interval itself, as the risks are the admission one.
+    low, high = _intervals(n, draws["label"], risk)
+    rem_low, rem_high = _intervals(n, draws["remaining"], risk_remaining)
+    # a week without a label model (too few outcomes in training) keeps the admission risk, so
+    # its interval, widened to the risk as recomputed from its drivers
+    unfitted = [w for w in MODEL_WEEKS if spec["models"][str(w)]["label"] is None]
+    keep = np.isin(np.minimum(K, MODEL_WEEKS[-1]), unfitted) & ~no_rating
+    low = np.where(keep, np.minimum(ex.risk_low, risk), low)
+    high = np.where(keep, np.maximum(ex.risk_high, risk), high)
+    low, high = np.where(no_rating, ex.risk_low, low), np.where(no_rating, ex.risk_high, high)
+    rem_low = np.where(no_rating, ex.risk_low, rem_low)
+    rem_high = np.where(no_rating, ex.risk_high, rem_high)
 
     # markers
     lower = np.full((n, len(RATERS)), np.nan)
@@ -418,6 +466,10 @@ def update_matrix(
         risk=risk,
         risk_at_admission=ex.risk,
         risk_remaining=risk_remaining,
+        risk_low=low,
+        risk_high=high,
+        risk_remaining_low=rem_low,
+        risk_remaining_high=rem_high,
         typical_risk=np.where(no_rating, ex.typical_risk, typical_risk),
         log_odds=log_odds,
         points=points,
@@ -427,6 +479,51 @@ def update_matrix(
         discrepancy=disc,
         discrepancy_flag=disc_flag,
     )
+
+
+def _draw_risks(
+    model: ScoringModel,
+    X: np.ndarray,
+    ex: Explanation,
+    rows: np.ndarray,
+    M: np.ndarray | None,
+    d: Mapping[str, np.ndarray] | None,
+    V: np.ndarray,
+    miss: np.ndarray,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(risks of ``rows`` under the B paired draws, n_rows x B, or None; the admission refits'
+    log-odds M of these rows: the explanation's when it kept them, else computed here, once per
+    week). Draw b: alpha_b + beta_b m_b + gamma_b . r +
+    delta_b . missing, with m_b the admission model's calibrated log-odds under its refit b and r
+    the ratings (the typical one where missing: V). None when the stacked model carries no draws
+    (fitted before them) or the admission model no refits (LightGBM)."""
+    if d is None:
+        return None, M
+    if M is None:
+        full = ex.refit_log_odds
+        M = full[rows] if full is not None else model.refit_log_odds(X[rows])
+        if M is None:
+            return None, None
+    B = min(M.shape[1], len(d["alpha"]))
+    # einsum without BLAS, as refit_margins: a row's figures do not depend on the batch around it
+    lo = (
+        d["alpha"][:B]
+        + d["beta"][:B] * M[:, :B]
+        + np.einsum("ij,bj->ib", V, d["gamma"][:B], optimize=False)
+        + np.einsum("ij,bj->ib", miss, d["delta"][:B], optimize=False)
+    )
+    return sigmoid(lo), M
+
+
+def _intervals(
+    n: int, parts: list[tuple[np.ndarray, np.ndarray]], risk: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of n rows from the draws' risks of some of them (NaN elsewhere), by the
+    admission interval's rule (``interval_of_draws``: quantiles, widened to contain the risk)."""
+    low, high = np.full(n, np.nan), np.full(n, np.nan)
+    for rows, P in parts:
+        low[rows], high[rows] = interval_of_draws(P, risk[rows])
+    return low, high
 
 
 def _typical_log_odds(model: ScoringModel, ex: Explanation) -> np.ndarray:
@@ -473,6 +570,9 @@ def update(
         risk: updated risk of the label (low alliance over weeks 1-3)
         risk_at_admission: the admission risk (= explain_row's "risk")
         risk_remaining: risk of a low alliance in weeks as_of_week+1..3 (None as of week 3)
+        risk_interval, risk_remaining_interval: {low, high, level} the 95% uncertainty interval
+            of risk and of risk_remaining (with no rating the admission interval); None when
+            none is stated (a model without draws, LightGBM, risk_remaining None)
         remaining_weeks: [as_of_week+1, ..., 3]
         typical_risk: the base of the drivers (the typical client's risk, rated typically)
         drivers: [{driver, log_odds, points, effect}] for every intake driver group (admission
@@ -516,6 +616,8 @@ def update(
         "risk": float(s.risk[0]),
         "risk_at_admission": float(s.risk_at_admission[0]),
         "risk_remaining": None if np.isnan(rr) else float(rr),
+        "risk_interval": _interval(s.risk_low[0], s.risk_high[0]),
+        "risk_remaining_interval": _interval(s.risk_remaining_low[0], s.risk_remaining_high[0]),
         "remaining_weeks": list(range(K + 1, len(WEEKS) + 1)),
         "typical_risk": float(s.typical_risk[0]),
         "drivers": drivers,
@@ -525,6 +627,12 @@ def update(
         "discrepancy": _discrepancy_view(spec, s, R[0], K),
         "label_note": _label_note(K),
     }
+
+
+def _interval(low: float, high: float) -> dict[str, float] | None:
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return None
+    return {"low": float(low), "high": float(high), "level": UNCERTAINTY_LEVEL}
 
 
 def _label_note(K: int) -> str:

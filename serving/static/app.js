@@ -531,34 +531,47 @@ function actionList(actions) {
   return ul;
 }
 
+function setIntervalData(node, iv) {
+  if (iv) {
+    node.dataset.riskLow = String(iv.low);
+    node.dataset.riskHigh = String(iv.high);
+  } else {
+    delete node.dataset.riskLow;
+    delete node.dataset.riskHigh;
+  }
+}
+
+// "(95% uncertainty LL–HH%)": how every stated interval reads, the admission and the weekly ones.
+function intervalWords(iv) {
+  return `(${Math.round(100 * iv.level)}% uncertainty ${(100 * iv.low).toFixed(0)}–${pct(iv.high, 0)})`;
+}
+
+// The interval's words with whether the band is certain, and its bar on the risk scale.
+function showInterval(iv, band, textEl, barEl) {
+  if (!iv) {
+    textEl.textContent = "(this model states no uncertainty interval)";
+    barEl.hidden = true;
+    return;
+  }
+  const others = iv.bands_possible.filter((x) => x !== band);
+  textEl.textContent =
+    `${intervalWords(iv)} · ` +
+    (iv.band_certain
+      ? "the band is certain at this uncertainty"
+      : `the band could also be ${others.join(" or ")}`);
+  barEl.style.left = 100 * iv.low + "%";
+  barEl.style.width = Math.max(0.5, 100 * (iv.high - iv.low)) + "%";
+  barEl.hidden = false;
+}
+
 function renderResult(r) {
   const res = $("result");
   res.dataset.risk = String(r.risk);
   res.dataset.band = r.band;
   $("risk-percent").textContent = pct(r.risk);
   // The 95% uncertainty interval (bootstrap refits of the model) and whether the band is certain.
-  const iv = r.risk_interval;
-  const ivEl = $("risk-interval");
-  const ivBar = $("scale-interval");
-  if (iv) {
-    res.dataset.riskLow = String(iv.low);
-    res.dataset.riskHigh = String(iv.high);
-    const lvl = Math.round(100 * iv.level);
-    const others = iv.bands_possible.filter((x) => x !== r.band).map((x) => x);
-    ivEl.textContent =
-      `(${lvl}% uncertainty ${(100 * iv.low).toFixed(0)}–${pct(iv.high, 0)}) · ` +
-      (iv.band_certain
-        ? "the band is certain at this uncertainty"
-        : `the band could also be ${others.join(" or ")}`);
-    ivBar.style.left = 100 * iv.low + "%";
-    ivBar.style.width = Math.max(0.5, 100 * (iv.high - iv.low)) + "%";
-    ivBar.hidden = false;
-  } else {
-    delete res.dataset.riskLow;
-    delete res.dataset.riskHigh;
-    ivEl.textContent = "(this model states no uncertainty interval)";
-    ivBar.hidden = true;
-  }
+  setIntervalData(res, r.risk_interval);
+  showInterval(r.risk_interval, r.band, $("risk-interval"), $("scale-interval"));
   const band = $("band");
   band.textContent = BAND_WORDS[r.band] || r.band;
   band.className = "band band-" + r.band;
@@ -880,8 +893,14 @@ function renderWeekly(r) {
   res.dataset.rupture = String(r.rupture.flag);
   $("w-week").textContent = String(r.as_of_week);
   $("w-risk").textContent = pct(r.risk);
+  // The updated risk's 95% uncertainty interval (the admission model's refits with draws of the
+  // weekly model's parameters), as the intake result shows the admission one.
+  setIntervalData(res, r.risk_interval);
+  showInterval(r.risk_interval, r.band, $("w-interval"), $("w-scale-interval"));
+  const ivAdm = r.risk_interval_at_admission;
   $("w-admission").textContent =
-    `At admission: ${pct(r.risk_at_admission)} (${BAND_WORDS[r.band_at_admission] || r.band_at_admission})`;
+    `At admission: ${pct(r.risk_at_admission)}` + (ivAdm ? ` ${intervalWords(ivAdm)}` : "") +
+    ` (${BAND_WORDS[r.band_at_admission] || r.band_at_admission})`;
   const band = $("w-band");
   band.textContent = BAND_WORDS[r.band] || r.band;
   band.className = "band band-" + r.band;
@@ -894,8 +913,14 @@ function renderWeekly(r) {
     r.risk_remaining === null
       ? "All three weeks are rated: no weeks remain."
       : el("span", {}, `Risk of a low alliance in the weeks still to come (week${r.remaining_weeks.length > 1 ? "s" : ""} ${r.remaining_weeks.join("–")}): `,
-          el("strong", { text: pct(r.risk_remaining) }))
+          el("strong", { text: pct(r.risk_remaining) }),
+          r.risk_remaining_interval
+            ? el("span", { class: "remaining-interval", text: ` ${intervalWords(r.risk_remaining_interval)}` })
+            : null)
   );
+  const ivRem = r.risk_remaining_interval;
+  res.dataset.remainingLow = ivRem ? String(ivRem.low) : "";
+  res.dataset.remainingHigh = ivRem ? String(ivRem.high) : "";
   markerBlock($("w-signal"), "Not on track", r.signal, r.signal.flag);
   markerBlock($("w-rupture"), "Rupture", r.rupture, r.rupture.flag);
   markerBlock($("w-discrepancy"), "Client–counsellor discrepancy", r.discrepancy, r.discrepancy.flag);

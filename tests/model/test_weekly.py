@@ -50,6 +50,8 @@ def test_no_ratings_is_the_admission_score_exactly(model, rows):
     for row in rows[:50]:
         row = row[None]
         adm = explain_row(model, {}, row)
+        ex = explain_matrix(model, row)
+        adm_iv = {"low": ex.risk_low[0], "high": ex.risk_high[0], "level": 0.95}
         for ratings in (None, []):
             u = update(model, row, ratings)
             assert u["as_of_week"] == 0 and u["model_week"] == 0
@@ -57,6 +59,8 @@ def test_no_ratings_is_the_admission_score_exactly(model, rows):
             assert u["risk_at_admission"] == adm["risk"]
             assert u["risk_remaining"] == adm["risk"]
             assert u["typical_risk"] == adm["typical_risk"]
+            # the intervals are the admission interval, to the last bit
+            assert u["risk_interval"] == u["risk_remaining_interval"] == adm_iv
             assert not u["signal"]["flag"] and not u["rupture"]["flag"]
             got = {d["driver"]: d["log_odds"] for d in u["drivers"]}
             assert "ratings" not in got
@@ -107,6 +111,87 @@ def test_contributions_add_up_exactly(model, rows):
     got = {d["driver"]: d["log_odds"] for d in one["drivers"]}
     for j, g in enumerate(GROUPS[:-1]):
         assert got[g] == pytest.approx(beta * adm.log_odds[0, j], abs=1e-12)
+
+
+def _random_ratings(n: int, seed: int) -> np.ndarray:
+    """n x 3 x 2 item means, some absent (a whole week or one rater)."""
+    rng = np.random.default_rng(seed)
+    R = rng.uniform(1, 7, (n, 3, 2))
+    return np.where(rng.random((n, 3, 2)) < 0.25, np.nan, R)
+
+
+def test_updated_intervals_contain_the_updated_risks_for_every_row(model, rows):
+    R = _random_ratings(len(rows), 5)
+    adm = explain_matrix(model, rows)
+    for week in (0, 1, 2, 3):
+        s = update_matrix(model, rows, R, week, adm)
+        rated = s.as_of_week > 0
+        # every row: an interval that contains its risk
+        assert np.isfinite(s.risk_low).all() and np.isfinite(s.risk_high).all()
+        assert (s.risk_low <= s.risk).all() and (s.risk <= s.risk_high).all()
+        has_rem = ~np.isnan(s.risk_remaining)
+        assert (has_rem == (s.as_of_week < 3)).all()
+        assert np.isfinite(s.risk_remaining_low[has_rem]).all()
+        assert (s.risk_remaining_low[has_rem] <= s.risk_remaining[has_rem]).all()
+        assert (s.risk_remaining[has_rem] <= s.risk_remaining_high[has_rem]).all()
+        assert np.isnan(s.risk_remaining_low[~has_rem]).all()  # nothing remains: no interval
+        # rows without a rating: the admission interval exactly
+        np.testing.assert_array_equal(s.risk_low[~rated], adm.risk_low[~rated])
+        np.testing.assert_array_equal(s.risk_high[~rated], adm.risk_high[~rated])
+        np.testing.assert_array_equal(s.risk_remaining_low[~rated], adm.risk_low[~rated])
+        np.testing.assert_array_equal(s.risk_remaining_high[~rated], adm.risk_high[~rated])
+        if week:
+            assert rated.mean() > 0.5
+            # a real spread, not a point: the draws of both models move the updated risk
+            width = s.risk_remaining_high - s.risk_remaining_low
+            assert np.median(width[rated & has_rem]) > 0.01
+    one = update(model, rows[:1], [{"week": 1, "rater": "client", "items": _items(3)}])
+    iv, rem = one["risk_interval"], one["risk_remaining_interval"]
+    assert iv["level"] == rem["level"] == 0.95
+    assert iv["low"] <= one["risk"] <= iv["high"]
+    assert rem["low"] <= one["risk_remaining"] <= rem["high"]
+
+
+def test_stored_draws_keep_the_bounds_and_pair_with_the_admission_refits(model):
+    B = model.uncertainty["B"]
+    for week in ("1", "2"):
+        for target, fit in model.weekly["models"][week].items():
+            d = fit["draws"]
+            q = 2 * int(week)
+            assert d["alpha"].shape == d["beta"].shape == (B,), (week, target)
+            assert d["gamma"].shape == d["delta"].shape == (B, q)
+            assert (d["beta"] >= 0).all() and (d["gamma"] <= 0).all()  # the fit's bounds
+            # centred on the fit (a normal approximation around it, before projection)
+            assert abs(np.median(d["beta"]) - fit["beta"]) < 3 * d["beta"].std() + 1e-9
+
+
+def test_a_model_without_draws_scores_as_before_with_no_updated_interval(model, rows, tmp_path):
+    """A model whose weekly spec predates the draws loads and scores the same risks; an updated
+    risk then has no interval (NaN, None), a row without a rating keeps the admission one."""
+    from models.scoring.scorer import CHECKSUMS, _sha256
+
+    d = model.save(tmp_path / "nodraws")
+    meta = json.loads((d / "model.json").read_text())
+    for by_target in meta["weekly"]["models"].values():
+        for fit in by_target.values():
+            del fit["draws"]
+    del meta["weekly"]["draws"]
+    (d / "model.json").write_text(json.dumps(meta))
+    (d / CHECKSUMS).write_text(json.dumps({"model.json": _sha256(d / "model.json")}))
+    old = ScoringModel.load(d)
+    R = _random_ratings(len(rows), 6)
+    a, b = update_matrix(model, rows, R, 2), update_matrix(old, rows, R, 2)
+    np.testing.assert_array_equal(a.risk, b.risk)
+    np.testing.assert_array_equal(a.risk_remaining, b.risk_remaining)
+    rated = b.as_of_week > 0
+    assert np.isnan(b.risk_low[rated]).all() and np.isnan(b.risk_remaining_high[rated]).all()
+    np.testing.assert_array_equal(b.risk_low[~rated], a.risk_low[~rated])
+    u = update(old, rows[:1], [{"week": 1, "rater": "client", "items": _items(5)}])
+    assert u["risk_interval"] is None and u["risk_remaining_interval"] is None
+    assert (
+        u["risk"]
+        == update(model, rows[:1], [{"week": 1, "rater": "client", "items": _items(5)}])["risk"]
+    )
 
 
 def test_markers_signal_rupture_and_discrepancy(model, rows):

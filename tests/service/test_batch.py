@@ -386,10 +386,19 @@ def test_as_of_week_writes_the_api_columns_and_matches_the_api(trained_store, lo
     assert set(a.columns) - set(b.columns) == set()  # every admission column is kept
     assert b["admission_id"].tolist() == a["admission_id"].tolist()
     np.testing.assert_array_equal(b["risk_at_admission"], a["risk"])
-    np.testing.assert_array_equal(b["risk_low"], a["risk_low"])  # the admission interval
+    # the admission interval beside the updated risk's; without a rating they are one
+    np.testing.assert_array_equal(b["risk_low_at_admission"], a["risk_low"])
+    np.testing.assert_array_equal(b["risk_high_at_admission"], a["risk_high"])
     assert set(b["as_of_week"]) <= {0, 1} and (b["as_of_week"] == 1).mean() > 0.8
     none = b["as_of_week"] == 0
     np.testing.assert_array_equal(b.loc[none, "risk"], a.loc[none, "risk"])
+    for col in ("risk_low", "risk_high", "risk_remaining_low", "risk_remaining_high"):
+        np.testing.assert_array_equal(b.loc[none, col], a.loc[none, col.replace("_remaining", "")])
+    # every row's updated risk and remaining risk inside its interval
+    assert (b["risk_low"] <= b["risk"]).all() and (b["risk"] <= b["risk_high"]).all()
+    assert (b["risk_remaining_low"] <= b["risk_remaining"]).all()
+    assert (b["risk_remaining"] <= b["risk_remaining_high"]).all()
+    assert (b.loc[~none, "risk_low"] != a.loc[~none, "risk_low"]).mean() > 0.9
     assert not b["rupture"].any()  # a rupture needs two weeks
     pts = [c for c in b.columns if c.startswith("points_")]
     np.testing.assert_allclose(b[pts].sum(axis=1), b["risk"] - b["typical_risk"], atol=1e-12)
@@ -415,6 +424,13 @@ def test_as_of_week_writes_the_api_columns_and_matches_the_api(trained_store, lo
         row = b.set_index("admission_id").loc[aid]
         assert body["risk"] == pytest.approx(row["risk"], abs=1e-12)
         assert body["risk_remaining"] == pytest.approx(row["risk_remaining"], abs=1e-12)
+        # the same intervals (the API rounds them to 4 decimals)
+        iv, rem = body["risk_interval"], body["risk_remaining_interval"]
+        assert (iv["low"], iv["high"]) == (round(row["risk_low"], 4), round(row["risk_high"], 4))
+        assert rem["low"] == round(row["risk_remaining_low"], 4)
+        assert rem["high"] == round(row["risk_remaining_high"], 4)
+        adm = body["risk_interval_at_admission"]
+        assert adm["low"] == round(row["risk_low_at_admission"], 4)
         assert body["signal"]["flag"] == bool(row["signal"])
 
 

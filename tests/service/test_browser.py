@@ -336,6 +336,13 @@ def _items(v: int) -> dict:
     return {f"wai_{i:02d}": (8 - v if i in (4, 10) else v) for i in range(1, 13)}
 
 
+def _to_fixed0(x: float) -> str:
+    """JavaScript's x.toFixed(0): the exact binary value, a tie rounded up."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return str(Decimal(x).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
 def _read_weekly(pg) -> dict:
     pg.wait_for_selector("#weekly-result:not([hidden])")
     get = lambda k: pg.get_attribute("#weekly-result", k)  # noqa: E731
@@ -349,6 +356,12 @@ def _read_weekly(pg) -> dict:
         "drivers": pg.eval_on_selector_all(
             "#w-drivers li.driver", "els => els.map(e => e.dataset.driver)"
         ),
+        "low": float(get("data-risk-low")),
+        "high": float(get("data-risk-high")),
+        "remaining_low": get("data-remaining-low"),
+        "remaining_high": get("data-remaining-high"),
+        "interval": pg.text_content("#w-interval"),
+        "remaining": pg.text_content("#w-remaining"),
     }
 
 
@@ -392,6 +405,14 @@ def test_weekly_check_from_a_saved_case_file_prints_on_one_a4_page(page, service
     assert w1["risk_at_admission"] == pytest.approx(intake["risk"], abs=1e-12)
     assert float(w1["risk_remaining"]) == pytest.approx(api["risk_remaining"], abs=1e-12)
     assert "ratings" in w1["drivers"] and not w1["rupture"]
+    # the updated risk and the remaining risk each with their 95% interval, as the API states them
+    iv, rem = api["risk_interval"], api["risk_remaining_interval"]
+    assert (w1["low"], w1["high"]) == (iv["low"], iv["high"])
+    assert "95% uncertainty" in w1["interval"]
+    assert ("band is certain" in w1["interval"]) == iv["band_certain"]
+    assert (float(w1["remaining_low"]), float(w1["remaining_high"])) == (rem["low"], rem["high"])
+    words = f"(95% uncertainty {_to_fixed0(100 * rem['low'])}–{_to_fixed0(100 * rem['high'])}%)"
+    assert words in w1["remaining"], w1["remaining"]
 
     # Save the updated case file, load it again, rate week 2: the client's rating falls.
     case2 = _save_case(page, "#w-save-btn", tmp_path / "case2.json")

@@ -467,6 +467,8 @@ WEEKLY_KEYS = {
     "band_at_admission",
     "typical_risk_at_admission",
     "risk_remaining",
+    "risk_interval_at_admission",
+    "risk_remaining_interval",
     "remaining_weeks",
     "ratings",
     "signal",
@@ -492,8 +494,16 @@ def test_ratings_update_the_risk_and_keep_every_admission_field(client):
     assert set(b) == set(a) | WEEKLY_KEYS  # every field kept, the weekly ones added
     assert b["risk_at_admission"] == a["risk"] and b["band_at_admission"] == a["band"]
     assert b["typical_risk_at_admission"] == a["typical_risk"]
-    assert b["risk_interval"] == a["risk_interval"]  # the admission model's interval
-    assert "risk_at_admission" in b["risk_interval_note"]
+    assert b["risk_interval_at_admission"] == a["risk_interval"]  # the admission model's
+    # risk_interval is now the updated risk's (rounded to 4 decimals, as the admission one)
+    iv, rem = b["risk_interval"], b["risk_remaining_interval"]
+    assert iv["level"] == rem["level"] == 0.95 and iv != a["risk_interval"]
+    assert iv["low"] - 5e-5 <= b["risk"] <= iv["high"] + 5e-5 and iv["low"] < iv["high"]
+    assert b["band"] in iv["bands_possible"]
+    assert iv["band_certain"] == (iv["bands_possible"] == [b["band"]])
+    assert rem["low"] - 5e-5 <= b["risk_remaining"] <= rem["high"] + 5e-5
+    note = b["risk_interval_note"]
+    assert all(k in note for k in ("risk_interval_at_admission", "risk_remaining_interval"))
     assert b["as_of_week"] == 2 and b["model_week"] == 2 and b["remaining_weeks"] == [3]
     assert b["risk"] > b["risk_at_admission"] and 0 < b["risk_remaining"] < 1
     assert b["risk_percent"] == round(100 * b["risk"], 1)
@@ -531,6 +541,10 @@ def test_empty_ratings_answer_the_admission_score_as_week_0(client):
     b = score(client, record("PRIV_AID_WK0", ratings=[])).json()
     assert b["as_of_week"] == 0 and b["risk"] == a["risk"] == b["risk_at_admission"]
     assert b["risk_remaining"] == a["risk"] and not b["signal"]["flag"]
+    # no rating yet: both intervals are the admission interval
+    assert b["risk_interval"] == a["risk_interval"] == b["risk_interval_at_admission"]
+    iv = a["risk_interval"]
+    assert b["risk_remaining_interval"] == {"low": iv["low"], "high": iv["high"], "level": 0.95}
     assert "ratings" not in [d["driver"] for d in b["drivers"]]
     assert score(client, record("PRIV_AID_WK0", ratings=None)).json() == a
 
@@ -592,6 +606,8 @@ def test_batch_records_carry_their_own_ratings(client):
     single = score(client, record("PRIV_AID_WB1", ratings=FALLING)).json()
     assert res[1]["as_of_week"] == 2 and res[1]["risk"] == pytest.approx(single["risk"], abs=1e-15)
     assert res[1]["risk_remaining"] == pytest.approx(single["risk_remaining"], abs=1e-15)
+    assert res[1]["risk_interval"] == single["risk_interval"]
+    assert res[1]["risk_remaining_interval"] == single["risk_remaining_interval"]
     assert [e["field"] for e in res[2]["errors"]] == ["ratings[0].week"] and "risk" not in res[2]
 
 
@@ -621,6 +637,34 @@ def test_a_model_without_weekly_models_refuses_ratings_with_409(trained_store):
     assert engine.score(record("PRIV_AID_OLD", ratings=bad), audit=False)[0] == 422
 
 
+def test_a_model_without_weekly_draws_answers_with_no_updated_interval(trained_store):
+    """In process (the engine the service runs): a weekly spec fitted before the intervals has
+    no draws; a weekly check is then answered as before, its updated risks with no interval
+    (null) and the admission interval beside them."""
+    import copy
+    import dataclasses
+
+    from models.lifecycle.resolve import load
+    from serving.engine import Engine
+
+    champ = load(trained_store.uri, lean=True)
+    spec = copy.deepcopy(champ.model.weekly)
+    for by_target in spec["models"].values():
+        for fit in by_target.values():
+            if fit is not None:
+                fit.pop("draws")
+    old_model = copy.copy(champ.model)
+    old_model.weekly = spec
+    new, old = Engine(champ, None, 5), Engine(dataclasses.replace(champ, model=old_model), None, 5)
+    rec = record("PRIV_AID_NODRAWS", ratings=FALLING)
+    (s1, a), (s2, b) = new.score(rec, audit=False), old.score(rec, audit=False)
+    assert s1 == s2 == 200, b
+    assert b["risk"] == a["risk"] and b["risk_remaining"] == a["risk_remaining"]
+    assert a["risk_interval"] is not None and a["risk_remaining_interval"] is not None
+    assert b["risk_interval"] is None and b["risk_remaining_interval"] is None
+    assert b["risk_interval_at_admission"] == a["risk_interval_at_admission"] is not None
+
+
 # ---- the OpenAPI document -------------------------------------------------------------------
 
 
@@ -646,6 +690,13 @@ def test_openapi_lists_every_record_field_with_ranges_and_codes(service):
     batch = spec["paths"]["/score_batch"]["post"]["requestBody"]["content"]["application/json"]
     assert batch["schema"]["properties"]["records"]["maxItems"] == 5
     assert "get" in spec["paths"]["/model"]
+    # the answer's intervals: the risk's (updated with ratings), the admission and remaining ones
+    ok = spec["paths"]["/score"]["post"]["responses"]["200"]["content"]["application/json"]
+    out = ok["schema"]["properties"]
+    for k in ("risk_interval", "risk_interval_at_admission", "risk_remaining_interval"):
+        assert "interval" in out[k]["description"], k
+    ivs = spec["components"]["schemas"]["RiskInterval"]["properties"]
+    assert {"low", "high", "level", "band_certain", "bands_possible"} <= set(ivs)
 
 
 # ---- concurrency ----------------------------------------------------------------------------
