@@ -316,7 +316,7 @@ def _call(fn, body: Any) -> Response:
     traffic={"timeout": 120},
     logging={
         "access": {
-            "enabled": True,
+            "enabled": SETTINGS.serving.access_log,
             "request_content_length": False,
             "request_content_type": False,
             "response_content_length": False,

@@ -96,6 +96,12 @@ def service(trained_store, tmp_path_factory):
     runs other modules' tests between one module's tests, and pytest tears a module fixture down
     whenever the next test is in another module, so it was built again (the three-run ladder of
     tests/model/test_training.py took 2 x 640 s of setup in one loaded run)."""
-    svc = launch_service(tmp_path_factory.mktemp("serve"), trained_store.uri)
+    # With BentoML's access log on (off by default, serving.access_log): the privacy test reads
+    # its lines and holds them to "paths only, no values".
+    svc = launch_service(
+        tmp_path_factory.mktemp("serve"),
+        trained_store.uri,
+        extra_env={"ALLIANCE_RISK_SERVING__ACCESS_LOG": "true"},
+    )
     yield svc
     svc.stop()

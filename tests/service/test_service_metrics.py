@@ -5,6 +5,7 @@ field, the model version; no identifier and no raw value in the exposition."""
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import pytest
@@ -64,8 +65,13 @@ def test_metrics_count_scores_bands_errors_and_version(trained_store, tmp_path):
             risks.append(rb.json()["results"][0]["risk"])
             bands = [c.get("/model").json()["bands"][k] for k in ("moderate_from", "high_from")]
             text = httpx.get(svc.base + "/metrics", timeout=30).text
+        time.sleep(0.5)  # an access line, were one written, is written as its request finishes
+        log = svc.log_text()
     finally:
         svc.stop()
+    # Started with the default settings: no access log (serving.access_log), the requests are
+    # counted here instead
+    assert "serving alliance-risk version 1" in log and "path=/score" not in log
 
     want = {"low": 0, "moderate": 0, "high": 0}
     for p in risks:
