@@ -47,6 +47,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from features.build import COLUMNS, MONOTONE
 from features.catalog import PREDICTORS
 from features.rows import FEATURE_NAMES
+from models.building.newton import bounded_penalised_logistic
 from models.scoring.scorer import ScoringModel, sigmoid
 
 LOGISTIC_GRID: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0)
@@ -318,7 +319,8 @@ def fit_penalised(
 ) -> np.ndarray:
     """Bound-constrained penalised logistic regression: sum of log losses
     + lam/2 (theta - mu)'Q(theta - mu). ``mu`` (default 0, the intercept excluded) is where the
-    penalty pulls the coefficients: zero for a ridge, a published effect for ``anchored``."""
+    penalty pulls the coefficients: zero for a ridge, a published effect for ``anchored``. Solved
+    by projected Newton (``models.building.newton.bounded_penalised_logistic``)."""
     n, p = B.shape
     B1 = np.hstack([np.ones((n, 1)), B])
     Qf = np.zeros((p + 1, p + 1))
@@ -337,9 +339,15 @@ def fit_penalised(
         prev = np.clip(y.mean(), 1e-3, 1 - 1e-3)
         start = np.zeros(p + 1)
         start[0] = np.log(prev / (1 - prev))
+    lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds], dtype=float)
+    hi = np.array([np.inf if b[1] is None else b[1] for b in bounds], dtype=float)
+    theta, converged = bounded_penalised_logistic(B1, y, Qf, centre, lo, hi, start)
+    if converged:
+        return theta
+    # Newton stalled (not seen in the suite or the benchmarks): finish with L-BFGS-B from there
     res = minimize(
         f,
-        start,
+        theta,
         jac=True,
         method="L-BFGS-B",
         bounds=bounds,

@@ -66,3 +66,66 @@ def penalised_logistic(
         if done:
             break
     return theta
+
+
+def bounded_penalised_logistic(
+    D: np.ndarray,
+    y: np.ndarray,
+    P: np.ndarray,
+    centre: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    start: np.ndarray,
+    max_iter: int = 100,
+    tol: float = 1e-8,
+) -> tuple[np.ndarray, bool]:
+    """theta minimising  sum of log losses of D theta + 1/2 (theta - centre)' P (theta - centre)
+    within the box lo <= theta <= hi, by projected Newton (Bertsekas 1982): a coefficient at a
+    bound whose gradient pushes it further out is held there; the others take a Newton step on
+    their block of the Hessian, projected onto the box, with an Armijo backtracking search along
+    the projection. Returns (theta, converged): converged when the projected gradient
+    ``theta - clip(theta - grad)`` is below ``tol`` (scaled by 1 + |f|) in every coordinate.
+
+    Why: the spline's monotone GAM and the weekly stacked models are strictly convex with 10-100
+    coefficients and box bounds (the monotone directions); L-BFGS-B took dozens of iterations per
+    fit, a few Newton steps reach a tighter optimum warm-started along the penalty path."""
+    k = D.shape[1]
+    theta = np.clip(np.asarray(start, dtype=float), lo, hi)
+    fixed = lo == hi
+
+    def objective(t: np.ndarray) -> tuple[float, np.ndarray]:
+        eta = D @ t
+        d = t - centre
+        return float(np.sum(np.logaddexp(0.0, eta) - y * eta)) + 0.5 * float(d @ (P @ d)), eta
+
+    f, eta = objective(theta)
+    for _ in range(max_iter):
+        p = sigmoid(eta)
+        grad = D.T @ (p - y) + P @ (theta - centre)
+        proj = theta - np.clip(theta - grad, lo, hi)
+        if np.max(np.abs(proj)) < tol * (1.0 + abs(f)):
+            return theta, True
+        # the active set: coordinates at a bound (within the projected step) pushed outwards
+        eps = min(1e-6, float(np.max(np.abs(proj))))
+        held = fixed | ((theta <= lo + eps) & (grad > 0)) | ((theta >= hi - eps) & (grad < 0))
+        free = ~held
+        w = p * (1.0 - p)
+        Df = D[:, free]
+        H = (Df.T * w) @ Df + P[np.ix_(free, free)] + 1e-10 * np.eye(int(free.sum()))
+        step = np.zeros(k)
+        step[free] = np.linalg.solve(H, grad[free])
+        t = 1.0
+        while True:
+            cand = np.clip(theta - t * step, lo, hi)
+            cand[held] = theta[held]
+            fc, eta_c = objective(cand)
+            if fc <= f + 1e-4 * float(grad @ (cand - theta)) or t < 1e-10:
+                break
+            t /= 2.0
+        if fc > f:  # no descent along the projection: the search has nothing left to give
+            return theta, False
+        done = f - fc < 1e-14 * max(1.0, abs(f))
+        theta, f, eta = cand, fc, eta_c
+        if done:
+            return theta, True
+    return theta, False

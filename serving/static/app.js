@@ -62,6 +62,11 @@ function label(name) {
 }
 
 function pct(p, digits = 1) {
+  // A risk that rounds to 0 or 100 is not zero or certain: say "below" / "above" the last digit
+  // (the typical client's risk after two typical weekly ratings is about 0.02%).
+  const floor = Math.pow(10, -digits);
+  if (p > 0 && 100 * p < floor) return `<${floor.toFixed(digits)}%`;
+  if (p < 1 && 100 * p > 100 - floor) return `>${(100 - floor).toFixed(digits)}%`;
   return (100 * p).toFixed(digits) + "%";
 }
 
