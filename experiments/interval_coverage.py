@@ -43,8 +43,8 @@ Why the screening and not ALO alone: on a replicate the one-step ALO from the fu
 right to about 0.001-0.002 in log loss near the tuned penalty (a throw-away check against exact
 refits on 12 replicates, SYNTHETIC n = 190) but wrong by 0.2 or more at weak penalties, where a
 replicate's fit is far from the full-data one; taken as it is, it picked C = 100 for many
-replicates and gave intervals 2-3 times as wide. Leaving out a counsellor's clients together
-(the grouped CV of tuning) was tried and cost 2-20 s at n = 500: not pursued.
+replicates and gave intervals about twice as wide at n = 190. Leaving out a counsellor's clients
+together (the grouped CV of tuning) was tried and cost 1.3-20 s at n = 190-500: not pursued.
 
 Nothing here asserts; nothing here is shipped.
 """
