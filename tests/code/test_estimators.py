@@ -300,3 +300,45 @@ def _expected_failed(estimator) -> dict[str, str]:
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_projected_newton_finds_the_bounded_optimum_lbfgsb_finds():
+    """The spline's and the weekly models' solver (``newton.bounded_penalised_logistic``) against
+    a tightly converged L-BFGS-B on the same box-bounded penalised problem: the same optimum,
+    every bound kept, a coefficient fixed at 0 by (0, 0) bounds left there."""
+    from scipy.optimize import minimize
+
+    from models.building.newton import bounded_penalised_logistic
+
+    rng = np.random.default_rng(11)
+    n, k = 400, 8
+    D = np.hstack([np.ones((n, 1)), rng.normal(size=(n, k))])
+    truth = np.array([-1.0, 1.2, -0.8, 0.5, -0.3, 0.9, 0.0, 0.4, -1.1])
+    y = (rng.random(n) < sigmoid(D @ truth)).astype(float)
+    # slopes 1-3 must be <= 0 (slope 1's truth is positive: its bound binds), 4-5 >= 0, 6 fixed
+    lo = np.array([-np.inf, -np.inf, -np.inf, -np.inf, 0.0, 0.0, 0.0, -np.inf, -np.inf])
+    hi = np.array([np.inf, 0.0, 0.0, 0.0, np.inf, np.inf, 0.0, np.inf, np.inf])
+    P = np.diag([0.0] + [2.0] * k)
+    centre = np.zeros(k + 1)
+
+    def f(t):
+        eta = D @ t
+        return (
+            float(np.sum(np.logaddexp(0.0, eta) - y * eta)) + 0.5 * float(t @ P @ t),
+            D.T @ (sigmoid(eta) - y) + P @ t,
+        )
+
+    theta, converged = bounded_penalised_logistic(D, y, P, centre, lo, hi, np.zeros(k + 1))
+    ref = minimize(
+        f,
+        np.zeros(k + 1),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=list(zip(lo, hi, strict=True)),
+        options={"maxiter": 20000, "ftol": 1e-15, "gtol": 1e-11},
+    ).x
+    assert converged
+    assert np.all(theta >= lo) and np.all(theta <= hi)
+    assert theta[1] == 0.0 and theta[6] == 0.0  # the binding bound and the fixed coefficient
+    assert f(theta)[0] <= f(ref)[0] + 1e-9
+    np.testing.assert_allclose(theta, ref, atol=1e-5)
