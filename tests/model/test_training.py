@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import mlflow
 import numpy as np
@@ -467,9 +468,17 @@ def ladder(tmp_path_factory):
     store.config.write_text("[train]\ntune_iterations = 2\nn_bootstrap = 100\n")
     larger = root / "larger"
     write(generate(1500, seed=32), larger)
+    # The shuffled run needs no repeats to be refused (one 5-fold CV: its CI is, if anything,
+    # wider): a fifth of its cross-validation, the same gate.
+    one_cv = root / "one_cv.toml"
+    one_cv.write_text("[train]\ntune_iterations = 2\nn_bootstrap = 100\nn_repeats = 1\n")
     steps = {}
-    for step, data in (("real_190", store.data), ("shuffled_190", shuffled), ("larger", larger)):
-        proc = store.train(data=data)
+    for step, data, config in (
+        ("real_190", store.data, store.config),
+        ("shuffled_190", shuffled, one_cv),
+        ("larger", larger, store.config),
+    ):
+        proc = replace(store, config=config).train(data=data)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         steps[step] = (proc.stdout, _champion(store.uri))
     return store, steps
