@@ -34,6 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 CONFIRM_ENV = "ALLIANCE_RISK_CONFIRM_FILE"
+# The PID of BentoML's arbiter, set by it when it imports serving.service (``mark_supervisor``)
+SUPERVISOR_ENV = "ALLIANCE_RISK_SUPERVISOR_PID"
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 logger = logging.getLogger("bentoml.alliance_risk")
@@ -76,10 +78,35 @@ def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
     return preexec
 
 
+def is_bentoml_worker() -> bool:
+    """Whether this process is one of BentoML's worker processes (``python -m
+    _bentoml_impl.worker.service``), not its arbiter or anything else importing the service."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return bool(spec and spec.name.startswith("_bentoml_impl.worker"))
+
+
+def mark_supervisor() -> None:
+    """Record this process's PID in ``SUPERVISOR_ENV`` unless it is a BentoML worker. Called when
+    ``serving.service`` is imported: BentoML's arbiter imports it before it starts its workers,
+    which inherit the variable and so know which parent they were started by (``watch_parent``),
+    even when that parent is already gone by the time a worker looks."""
+    if not is_bentoml_worker():
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())
+
+
 def watch_parent(interval: float = 0.5, grace: float = 5.0) -> threading.Thread:
     """Stop this process when its parent (BentoML's arbiter, for a worker) is gone: checked every
-    ``interval`` s; SIGTERM to itself, then ``os._exit(1)`` after ``grace`` s. A daemon thread."""
+    ``interval`` s; SIGTERM to itself, then ``os._exit(1)`` after ``grace`` s. A daemon thread.
+
+    The parent to watch is the arbiter named by ``SUPERVISOR_ENV`` when it is set: a worker still
+    loading its model when the arbiter was killed (the other worker already answering) was
+    re-parented before it started watching, and it watched its new parent for ever, answering on
+    the port (seen once in a fresh clone's suite). Without the variable, the parent at the time
+    of the call."""
     parent = os.getppid()
+    named = os.environ.get(SUPERVISOR_ENV, "")
+    if named.isdigit():
+        parent = int(named)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -55,13 +55,14 @@ from features.settings import load_settings
 from serving.auth import KeyRing
 from serving import metrics as service_metrics
 from serving.guard import Guard
-from serving.launcher import CONFIRM_ENV, confirmed_tag, watch_parent
+from serving.launcher import CONFIRM_ENV, confirmed_tag, mark_supervisor, watch_parent
 from serving.page import make_app
 from serving.engine import ratings_json_schema
 from validation.record import record_json_schema
 
 logger = logging.getLogger("bentoml.alliance_risk")
 SETTINGS = load_settings()  # the decorator below needs host, port and workers
+mark_supervisor()  # in BentoML's arbiter: its PID, for the workers' watchdog (serving/launcher.py)
 
 NO_KEY = (
     "no API key is configured, so scoring is refused rather than run open: set "

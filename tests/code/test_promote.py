@@ -405,6 +405,48 @@ def test_nothing_answers_on_the_port_after_the_launcher_is_killed_outright(regis
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_a_worker_whose_arbiter_died_before_it_started_watching_stops():
+    """A worker still loading its model when the launcher's group was killed is re-parented
+    before its watchdog starts: watching "the parent at that moment" it would never stop (seen
+    once in a fresh clone's suite: the port answered 10 s after the SIGKILL). It watches the
+    arbiter its environment names (``SUPERVISOR_ENV``), so it stops at once."""
+    import signal
+    import time
+
+    from serving.launcher import SUPERVISOR_ENV
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a PID that was a process and is not this one's parent
+    code = (
+        "import time\n"
+        "from serving.launcher import watch_parent\n"
+        "watch_parent(interval=0.1, grace=1.0)\n"
+        "time.sleep(60)\n"
+    )
+    worker = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, SUPERVISOR_ENV: str(gone.pid)},
+        cwd=REPO,
+        timeout=30,
+        capture_output=True,
+        text=True,
+    )
+    # stopped by its own SIGTERM, long before its sleep would end (the run's timeout is 30 s)
+    assert worker.returncode == -signal.SIGTERM, worker.stderr[-2000:]
+    # the same worker under a live arbiter (its real parent) keeps running
+    alive = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env={**os.environ, SUPERVISOR_ENV: str(os.getpid())},
+        cwd=REPO,
+    )
+    try:
+        time.sleep(1.5)
+        assert alive.poll() is None
+    finally:
+        alive.kill()
+        alive.wait()
+
+
 def _running(pid: int) -> bool:
     import psutil
 
