@@ -105,7 +105,7 @@ def watch_parent(interval: float = 0.5, grace: float = 5.0) -> threading.Thread:
     of the call."""
     parent = os.getppid()
     named = os.environ.get(SUPERVISOR_ENV, "")
-    if named.isdigit():
+    if named.isdigit() and int(named) != os.getpid():  # never the watching process itself
         parent = int(named)
 
     def watch() -> None:
