@@ -47,7 +47,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from features.build import COLUMNS, MONOTONE
 from features.catalog import PREDICTORS
 from features.rows import FEATURE_NAMES
-from models.building.newton import bounded_penalised_logistic
+from models.building.newton import bound_arrays, bounded_penalised_logistic
 from models.scoring.scorer import ScoringModel, sigmoid
 
 LOGISTIC_GRID: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0)
@@ -339,8 +339,7 @@ def fit_penalised(
         prev = np.clip(y.mean(), 1e-3, 1 - 1e-3)
         start = np.zeros(p + 1)
         start[0] = np.log(prev / (1 - prev))
-    lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds], dtype=float)
-    hi = np.array([np.inf if b[1] is None else b[1] for b in bounds], dtype=float)
+    lo, hi = bound_arrays(bounds)
     theta, converged = bounded_penalised_logistic(B1, y, Qf, centre, lo, hi, start)
     if converged:
         return theta

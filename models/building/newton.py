@@ -70,6 +70,13 @@ def penalised_logistic(
     return theta
 
 
+def bound_arrays(bounds: list) -> tuple[np.ndarray, np.ndarray]:
+    """scipy-style ``[(lo, hi), ...]`` bounds (None = unbounded) as two float arrays."""
+    lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds], dtype=float)
+    hi = np.array([np.inf if b[1] is None else b[1] for b in bounds], dtype=float)
+    return lo, hi
+
+
 def bounded_penalised_logistic(
     D: np.ndarray,
     y: np.ndarray,

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from models.building.estimators import RAW_COLUMNS, Design, fit_penalised
+from models.building.newton import bound_arrays
 from models.scoring.scorer import ScoringModel, refit_margins
 
 BOOT_B = 200
@@ -58,11 +59,11 @@ class Problem:
 
     @property
     def lo(self) -> np.ndarray:
-        return np.array([-np.inf if b[0] is None else b[0] for b in self.bounds])
+        return bound_arrays(self.bounds)[0]
 
     @property
     def hi(self) -> np.ndarray:
-        return np.array([np.inf if b[1] is None else b[1] for b in self.bounds])
+        return bound_arrays(self.bounds)[1]
 
     def to_raw(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w = np.zeros((len(thetas), self.n_raw))
@@ -173,16 +174,31 @@ def newton_refit(pb: Problem, Z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return theta
 
 
-def normal_draws(pb: Problem, B: int, seed: int) -> np.ndarray:
-    n, q = pb.Z.shape
-    Z1 = np.hstack([np.ones((n, 1)), pb.Z])
-    eta = Z1 @ pb.theta
+def laplace_draws(
+    Z: np.ndarray,
+    theta: np.ndarray,
+    penalty: np.ndarray,
+    bounds: list,
+    B: int,
+    seed: int,
+) -> np.ndarray:
+    """B draws from N(theta, H^-1), H the Hessian of the penalised log loss at ``theta`` (Z
+    without its intercept column, theta = intercept then coefficients, ``penalty`` the
+    coefficients' penalty matrix, the intercept unpenalised), clipped to ``bounds``."""
+    n, q = Z.shape
+    Z1 = np.hstack([np.ones((n, 1)), Z])
+    eta = Z1 @ theta
     p = 1.0 / (1.0 + np.exp(-eta))
     H = (Z1 * (p * (1 - p))[:, None]).T @ Z1
-    H[1:, 1:] += pb.lam * pb.Q
+    H[1:, 1:] += penalty
     L = np.linalg.cholesky(np.linalg.inv(H + 1e-9 * np.eye(q + 1)))
-    draws = pb.theta + np.random.default_rng(seed).standard_normal((B, q + 1)) @ L.T
-    return np.clip(draws, pb.lo, pb.hi)
+    draws = theta + np.random.default_rng(seed).standard_normal((B, q + 1)) @ L.T
+    lo, hi = bound_arrays(bounds)
+    return np.clip(draws, lo, hi)
+
+
+def normal_draws(pb: Problem, B: int, seed: int) -> np.ndarray:
+    return laplace_draws(pb.Z, pb.theta, pb.lam * pb.Q, pb.bounds, B, seed)
 
 
 def attach_uncertainty(

@@ -52,7 +52,7 @@ from features.labels import RATERS, WEEKS, build_labels
 from features.weekly import rating_tensor
 from models.building import metrics as M
 from models.building.estimators import fit_penalised, tuning_rows
-from models.building.uncertainty import Problem, normal_draws
+from models.building.uncertainty import laplace_draws
 from models.scoring.scorer import logit, sigmoid
 from models.scoring.weekly import (
     MODEL_WEEKS,
@@ -98,7 +98,7 @@ def _fit(m, R, y, week, typical, sd, lam, draws: int = 0, seed: int = 0) -> dict
     """One penalised fit; returns the stored form (gamma per rating point). ``draws`` > 0 adds
     ``draws``: that many draws of (alpha, beta, gamma, delta) from the fit's Laplace (normal)
     approximation at this lam, N(theta, (X'WX + lam I)^-1) with the intercept unpenalised, on the
-    fit's own design, projected onto the bounds (``models.building.uncertainty.normal_draws``,
+    fit's own design, projected onto the bounds (``models.building.uncertainty.laplace_draws``,
     the admission model's posterior step)."""
     B = _design(m, R, week, typical, sd)
     q = 2 * week
@@ -118,21 +118,9 @@ def _fit(m, R, y, week, typical, sd, lam, draws: int = 0, seed: int = 0) -> dict
         "lam": float(lam),
     }
     if draws:
-        k = B.shape[1]
-        # a Problem whose basis is the design itself (its map to raw weights is not used)
-        pb = Problem(
-            Z=B,
-            Q=np.eye(k),
-            lam=float(lam),
-            mu=mu,
-            bounds=bounds,
-            theta=theta,
-            shift=np.zeros(k),
-            div=np.ones(k),
-            index=np.arange(k),
-            n_raw=k,
-        )
-        a, b, g, d = _stored(normal_draws(pb, draws, seed), sd, t)
+        penalty = lam * np.eye(B.shape[1])
+        thetas = laplace_draws(B, theta, penalty, bounds, draws, seed)
+        a, b, g, d = _stored(thetas, sd, t)
         out["draws"] = {"alpha": a, "beta": b, "gamma": g, "delta": d}
     return out
 
