@@ -29,13 +29,19 @@ def test_metric(name: str, bound: str = "") -> str:
     return f"{TEST_PREFIX}{name}{bound}"
 
 
-def test_metrics(figures: dict) -> dict[str, float]:
-    """{name: (point, lo, hi)} -> the run metrics ``test_<name>``, ``_lo``, ``_hi``."""
+def ci_columns(figures: dict, prefix: str = "") -> dict[str, float]:
+    """{name: (point, lo, hi)} -> {``<prefix><name>``, ``..._lo``, ``..._hi``: value}, in order:
+    the one way a figure with its CI becomes flat keys (run metrics, report columns)."""
     out: dict[str, float] = {}
     for name, values in figures.items():
         for bound, v in zip(CI_BOUNDS, values, strict=True):
-            out[test_metric(name, bound)] = v
+            out[f"{prefix}{name}{bound}"] = v
     return out
+
+
+def test_metrics(figures: dict) -> dict[str, float]:
+    """{name: (point, lo, hi)} -> the run metrics ``test_<name>``, ``_lo``, ``_hi``."""
+    return ci_columns(figures, TEST_PREFIX)
 
 
 def read_test_metric(run_metrics: dict, name: str) -> tuple[float, float, float] | None:

@@ -148,8 +148,7 @@ class OutcomeResult:
     def metrics(self) -> dict[str, float]:
         """Flat numeric figures for MLflow (monitoring.history)."""
         out: dict[str, float] = {"outcome_labelled_clients": float(self.n)}
-        for k, (v, lo, hi) in self.current.items():
-            out[f"outcome_{k}"], out[f"outcome_{k}_lo"], out[f"outcome_{k}_hi"] = v, lo, hi
+        out.update(A.ci_columns(self.current, "outcome_"))
         for r in self.bands.itertuples():
             out[f"outcome_observed_rate_{r.band}"] = r.observed_rate
         for r in self.gaps.itertuples():
@@ -533,15 +532,9 @@ def check_weekly(
                     "target": target,
                     "n": int(len(y)),
                     "events": int(y.sum()),
-                    "oe_ratio": oe_ci[0],
-                    "oe_ratio_lo": oe_ci[1],
-                    "oe_ratio_hi": oe_ci[2],
-                    "auroc": ci["auroc"][0],
-                    "auroc_lo": ci["auroc"][1],
-                    "auroc_hi": ci["auroc"][2],
-                    "cal_slope": ci["cal_slope"][0],
-                    "cal_slope_lo": ci["cal_slope"][1],
-                    "cal_slope_hi": ci["cal_slope"][2],
+                    **A.ci_columns(
+                        {"oe_ratio": oe_ci, "auroc": ci["auroc"], "cal_slope": ci["cal_slope"]}
+                    ),
                     "brier": ci["brier"][0],
                     "admission_auroc": adm["auroc"],
                     "training_auroc": training.get(A.weekly_metric(K, target, "auroc"), nan),
