@@ -195,8 +195,8 @@ class _LinearPath:
         self._last[t] = theta
         return theta
 
-    def fit(self, cfg: dict[str, Any]) -> ScoringModel:
-        return ScoringModel("anchored", dict(cfg), linear=self.tables(self.theta(cfg)))
+    def fit(self, cfg: dict[str, Any], kind: str = "anchored") -> ScoringModel:
+        return ScoringModel(kind, dict(cfg), linear=self.tables(self.theta(cfg)))
 
     def tables(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         coef = np.zeros(len(self.d["median"]))
@@ -510,7 +510,7 @@ def oof_margins(
             mask = np.ones(X.shape[1], dtype=bool) if kind == "logistic" else None
             path = _LinearPath(X[tr], y[tr], prior if kind == "anchored" else None, mask)
             for i, cfg in enumerate(configs):
-                out[i][va] = path.fit(cfg).margin(X[va])
+                out[i][va] = path.fit(cfg, kind).margin(X[va])
             continue
         if kind == "spline":
             path = SplinePath(X[tr], y[tr])

@@ -141,12 +141,12 @@ class ScoringModel:
         and 97.5th percentiles of the calibrated risk over the B refits, widened to contain the
         model's own risk (``interval_of_draws``, the rule every stated interval follows). None
         when the model carries no refits (LightGBM)."""
-        lo = self.refit_log_odds(X)
-        if lo is None:
+        M = self.refit_log_odds(X)
+        if M is None:
             return None
         if risk is None:
             risk = self.proba(X)
-        return interval_of_draws(sigmoid(lo), risk)
+        return interval_of_draws(sigmoid(M), risk)
 
     def refit_log_odds(self, X: np.ndarray) -> np.ndarray | None:
         """Every row's calibrated log-odds under every stored refit (n x B), None without
