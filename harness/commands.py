@@ -89,6 +89,28 @@ class Store:
             a.backup(b)
         return Store(root, self.data, f"sqlite:///{db}", self.config)
 
+    def clone(self, root: Path) -> Store:
+        """A store of its own at ``root``: every file copied (registry, run artifacts, the BentoML
+        export, the data) and the registry's absolute paths moved to the new folder, so that a
+        test may damage or extend its clone without touching the original or another clone."""
+        import shutil
+        import sqlite3
+
+        shutil.copytree(self.root, root)
+        old, new = str(self.root), str(root)
+        with sqlite3.connect(root / "mlflow.db") as db:
+            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for table in tables:
+                for col in db.execute(f"PRAGMA table_info('{table}')").fetchall():
+                    if "CHAR" in col[2].upper() or "TEXT" in col[2].upper():
+                        db.execute(
+                            f'UPDATE "{table}" SET "{col[1]}" = replace("{col[1]}", ?, ?) '
+                            f'WHERE instr("{col[1]}", ?) > 0',
+                            (old, new, old),
+                        )
+        moved = lambda p: root / Path(p).relative_to(self.root)  # noqa: E731
+        return Store(root, moved(self.data), f"sqlite:///{root / 'mlflow.db'}", moved(self.config))
+
     def train(
         self, *args: str, data: Path | None = None, timeout: float = 900
     ) -> subprocess.CompletedProcess:

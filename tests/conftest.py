@@ -76,16 +76,44 @@ def valid_dir(tmp_path, valid_tables):
     return d
 
 
-@pytest.fixture(scope="session")
-def trained_store(tmp_path_factory) -> Store:
-    """A real trained champion in a throw-away tracking store, made once per test worker by
-    running the training command itself. Tests that use it carry @pytest.mark.xdist_group("trained")
-    so that, under `pytest -n 2 --dist loadgroup`, they share one worker and one training run."""
-    store = make_store(tmp_path_factory.mktemp("store"))
+def _train_store(root) -> Store:
+    store = make_store(root)
     proc = store.train()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "is the new champion" in proc.stdout, proc.stdout[-3000:]
     return store
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory, worker_id) -> Store:
+    """A real trained champion in a throw-away tracking store, made by running the training
+    command itself, once per test run. Tests that use it carry @pytest.mark.xdist_group("trained")
+    so that, under `pytest -n 2 --dist loadgroup`, most of them share one worker.
+
+    The live service's tests (group "served") need it too and may land on the other worker: the
+    first worker that asks trains it in a folder both workers see, behind a file lock, and each
+    worker then works on a clone of its own (``Store.clone``: every file, the registry's paths
+    moved), so a test that damages an artifact damages only its worker's. Before, each worker
+    trained the same store again (27-45 s of setup in the fresh-clone runs)."""
+    import fcntl
+    import shutil
+
+    if worker_id == "master":  # not under xdist
+        return _train_store(tmp_path_factory.mktemp("store"))
+    shared = tmp_path_factory.getbasetemp().parent / "trained_store"
+    with open(f"{shared}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        done = shared / "trained.ok"
+        if not done.exists():
+            if shared.exists():  # a worker failed half-way: start again
+                shutil.rmtree(shared)
+            _train_store(shared)
+            done.write_text("ok")
+        store = Store(
+            shared, shared / "data", f"sqlite:///{shared / 'mlflow.db'}", shared / "fast.toml"
+        )
+        mine = store.clone(tmp_path_factory.getbasetemp() / "store")
+    return mine
 
 
 @pytest.fixture(scope="session")
