@@ -299,7 +299,16 @@ def _sample_size(info: CardInfo) -> list[Block]:
                 f"in Nagelkerke R2 <= 0.05: {ss['n_optimism']:,}; overall risk within +-0.05: "
                 f"{ss['n_overall_risk']:,}). Labelled clients here: {ss['n']:,}. {verdict} At this "
                 f"n a model with that many parameters can expect a shrinkage of "
-                f"{ss['expected_shrinkage']:.2f}.",
+                f"{ss['expected_shrinkage']:.2f}."
+                + (
+                    f" Individuals' risks from an unpenalised model of this size would be off by "
+                    f"about {100 * ss['expected_mape']:.0f} points on average (van Smeden et al. "
+                    f"2019, Stat Methods Med Res 28:2455"
+                    f"{'; extrapolated above the 30 parameters it was fitted for' if ss.get('mape_extrapolated') else ''}"
+                    f"); a mean error of 5 points needs about {ss['n_mape']:,} clients."
+                    if "expected_mape" in ss
+                    else ""
+                ),
             )
         )
     unc = info.uncertainty

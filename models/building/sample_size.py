@@ -7,6 +7,16 @@ The three criteria (the formulas of the ``pmsampsize`` packages):
    where max R2_CS = 1 - (phi^phi (1 - phi)^(1 - phi))^2;
 3. the overall risk within +-0.05:       n = (1.96 / 0.05)^2 phi (1 - phi).
 P is the number of candidate parameters, phi the prevalence, R2_CS the anticipated Cox-Snell R^2.
+
+Beside them, what individuals' risks can be expected to look like: the mean absolute prediction
+error (MAPE) of an unpenalised logistic model, from van Smeden et al.'s simulations (2019, Stat
+Methods Med Res 28:2455; Riley et al. 2020's criterion for precise individual risks, which
+``pmsampsize`` leaves out): ln(MAPE) = -0.508 + 0.259 ln(phi) + 0.504 ln(P) - 0.544 ln(n), phi
+the rarer outcome's share; the n for a MAPE of 0.05 follows. It was fitted for P <= 30, so above
+that it is an extrapolation (said with it). It is shown, not used to decide: a shrunken or
+evidence-anchored model can do better than it, a model with a wrong prior worse. With this
+product's 63 parameters at prevalence 0.21 it puts n = 190 at about 19 points and asks for about
+2,150 clients for 5 points (by hand: exp((-0.508 + 0.259 ln 0.213 + 0.504 ln 63 + 2.996) / 0.544)).
 The worked example of the paper (R2_CS 0.288, 24 parameters, prevalence 0.174) needs 623, 662 and
 221: n = 662 (tests/code/test_sample_size.py computes it by hand).
 
@@ -25,6 +35,8 @@ SHRINKAGE = 0.9
 OPTIMISM = 0.05
 MARGIN = 0.05
 DEFAULT_NAGELKERKE = 0.15
+MAPE_TARGET = 0.05
+MAPE_FITTED_UP_TO = 30  # parameters: the range of van Smeden et al.'s simulations
 
 
 def max_r2_cs(prevalence: float) -> float:
@@ -56,6 +68,20 @@ def expected_shrinkage(n: int, parameters: int, r2: float) -> float:
     return (lo + hi) / 2
 
 
+def expected_mape(n: int, parameters: int, prevalence: float) -> float:
+    """van Smeden et al. (2019)'s mean absolute prediction error at this n (see above)."""
+    phi = min(prevalence, 1.0 - prevalence)
+    return math.exp(
+        -0.508 + 0.259 * math.log(phi) + 0.504 * math.log(parameters) - 0.544 * math.log(n)
+    )
+
+
+def n_for_mape(parameters: int, prevalence: float, mape: float = MAPE_TARGET) -> int:
+    phi = min(prevalence, 1.0 - prevalence)
+    ln_n = (-0.508 + 0.259 * math.log(phi) + 0.504 * math.log(parameters) - math.log(mape)) / 0.544
+    return math.ceil(math.exp(ln_n))
+
+
 @dataclass(frozen=True)
 class SampleSize:
     n: int  # labelled clients in this dataset
@@ -69,6 +95,12 @@ class SampleSize:
     minimum_n: int
     expected_shrinkage: float  # at this n, with this many parameters
     max_parameters: int  # the most parameters criterion 1 allows at this n
+    expected_mape: float  # van Smeden et al. 2019, unpenalised, at this n
+    n_mape: int  # the n for a MAPE of MAPE_TARGET
+
+    @property
+    def mape_extrapolated(self) -> bool:
+        return self.parameters > MAPE_FITTED_UP_TO
 
     @property
     def enough(self) -> bool:
@@ -88,11 +120,14 @@ class SampleSize:
             f"optimism {self.n_optimism:,}, overall risk {self.n_overall_risk:,}); this dataset has "
             f"{self.n:,}: {verdict}. At this n the expected shrinkage is "
             f"{self.expected_shrinkage:.2f}, and at most {self.max_parameters} parameters keep it "
-            f">= {SHRINKAGE}."
+            f">= {SHRINKAGE}. Individuals' risks from an unpenalised model of this size would be "
+            f"off by about {100 * self.expected_mape:.0f} points on average (van Smeden et al. "
+            f"2019{', extrapolated above 30 parameters' if self.mape_extrapolated else ''}); "
+            f"{100 * MAPE_TARGET:.0f} points needs n >= {self.n_mape:,}."
         )
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"enough": self.enough}
+        return asdict(self) | {"enough": self.enough, "mape_extrapolated": self.mape_extrapolated}
 
 
 def criteria(
@@ -122,6 +157,8 @@ def criteria(
         minimum_n=max(n1, n2, n3),
         expected_shrinkage=expected_shrinkage(n, parameters, r2_cs),
         max_parameters=max(0, max_p),
+        expected_mape=expected_mape(n, parameters, prevalence),
+        n_mape=n_for_mape(parameters, prevalence),
     )
 
 

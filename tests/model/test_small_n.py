@@ -47,6 +47,23 @@ def test_sample_size_matches_riley_2020_worked_example_by_hand():
     assert S.criteria(700, P, phi, r2, "paper").enough
 
 
+def test_mean_absolute_prediction_error_follows_van_smeden_2019_by_hand():
+    # ln(MAPE) = -0.508 + 0.259 ln(phi) + 0.504 ln(P) - 0.544 ln(n) (van Smeden et al. 2019,
+    # Stat Methods Med Res 28:2455), phi the rarer outcome's share. Riley's worked example's
+    # 24 parameters at prevalence 0.174: n for a MAPE of 0.05 = exp(3.6366 / 0.544) = 800.6.
+    r2, P, phi = 0.288, 24, 0.174
+    ln_n = (-0.508 + 0.259 * math.log(phi) + 0.504 * math.log(P) - math.log(0.05)) / 0.544
+    assert math.ceil(math.exp(ln_n)) == 801
+    got = S.criteria(500, P, phi, r2, "paper")
+    assert got.n_mape == 801 and not got.mape_extrapolated
+    want = math.exp(-0.508 + 0.259 * math.log(phi) + 0.504 * math.log(P) - 0.544 * math.log(500))
+    assert math.isclose(got.expected_mape, want, rel_tol=1e-12)
+    # symmetric in the outcome, and said to be extrapolated above the 30 parameters fitted
+    assert S.criteria(500, P, 1 - phi, r2, "paper").n_mape == 801
+    assert S.criteria(5000, 63, phi, r2, "paper").mape_extrapolated
+    assert "5 points needs n >= 801" in got.summary()
+
+
 def test_sample_size_refuses_impossible_inputs_by_name():
     with pytest.raises(ValueError, match="prevalence"):
         S.criteria(100, 10, 0.0, 0.1, "x")
