@@ -129,6 +129,26 @@ def _to_float(v: Any) -> float | None:
     return None
 
 
+def _checked_items(col, low: float, high: float):
+    """One item column's values and where they cannot be used: (values, not a number, answered,
+    problem), a problem being not a number, outside low-high or not a whole number."""
+    vals, bad = _column_values(col)
+    notmissing = ~np.isnan(vals)
+    with np.errstate(invalid="ignore"):
+        problem = bad | (notmissing & ((vals < low) | (vals > high) | (vals != np.floor(vals))))
+    return vals, bad, notmissing, problem
+
+
+def _item_errors(table: str, col, vals, bad, problem, low: float, high: float, ids):
+    """(row, FieldError) for every row of ``problem``, naming the column and the admission."""
+    if not problem.any():
+        return
+    raw = col.to_numpy(dtype=object)
+    for i in np.flatnonzero(problem):
+        reason = "not a number" if bad[i] else _item_problem(vals[i], low, high)
+        yield int(i), FieldError(table, col.name, reason, _plain(raw[i]), _admission_id(ids[i]))
+
+
 def _item_problem(x: float, low: int, high: int) -> str | None:
     """Reason an item value (already a non-missing float) is not a valid response, or None."""
     if not low <= x <= high:
@@ -341,19 +361,9 @@ def score_intake(df: pd.DataFrame) -> ScoringResult:
             if code not in df.columns:
                 continue
             col = df[code]
-            vals, bad = _column_values(col)
-            notmissing = ~np.isnan(vals)
-            with np.errstate(invalid="ignore"):
-                out_of_range = notmissing & ((vals < low) | (vals > high))
-                fractional = notmissing & ~out_of_range & (vals != np.floor(vals))
-            problem = bad | out_of_range | fractional
-            if problem.any():
-                raw = col.to_numpy(dtype=object)
-                for i in np.flatnonzero(problem):
-                    x = vals[i]
-                    reason = "not a number" if bad[i] else _item_problem(x, low, high)
-                    err = FieldError("intake", code, reason, _plain(raw[i]), _admission_id(ids[i]))
-                    keyed_errors.append((int(i), s_idx, j, err))
+            vals, bad, notmissing, problem = _checked_items(col, low, high)
+            for i, err in _item_errors("intake", col, vals, bad, problem, low, high, ids):
+                keyed_errors.append((i, s_idx, j, err))
             carried |= notmissing | bad
             invalid |= problem
             good = notmissing & ~problem
@@ -564,19 +574,10 @@ def score_wai(alliance_df: pd.DataFrame) -> pd.Series:
         if code not in alliance_df.columns:
             continue
         col = alliance_df[code]
-        vals, bad = _column_values(col)
-        notmissing = ~np.isnan(vals)
-        with np.errstate(invalid="ignore"):
-            problem = bad | (
-                notmissing & ((vals < WAI_S.low) | (vals > WAI_S.high) | (vals != np.floor(vals)))
-            )
-        if problem.any():
-            raw = col.to_numpy(dtype=object)
-            for i in np.flatnonzero(problem)[:100]:
-                reason = "not a number" if bad[i] else _item_problem(vals[i], WAI_S.low, WAI_S.high)
-                errors.append(
-                    FieldError("alliance", code, reason, _plain(raw[i]), _admission_id(ids[i]))
-                )
+        vals, bad, _, problem = _checked_items(col, WAI_S.low, WAI_S.high)
+        problem[np.flatnonzero(problem)[100:]] = False  # the first 100 are enough to report
+        low, high = WAI_S.low, WAI_S.high
+        errors += [e for _, e in _item_errors("alliance", col, vals, bad, problem, low, high, ids)]
         keyed[:, j] = (flip - vals) if item in WAI_S.reflected else vals
     if errors:
         raise DataError(errors)

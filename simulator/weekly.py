@@ -175,22 +175,18 @@ def draw_weeks(a_cl: np.ndarray, a_co: np.ndarray, rng: np.random.Generator) -> 
             deficit = np.where(repaired[:, w], 0.0, deficit * (1.0 - partial))
             bonus = np.where(repaired[:, w], W["repair_bonus"].value, bonus)
         deficit = deficit + rupture[:, w]
-        out["client"][:, w] = (
-            a_cl
-            + trend_cl * (w - 1)
-            + own_cl * w
-            + W["session_sd_client"].value * e_cl[:, w]
-            - W["rupture_drop_client"].value * deficit
-            + bonus
-        )
-        out["counsellor"][:, w] = (
-            a_co
-            + trend_co * (w - 1)
-            + own_co * w
-            + W["session_sd_counsellor"].value * e_co[:, w]
-            - W["rupture_drop_counsellor"].value * deficit
-            + bonus
-        )
+        for rater, level, trend, own, e in (
+            ("client", a_cl, trend_cl, own_cl, e_cl),
+            ("counsellor", a_co, trend_co, own_co, e_co),
+        ):
+            out[rater][:, w] = (
+                level
+                + trend * (w - 1)
+                + own * w
+                + W[f"session_sd_{rater}"].value * e[:, w]
+                - W[f"rupture_drop_{rater}"].value * deficit
+                + bonus
+            )
     out["rupture"] = rupture
     out["repaired"] = repaired
     return out
