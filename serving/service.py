@@ -31,6 +31,13 @@ and the GIL contention of a thread pool; ``/score_batch`` is a sync API on Bento
 (2 threads) so a large batch does not stall the loop. No ``max_concurrency`` is set, so load
 queues rather than being shed with 503 (figures: docs/benchmarks.md).
 
+Per-request settings, for latency (issues 17 and 19: ``/score`` within 1.2x of the same engine
+behind a bare FastAPI route; docs/benchmarks.md "In paired rounds, and without BentoML's access
+log"): BentoML's access log is off unless ``serving.access_log`` is set, and no request is traced
+(``tracing.excluded_urls`` in the decorator: BentoML's OpenTelemetry middleware started an unsampled
+span per request, about 0.25 ms). BentoML's Prometheus middleware (``/metrics``) and its 120 s
+timeout stay.
+
 Only BentoML's public API is used (``bentoml.*``; tests/service/test_bento.py checks that no
 project module imports ``_bentoml_sdk``/``_bentoml_impl``), so ``bentoml`` is pinned to a minor
 range, not a patch release.
@@ -315,6 +322,16 @@ def _call(fn, body: Any) -> Response:
     workers=SETTINGS.serving.workers,
     threads=2,
     traffic={"timeout": 120},
+    # No request is traced. BentoML's OpenTelemetry middleware otherwise starts a span for every
+    # request although nothing samples or exports it (no exporter, sample rate 0): in process
+    # about 250 us of a /score (bench.overhead_ratio, paired rounds: BentoML / bare FastAPI
+    # 1.23-1.30x with week-1 ratings and 1.37x without before, 1.11x and 1.17x after;
+    # docs/benchmarks.md). Gone with it: BentoML's X-BentoML-Request-ID response header and the
+    # trace/span ids BentoML appends to log lines written during a request, ids of spans that
+    # were never recorded. To trace,
+    # configure an exporter and override this in a BENTOML_CONFIG file
+    # (services.alliance_risk.tracing.excluded_urls: "/livez,/readyz,/metrics").
+    tracing={"excluded_urls": [".*"]},
     logging={
         "access": {
             "enabled": SETTINGS.serving.access_log,
