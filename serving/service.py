@@ -337,8 +337,8 @@ def score_response(record: dict[str, Any]) -> Response:
     (its request context, the root-input parse of ``ScoringRecord`` a second time after the
     guard's, signature binding, response headers) was about 160 µs of CPU per request in
     process, the largest share of what BentoML added once tracing was off (bench.overhead_ratio,
-    paired rounds: BentoML / bare FastAPI 1.15-1.25x with week-1 ratings and 1.17-1.20x without,
-    1.07x and 1.02x answered here; docs/benchmarks.md). BentoML's own middleware (Prometheus
+    paired rounds: BentoML / bare FastAPI 1.11-1.25x with week-1 ratings and 1.17-1.20x without,
+    0.95-1.02x and 0.98-1.02x answered here; docs/benchmarks.md). BentoML's own middleware (Prometheus
     counts, the 120 s timeout, the access log when on) still wraps it, and the answer is the one
     the ``score`` API below returns, headers included."""
     resp = _call(STATE.engine.score, record)
@@ -355,7 +355,7 @@ def score_response(record: dict[str, Any]) -> Response:
     # No request is traced. BentoML's OpenTelemetry middleware otherwise starts a span for every
     # request although nothing samples or exports it (no exporter, sample rate 0): in process
     # about 250 us of a /score (bench.overhead_ratio, paired rounds: BentoML / bare FastAPI
-    # 1.23-1.30x with week-1 ratings and 1.37x without before, 1.11x and 1.17x after;
+    # 1.23x with week-1 ratings and 1.38x without before, 1.11-1.25x and 1.17-1.20x after;
     # docs/benchmarks.md). Gone with it: BentoML's X-BentoML-Request-ID response header and the
     # trace/span ids BentoML appends to log lines written during a request, ids of spans that
     # were never recorded. To trace,
