@@ -5,7 +5,8 @@ Run it with ``python -m pipelines.serve`` (or ``bentoml serve serving.service:Al
 Routes (all JSON; see README "Serving" and the offline docs page at /api-docs):
 - ``POST /score``: one flat scoring record -> risk, band, drivers with actions and what-ifs. The
   body is the record itself: BentoML's public "root input" (a positional-only parameter, typed
-  with the pydantic model ``ScoringRecord`` that carries the catalog's JSON schema).
+  with the pydantic model ``ScoringRecord`` that carries the catalog's JSON schema). Over HTTP the
+  guard parses the body and answers with ``score_response``, the answer the API itself gives.
 - ``POST /score_batch``: ``{"records": [...]}`` (at most ``serving.max_batch``) -> one result per
   record in order; a bad record carries its own field-named errors and the others are scored.
 - ``GET /model``: version, training time, label definition, headline metrics, bands, catalog.
@@ -25,11 +26,20 @@ model it loaded is the registry's champion (``ServingState.ready``, serving/laun
 worker stops itself when BentoML's arbiter, its parent, is gone (``watch_parent``).
 
 Concurrency: ``serving.workers`` worker processes (default 2: this machine has two cores), each with the event loop doing
-the work. ``/score`` is an ``async`` API that scores inline (0.5-1.0 ms of CPU in process with the
-explanation, docs/benchmarks.md), which avoids a thread hop per request
+the work. ``/score`` is scored inline on the loop (0.5-1.0 ms of CPU in process with the
+explanation, docs/benchmarks.md), answered by the guard once the body is checked
+(``score_response``), which avoids a thread hop per request
 and the GIL contention of a thread pool; ``/score_batch`` is a sync API on BentoML's thread pool
 (2 threads) so a large batch does not stall the loop. No ``max_concurrency`` is set, so load
 queues rather than being shed with 503 (figures: docs/benchmarks.md).
+
+Per-request settings, for latency (issues 17 and 19: ``/score`` within 1.2x of the same engine
+behind a bare FastAPI route; docs/benchmarks.md "In paired rounds, and without BentoML's access
+log"): BentoML's access log is off unless ``serving.access_log`` is set; no request is traced
+(``tracing.excluded_urls`` in the decorator: BentoML's OpenTelemetry middleware started an unsampled
+span per request, about 0.25 ms); and the guard answers ``POST /score`` itself once it has checked
+the body (``score_response``: BentoML's API dispatch and second parse of the body were about
+0.16 ms). BentoML's Prometheus middleware (``/metrics``) and its 120 s timeout stay.
 
 Only BentoML's public API is used (``bentoml.*``; tests/service/test_bento.py checks that no
 project module imports ``_bentoml_sdk``/``_bentoml_impl``), so ``bentoml`` is pinned to a minor
@@ -89,6 +99,8 @@ class ServingState:
         self.max_body_bytes = 8 * 1024 * 1024
         self.tag = ""
         self.confirm_file: str | None = None
+        # /score's answer for a checked record (score_response): the guard calls it directly
+        self.answer: Any = None
 
     @property
     def ready(self) -> bool:
@@ -136,7 +148,9 @@ class ScoringRecord(RootModel[dict[str, Any]]):
     not wrapped in a key). A pydantic model rather than ``Annotated[dict, WithJsonSchema(...)]``:
     for a plain annotated type BentoML's root model rebuilds the JSON schema (a ``TypeAdapter``
     of the catalog schema) on every request to decide how to parse the body, about 7.7 ms of CPU
-    per request here, while a model is parsed by pydantic directly (about 6 µs). The fields are
+    per request here, while a model is parsed by pydantic directly (about 6 µs). Over HTTP the
+    guard now answers ``/score`` before BentoML parses the body at all (``score_response``); the
+    type still gives ``/docs.json`` its schema and BentoML's clients their call. The fields are
     checked by ``validation.record.check_record`` with field-named errors; the schema only
     documents them (``/docs.json``, ``/api-docs``)."""
 
@@ -294,6 +308,12 @@ def _json(status: int, body: dict[str, Any], started: float | None = None) -> Re
     )
 
 
+SERVICE_NAME = "alliance_risk"
+# The Server header BentoML puts on the answers of its API routes: /score's, answered by the
+# guard, carries it too
+SERVER_HEADER = f"BentoML Service/{SERVICE_NAME}"
+
+
 def _call(fn, body: Any) -> Response:
     started = time.perf_counter()
     try:
@@ -309,12 +329,39 @@ def _call(fn, body: Any) -> Response:
     return _json(status, out, started)
 
 
+def score_response(record: dict[str, Any]) -> Response:
+    """``POST /score``'s answer for one record (a JSON object, already parsed).
+
+    The guard (serving/guard.py) calls this itself once it has checked the key, readiness and
+    body, rather than handing the request on to BentoML's route for ``score``: BentoML's dispatch
+    (its request context, the root-input parse of ``ScoringRecord`` a second time after the
+    guard's, signature binding, response headers) was about 160 µs of CPU per request in
+    process, the largest share of what BentoML added once tracing was off (bench.overhead_ratio,
+    paired rounds: BentoML / bare FastAPI 1.11-1.25x with week-1 ratings and 1.17-1.20x without,
+    0.95-1.02x and 0.98-1.02x answered here; docs/benchmarks.md). BentoML's own middleware (Prometheus
+    counts, the 120 s timeout, the access log when on) still wraps it, and the answer is the one
+    the ``score`` API below returns, headers included."""
+    resp = _call(STATE.engine.score, record)
+    resp.headers["server"] = SERVER_HEADER
+    return resp
+
+
 @bentoml.service(
-    name="alliance_risk",
+    name=SERVICE_NAME,
     http={"host": SETTINGS.serving.host, "port": SETTINGS.serving.port},
     workers=SETTINGS.serving.workers,
     threads=2,
     traffic={"timeout": 120},
+    # No request is traced. BentoML's OpenTelemetry middleware otherwise starts a span for every
+    # request although nothing samples or exports it (no exporter, sample rate 0): in process
+    # about 250 us of a /score (bench.overhead_ratio, paired rounds: BentoML / bare FastAPI
+    # 1.23x with week-1 ratings and 1.38x without before, 1.11-1.25x and 1.17-1.20x after;
+    # docs/benchmarks.md). Gone with it: BentoML's X-BentoML-Request-ID response header and the
+    # trace/span ids BentoML appends to log lines written during a request, ids of spans that
+    # were never recorded. To trace,
+    # configure an exporter and override this in a BENTOML_CONFIG file
+    # (services.alliance_risk.tracing.excluded_urls: "/livez,/readyz,/metrics").
+    tracing={"excluded_urls": [".*"]},
     logging={
         "access": {
             "enabled": SETTINGS.serving.access_log,
@@ -402,7 +449,9 @@ class AllianceRisk:
         """Score one record: risk, band, drivers (raises/lowers, in probability points), actions
         and what-ifs for modifiable drivers, drivers not assessed, warnings. Bad input -> 400/422
         with `{"errors": [{"field", "reason"}]}`."""
-        return _call(STATE.engine.score, record.root)
+        # Over HTTP the guard answers /score with score_response before this is reached; this
+        # declaration gives /docs.json, /api-docs and BentoML's clients the route and its schema
+        return score_response(record.root)
 
     @bentoml.api(route="/score_batch", input_spec=BatchInput, output_spec=BatchOutput)
     def score_batch(self, records: list[Any]) -> Response:
@@ -411,5 +460,6 @@ class AllianceRisk:
         return _call(STATE.engine.score_batch, {"records": records})
 
 
+STATE.answer = score_response
 AllianceRisk.add_asgi_middleware(Guard, state=STATE)
 AllianceRisk.mount_asgi_app(make_app(STATE), path="", name="pages")

@@ -151,6 +151,12 @@ def test_score_one_record(client):
     assert body["band"] == "high" and body["risk"] >= bands["high_from"]
     assert_monitoring_for_band(body)
     assert "score;dur=" in r.headers.get("server-timing", "")
+    # No request is traced (serving/service.py, tracing.excluded_urls): BentoML sets this header
+    # from the request's span, so its absence shows that no span was started
+    assert "x-bentoml-request-id" not in r.headers
+    # answered by the guard (serving.service.score_response) with the headers BentoML's route gave
+    assert r.headers["server"] == "BentoML Service/alliance_risk"
+    assert r.headers["content-type"] == "application/json"
 
 
 def body_groups(client) -> list[str]:
