@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.learning_curve --quick              # smoke run, a few minutes
     .venv/bin/python -m bench.learning_curve --worlds default,hinges --sizes 190,4000 --seeds 1,2,3
     .venv/bin/python -m bench.learning_curve --issue17 --train-args "--prior literature"
+    .venv/bin/python -m bench.learning_curve --issue17 --adopt-from-n 4000   # adopt a network's model
     .venv/bin/python -m bench.learning_curve --summarise runs.csv
 
 A "world" here is a cohort name of simulator/worlds.py ``cohort_spec``: a world (``hinges``,
@@ -34,6 +35,22 @@ the run registered; ``scored`` says which):
 - when the pyfunc's output has ``risk_low`` and ``risk_high`` (a 95% uncertainty interval per
   client): the share of clients whose oracle risk lies inside it, and its median width in points;
   otherwise "n/a".
+
+Adopting a network's model (``--adopt-from-n N [--adopt-world COHORT]``; issue 17, item 3): before
+the grid, per service world, a "network" model is trained with the same CLI on an independent
+SYNTHETIC cohort of N admissions (seed ``NETWORK_SEED``, disjoint from the training seeds and the
+test seed), in its own tracking store under ``<workdir>/networks``, of the service's world in the
+generator's standard design (6 services x 12 counsellors; so ``few_counsellors`` adopts a
+``default`` network) or of the cohort COHORT for every world (a network of another world, e.g.
+``default`` for a ``prior_reversed`` service). Its champion (or, if the gate refused, the version
+it registered) is exported to a folder with ``mlflow.artifacts.download_artifacts`` and every
+run's training passes ``--update-from <that folder>`` (a ``models:/`` URI would be resolved on the
+run's own tracking store, not the network's). The method closed testing chose (as-is,
+recalibration in the large, logistic recalibration, revision) is read from the scored model
+(``params["update_method"]``), logged per run, kept in the CSV (``update_method``,
+``adopted_from``) and counted per (world, n) in issue 17's summary ("methods chosen"). The
+network's model as it is, unchanged, is scored on each service world's test cohort too (printed
+first; ``runs_networks.csv`` beside the runs' CSV). Everything else is as without it.
 
 Printed per (world, n): champions registered (of seeds), mean AUROC, Brier and calibration slope of
 the champion, the baseline and the oracle, and issue 10's goals as PASS/FAIL:
@@ -816,6 +833,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.summarise:
         runs = _read_csv(a.summarise)
         print(f"SYNTHETIC data. Learning curves from {a.summarise}: {len(runs)} training runs")
+        nets = a.summarise.with_name(a.summarise.stem + "_networks.csv")
+        if nets.is_file():
+            print("\n".join(summarise_networks(_read_networks(nets))))
         _report(runs)
         return 0
 
@@ -935,6 +955,19 @@ def _read_csv(path: Path) -> list[Run]:
                     kw[k] = v
             out.append(Run(**kw))
     return out
+
+
+def _read_networks(path: Path) -> list[NetworkScore]:
+    with path.open() as fh:
+        return [
+            NetworkScore(
+                **{
+                    k: v if k in ("world", "network") else None if v == "" else float(v)
+                    for k, v in row.items()
+                }
+            )
+            for row in csv.DictReader(fh)
+        ]
 
 
 def _write_networks(path: Path, scores: list[NetworkScore]) -> None:
