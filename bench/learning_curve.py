@@ -38,8 +38,9 @@ the run registered; ``scored`` says which):
 
 Adopting a network's model (``--adopt-from-n N [--adopt-world COHORT]``; issue 17, item 3): before
 the grid, per service world, a "network" model is trained with the same CLI on an independent
-SYNTHETIC cohort of N admissions (seed ``NETWORK_SEED``, disjoint from the training seeds and the
-test seed), in its own tracking store under ``<workdir>/networks``, of the service's world in the
+SYNTHETIC cohort of N admissions, one network per training seed s (cohort seed ``NETWORK_SEED`` + s,
+disjoint from the training seeds and the test seed, so the seeds also sample the network's own
+model), each in its own tracking store under ``<workdir>/networks``, of the service's world in the
 generator's standard design (6 services x 12 counsellors; so ``few_counsellors`` adopts a
 ``default`` network) or of the cohort COHORT for every world (a network of another world, e.g.
 ``default`` for a ``prior_reversed`` service). Its champion (or, if the gate refused, the version
@@ -114,7 +115,7 @@ GOAL_SLOPE_MAX_N = 500  # the sizes the goals name
 GOAL_AUROC_GAIN = 0.01
 GOAL_COVERAGE = 0.90
 GOAL_PRIOR_LOSS = 0.005  # wrong-prior worlds: never more than this AUROC below the baseline
-NETWORK_SEED = 800_001  # --adopt-from-n: the network's cohort, disjoint from training and test
+NETWORK_SEED = 800_000  # --adopt-from-n: seed s's network cohort is NETWORK_SEED + s
 UPDATE_SHORT = {  # models/building/update.py's method names, short for the summary
     "as-is": "as-is",
     "recalibration in the large": "ritl",
@@ -242,6 +243,7 @@ class NetworkScore:
 
     world: str
     network: str
+    seed: int  # the training seed whose runs adopt it
     auroc: float
     brier: float
     slope: float
@@ -329,7 +331,9 @@ def train_network(cohort: str, n: int, seed: int, root: Path, config: str | None
     return net
 
 
-def score_network(net: Network, world: str, test_dir: str, config: str | None) -> NetworkScore:
+def score_network(
+    net: Network, world: str, seed: int, test_dir: str, config: str | None
+) -> NetworkScore:
     """The network's exported model, unchanged, on a service world's test cohort."""
     import mlflow
     import numpy as np
@@ -352,6 +356,7 @@ def score_network(net: Network, world: str, test_dir: str, config: str | None) -
     return NetworkScore(
         world,
         net.describe(),
+        seed,
         m["auroc"],
         m["brier"],
         m["cal_slope"],
@@ -744,12 +749,12 @@ def summarise_networks(scores: list[NetworkScore]) -> list[str]:
     """One line per service world: the network's model as it is on that world's test cohort."""
     lines = [
         "The network's model as it is (not updated), on each service world's test cohort:",
-        f"{'world':<24} {'network':<40} | {'AUROC':>5} | {'slope':>5} | {'band agree':>10} | "
+        f"{'world':<24} {'seed':>4} {'network':<44} | {'AUROC':>5} | {'slope':>5} | {'band agree':>10} | "
         f"{'high recall':>11} | {'MAE pts':>7} | {'coverage':>8} | {'width pts':>9}",
     ]
     for sc in scores:
         lines.append(
-            f"{sc.world:<24} {sc.network:<40} | {sc.auroc:.3f} | {sc.slope:5.2f} | "
+            f"{sc.world:<24} {_fmt_or_na(sc.seed, 0):>4} {sc.network:<44} | {sc.auroc:.3f} | {sc.slope:5.2f} | "
             f"{sc.band_agree:>10.3f} | {_fmt_or_na(sc.high_recall):>11} | {sc.mae_pts:>7.1f} | "
             f"{_fmt_or_na(sc.coverage):>8} | {_fmt_or_na(sc.width_pts, 1):>9}"
         )
@@ -808,8 +813,9 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         metavar="N",
         help="first train a network's model with the CLI on an independent SYNTHETIC cohort of N "
-        f"admissions (seed {NETWORK_SEED}; the service's world in the standard design unless "
-        "--adopt-world), then every run passes --update-from its exported folder",
+        f"admissions per training seed s (cohort seed {NETWORK_SEED} + s; the service's world "
+        "in the standard design unless --adopt-world), then every run of seed s passes "
+        "--update-from that network's exported folder",
     )
     p.add_argument(
         "--adopt-world",
@@ -852,8 +858,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--adopt-world needs --adopt-from-n")
     if a.adopt_world:
         cohort_spec(a.adopt_world)
-    if a.adopt_from_n and NETWORK_SEED in a.seeds:
-        p.error(f"seed {NETWORK_SEED} is the network's cohort's: give other training seeds")
+    if a.adopt_from_n and {NETWORK_SEED + s for s in a.seeds} & {*a.seeds, TEST_SEED}:
+        p.error(f"a network's cohort seed ({NETWORK_SEED} + seed) is a training or test seed")
     sizes, seeds, test_n = a.sizes, a.seeds, a.test_n
     work = a.workdir or Path(tempfile.mkdtemp(prefix="learning-curve-"))
     work = work.resolve()
@@ -875,25 +881,26 @@ def main(argv: list[str] | None = None) -> int:
         f"training flags {shlex.join(train_args) or 'none'}; work {work}; runs to {out}"
         + (
             f"; adopting a network's model trained on {a.adopt_from_n} admissions "
-            f"({'cohort ' + a.adopt_world if a.adopt_world else 'the service world'}, seed "
-            f"{NETWORK_SEED})"
+            f"({'cohort ' + a.adopt_world if a.adopt_world else 'the service world'}, one per "
+            f"training seed s, seed {NETWORK_SEED} + s)"
             if a.adopt_from_n
             else ""
         )
     )
     tests = {w: str(_test_cohort(w, test_n, work)) for w in worlds}
-    networks: dict[str, Network | None] = {w: None for w in worlds}
+    networks: dict[tuple[str, int], Network] = {}
     net_scores: list[NetworkScore] = []
     if a.adopt_from_n:
-        trained: dict[str, Network] = {}
+        trained: dict[tuple[str, int], Network] = {}
         for w in worlds:
             c = network_cohort(w, a.adopt_world)
-            if c not in trained:
-                trained[c] = train_network(
-                    c, a.adopt_from_n, NETWORK_SEED, work / "networks", config
-                )
-            networks[w] = trained[c]
-            net_scores.append(score_network(trained[c], w, tests[w], config))
+            for s in seeds:
+                if (c, s) not in trained:
+                    trained[c, s] = train_network(
+                        c, a.adopt_from_n, NETWORK_SEED + s, work / "networks", config
+                    )
+                networks[w, s] = trained[c, s]
+                net_scores.append(score_network(trained[c, s], w, s, tests[w], config))
         _write_networks(out.with_name(out.stem + "_networks.csv"), net_scores)
     # Smallest n first, all worlds and seeds of one n together: a run cut short still gives
     # complete (world, n) cells, and its CSV can be summarised with --summarise.
@@ -905,7 +912,15 @@ def main(argv: list[str] | None = None) -> int:
     with ProcessPoolExecutor(max_workers=a.jobs, mp_context=mp.get_context("spawn")) as pool:
         futs = {
             pool.submit(
-                one_run, w, n, s, tests[w], str(work / "runs"), config, train_args, networks[w]
+                one_run,
+                w,
+                n,
+                s,
+                tests[w],
+                str(work / "runs"),
+                config,
+                train_args,
+                networks.get((w, s)),
             ): (w, n, s)
             for w, n, s in tasks
         }
@@ -962,11 +977,17 @@ def _read_networks(path: Path) -> list[NetworkScore]:
         return [
             NetworkScore(
                 **{
-                    k: v if k in ("world", "network") else None if v == "" else float(v)
+                    k: v
+                    if k in ("world", "network")
+                    else None
+                    if v == ""
+                    else int(v)
+                    if k == "seed"
+                    else float(v)
                     for k, v in row.items()
                 }
             )
-            for row in csv.DictReader(fh)
+            for row in ({"seed": "", **r} for r in csv.DictReader(fh))  # seed: since per-seed
         ]
 
 
