@@ -171,6 +171,9 @@ class Run:
     # --adopt-from-n: the network model this run updated and the method closed testing chose
     adopted_from: str = ""  # the network's cohort, e.g. "default n=4000 seed 700001"
     update_method: str = ""  # "as-is", "recalibration in the large", ... ("" without it)
+    update_tests: str = (
+        ""  # the closed test's likelihood-ratio tests, e.g. "revision vs as-is: ..."
+    )
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -368,14 +371,24 @@ def score_network(
     )
 
 
-def _update_method(pyfunc) -> str:
+def _update_method(pyfunc) -> tuple[str, str]:
     """The update method closed testing chose (the scorer's ``params["update_method"]``), or
-    "not updated" when the run's model is no update (e.g. --candidates without 'updated' won)."""
+    "not updated" when the run's model is no update (e.g. --candidates without 'updated' won),
+    and the tests it ran ("revision vs as-is: LR 67.6 on 61 df, p = 0.263; ...")."""
+    import json
+
     try:
         params = pyfunc.unwrap_python_model().model.params
     except Exception:  # another pyfunc layout
-        return "unknown"
-    return str(params.get("update_method") or "not updated")
+        return "unknown", ""
+    try:
+        tests = "; ".join(
+            f"{t['compared']}: LR {t['lr']:.1f} on {t['df']} df, p = {t['p']:.3g}"
+            for t in json.loads(params.get("update_tests") or "[]")
+        )
+    except (ValueError, KeyError, TypeError):
+        tests = ""
+    return str(params.get("update_method") or "not updated"), tests
 
 
 def _methods(rs: list[Run]) -> str:
@@ -544,7 +557,7 @@ def one_run(
             pyfunc, scored = mlflow.pyfunc.load_model(model_uri(name, latest)), "refused"
     vs = {}
     coverage = width = None
-    update_method = ""
+    update_method = update_tests = ""
     bands = load_settings(config).bands
     if pyfunc is not None:
         out = pyfunc.predict(test_frame)
@@ -555,7 +568,8 @@ def one_run(
         level = pd.Series(out["band"]).map({b: i for i, b in enumerate(BAND_NAMES)}).to_numpy()
         vs = versus_oracle(p, level, p_oracle, bands)
         coverage, width = interval_figures(out, p_oracle)
-        update_method = _update_method(pyfunc) if network is not None else ""
+        if network is not None:
+            update_method, update_tests = _update_method(pyfunc)
     rv = versus_oracle(p_ridge, bands.level(np.asarray(p_ridge)), p_oracle, bands)
     shutil.rmtree(data, ignore_errors=True)  # keep the store and log, drop the copy of the data
     return Run(
@@ -592,6 +606,7 @@ def one_run(
         train_args=shlex.join(train_args),
         adopted_from=network.describe() if network is not None else "",
         update_method=update_method,
+        update_tests=update_tests,
     )
 
 
@@ -933,7 +948,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{_f(r.model_auroc)} ridge {_f(r.ridge_auroc)} oracle {_f(r.oracle_auroc)}; "
                 f"band {_fmt_or_na(r.band_agree)} recall {_fmt_or_na(r.high_recall)} MAE "
                 f"{_fmt_or_na(r.mae_pts, 1)} pts coverage {_fmt_or_na(r.coverage)}"
-                + (f"; update: {r.update_method or '-'}" if r.adopted_from else "")
+                + (
+                    f"; update: {r.update_method or '-'} ({r.update_tests})"
+                    if r.adopted_from
+                    else ""
+                )
             )
             _write_csv(out, runs)
     print(
