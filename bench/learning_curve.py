@@ -373,14 +373,18 @@ def score_network(
 
 def _update_method(pyfunc) -> tuple[str, str]:
     """The update method closed testing chose (the scorer's ``params["update_method"]``), or
-    "not updated" when the run's model is no update (e.g. --candidates without 'updated' won),
-    and the tests it ran ("revision vs as-is: LR 67.6 on 61 df, p = 0.263; ...")."""
+    "new <kind>" when a freshly fitted candidate won instead (``--train-args "--candidates
+    anchored spline"`` puts them beside the update), and the tests it ran ("revision vs as-is:
+    LR 67.6 on 61 df, p = 0.263; ...")."""
     import json
 
     try:
-        params = pyfunc.unwrap_python_model().model.params
+        model = pyfunc.unwrap_python_model().model
+        params = model.params
     except Exception:  # another pyfunc layout
         return "unknown", ""
+    if not params.get("update_method"):
+        return f"new {model.kind}", ""
     try:
         tests = "; ".join(
             f"{t['compared']}: LR {t['lr']:.1f} on {t['df']} df, p = {t['p']:.3g}"
@@ -388,7 +392,7 @@ def _update_method(pyfunc) -> tuple[str, str]:
         )
     except (ValueError, KeyError, TypeError):
         tests = ""
-    return str(params.get("update_method") or "not updated"), tests
+    return str(params["update_method"]), tests
 
 
 def _methods(rs: list[Run]) -> str:
