@@ -48,10 +48,13 @@ it registered) is exported to a folder with ``mlflow.artifacts.download_artifact
 run's training passes ``--update-from <that folder>`` (a ``models:/`` URI would be resolved on the
 run's own tracking store, not the network's). The method closed testing chose (as-is,
 recalibration in the large, logistic recalibration, revision) is read from the scored model
-(``params["update_method"]``), logged per run, kept in the CSV (``update_method``,
+(``params["update_method"]``; "new <kind>" when ``--train-args "--candidates anchored spline"``
+put fresh candidates beside the update and one of them won), logged per run with the closed
+test's likelihood-ratio tests, kept in the CSV (``update_method``, ``update_tests``,
 ``adopted_from``) and counted per (world, n) in issue 17's summary ("methods chosen"). The
 network's model as it is, unchanged, is scored on each service world's test cohort too (printed
-first; ``runs_networks.csv`` beside the runs' CSV). Everything else is as without it.
+first; ``runs_networks.csv`` beside the runs' CSV). Everything else is as without it. Figures:
+docs/benchmarks.md, "Adopting a network's model at n = 190 and 500".
 
 Printed per (world, n): champions registered (of seeds), mean AUROC, Brier and calibration slope of
 the champion, the baseline and the oracle, and issue 10's goals as PASS/FAIL:
