@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.learning_curve --quick              # smoke run, a few minutes
     .venv/bin/python -m bench.learning_curve --worlds default,hinges --sizes 190,4000 --seeds 1,2,3
     .venv/bin/python -m bench.learning_curve --issue17 --train-args "--prior literature"
+    .venv/bin/python -m bench.learning_curve --issue17 --adopt-from-n 4000   # adopt a network's model
     .venv/bin/python -m bench.learning_curve --summarise runs.csv
 
 A "world" here is a cohort name of simulator/worlds.py ``cohort_spec``: a world (``hinges``,
@@ -34,6 +35,26 @@ the run registered; ``scored`` says which):
 - when the pyfunc's output has ``risk_low`` and ``risk_high`` (a 95% uncertainty interval per
   client): the share of clients whose oracle risk lies inside it, and its median width in points;
   otherwise "n/a".
+
+Adopting a network's model (``--adopt-from-n N [--adopt-world COHORT]``; issue 17, item 3): before
+the grid, per service world, a "network" model is trained with the same CLI on an independent
+SYNTHETIC cohort of N admissions, one network per training seed s (cohort seed ``NETWORK_SEED`` + s,
+disjoint from the training seeds and the test seed, so the seeds also sample the network's own
+model), each in its own tracking store under ``<workdir>/networks``, of the service's world in the
+generator's standard design (6 services x 12 counsellors; so ``few_counsellors`` adopts a
+``default`` network) or of the cohort COHORT for every world (a network of another world, e.g.
+``default`` for a ``prior_reversed`` service). Its champion (or, if the gate refused, the version
+it registered) is exported to a folder with ``mlflow.artifacts.download_artifacts`` and every
+run's training passes ``--update-from <that folder>`` (a ``models:/`` URI would be resolved on the
+run's own tracking store, not the network's). The method closed testing chose (as-is,
+recalibration in the large, logistic recalibration, revision) is read from the scored model
+(``params["update_method"]``; "new <kind>" when ``--train-args "--candidates anchored spline"``
+put fresh candidates beside the update and one of them won), logged per run with the closed
+test's likelihood-ratio tests, kept in the CSV (``update_method``, ``update_tests``,
+``adopted_from``) and counted per (world, n) in issue 17's summary ("methods chosen"). The
+network's model as it is, unchanged, is scored on each service world's test cohort too (printed
+first; ``runs_networks.csv`` beside the runs' CSV). Everything else is as without it. Figures:
+docs/benchmarks.md, "Adopting a network's model at n = 190 and 500".
 
 Printed per (world, n): champions registered (of seeds), mean AUROC, Brier and calibration slope of
 the champion, the baseline and the oracle, and issue 10's goals as PASS/FAIL:
@@ -97,6 +118,13 @@ GOAL_SLOPE_MAX_N = 500  # the sizes the goals name
 GOAL_AUROC_GAIN = 0.01
 GOAL_COVERAGE = 0.90
 GOAL_PRIOR_LOSS = 0.005  # wrong-prior worlds: never more than this AUROC below the baseline
+NETWORK_SEED = 800_000  # --adopt-from-n: seed s's network cohort is NETWORK_SEED + s
+UPDATE_SHORT = {  # models/building/update.py's method names, short for the summary
+    "as-is": "as-is",
+    "recalibration in the large": "ritl",
+    "logistic recalibration": "logistic",
+    "revision": "revision",
+}
 ISSUE17 = {
     "worlds": "default,few_counsellors,hinges,prior_absent,prior_halved,prior_reversed",
     "sizes": (190, 500),
@@ -143,6 +171,12 @@ class Run:
     ridge_mae_pts: float | None = None
     truly_high: int | None = None  # test clients with oracle risk >= TRULY_HIGH
     train_args: str = ""
+    # --adopt-from-n: the network model this run updated and the method closed testing chose
+    adopted_from: str = ""  # the network's cohort, e.g. "default n=4000 seed 700001"
+    update_method: str = ""  # "as-is", "recalibration in the large", ... ("" without it)
+    update_tests: str = (
+        ""  # the closed test's likelihood-ratio tests, e.g. "revision vs as-is: ..."
+    )
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -186,6 +220,190 @@ def _load(data: Path):
     frame = frame.reset_index(drop=True)
     y = labels.labels.reindex(frame["admission_id"].astype(str)).to_numpy().astype(int)
     return frame, y
+
+
+# ---- a network's model to adopt (--adopt-from-n) --------------------------------------------------
+@dataclass
+class Network:
+    """A "network" model trained with the CLI on its own SYNTHETIC cohort, exported to a folder
+    that the cells' training runs name in ``--update-from``."""
+
+    cohort: str
+    n: int
+    seed: int
+    uri: str  # its own tracking store
+    version: str
+    scored: str  # "champion", or "refused" (the gate refused it; its version is adopted anyway)
+    kind: str  # the exported scorer's kind (ridge, anchored, spline, ...)
+    folder: str  # the exported MLflow model (its artifacts/scorer is what --update-from reads)
+    train_s: float
+    outcome: str
+
+    def describe(self) -> str:
+        return f"{self.cohort} n={self.n} seed {self.seed} ({self.kind} v{self.version})"
+
+
+@dataclass
+class NetworkScore:
+    """The network's model as it is on a service world's test cohort, against the oracle."""
+
+    world: str
+    network: str
+    seed: int  # the training seed whose runs adopt it
+    auroc: float
+    brier: float
+    slope: float
+    band_agree: float
+    high_recall: float | None
+    mae_pts: float
+    coverage: float | None
+    width_pts: float | None
+
+
+def network_cohort(world: str, adopt_world: str | None) -> str:
+    """The network's cohort name for a service world: ``adopt_world`` when given, else the
+    service's world in the generator's standard design (a network of 6 services x 12
+    counsellors, also for a few-counsellor service)."""
+    from simulator.worlds import cohort_spec
+
+    return adopt_world or cohort_spec(world)[0].name
+
+
+def train_network(cohort: str, n: int, seed: int, root: Path, config: str | None) -> Network:
+    """Train the network's model with the real CLI in its own tracking store and export its
+    champion (else, if the gate refused, its registered version) to a folder. Reused when
+    ``root`` already holds one (network.json)."""
+    import json
+
+    import mlflow
+
+    from features.settings import load_settings
+    from models.lifecycle.resolve import find_scorer, find_version, model_uri
+    from models.scoring.scorer import ScoringModel
+    from simulator.generator import write
+
+    base = root / f"{cohort}_n{n}_s{seed}"
+    if (base / "network.json").is_file():
+        net = Network(**json.loads((base / "network.json").read_text()))
+        log(f"network {net.describe()}: reused from {base}")
+        return net
+    shutil.rmtree(base, ignore_errors=True)
+    data = base / "data"
+    t = time.perf_counter()
+    write(_generate(cohort, n, seed, ground_truth=False), data)
+    uri = f"sqlite:///{base / 'mlflow.db'}"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "GX_ANALYTICS_ENABLED": "false",
+        "BENTOML_HOME": str(base / "bentoml"),
+    }
+    args = ["--data", str(data)] + (["--config", config] if config else [])
+    log(f"network {cohort}: training on {n} SYNTHETIC admissions (seed {seed}) in {base}")
+    proc = run_pipeline("train", *args, env=env, timeout=3600)
+    train_s = time.perf_counter() - t
+    (base / "train.log").write_text(proc.stdout + "\n" + proc.stderr)
+    if proc.returncode:
+        raise SystemExit(f"network {cohort}: training failed, see {base / 'train.log'}")
+    outcome = next(
+        (
+            ln.split("registry:", 1)[1].strip()
+            for ln in proc.stdout.splitlines()
+            if "registry:" in ln
+        ),
+        "",
+    )
+    name = load_settings(config).train.registered_model
+    client = mlflow.MlflowClient(uri)
+    mv, scored = find_version(client, name), "champion"
+    if mv is None:
+        versions = client.search_model_versions(f"name = '{name}'")
+        if not versions:
+            raise SystemExit(f"network {cohort}: no model registered, see {base / 'train.log'}")
+        mv, scored = max(versions, key=lambda v: int(v.version)), "refused"
+    mlflow.set_tracking_uri(uri)
+    folder = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri(name, mv.version), dst_path=str(base / "exported")
+        )
+    )
+    kind = ScoringModel.load(find_scorer(folder)).kind
+    shutil.rmtree(data, ignore_errors=True)
+    net = Network(
+        cohort, n, seed, uri, str(mv.version), scored, kind, str(folder), round(train_s, 1), outcome
+    )
+    (base / "network.json").write_text(json.dumps(asdict(net), indent=1))
+    log(f"network {net.describe()}: {scored}, trained in {train_s:.0f} s ({outcome[:90]})")
+    return net
+
+
+def score_network(
+    net: Network, world: str, seed: int, test_dir: str, config: str | None
+) -> NetworkScore:
+    """The network's exported model, unchanged, on a service world's test cohort."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from features.settings import BAND_NAMES
+    from models.building.metrics import point_metrics
+
+    test_frame, y_test = _load(Path(test_dir))
+    gt = pd.read_csv(Path(test_dir) / "ground_truth.csv", dtype={"admission_id": "str"})
+    p_oracle = gt.set_index("admission_id")[ORACLE].reindex(test_frame["admission_id"].astype(str))
+    p_oracle = p_oracle.to_numpy()
+    pyfunc = mlflow.pyfunc.load_model(net.folder)
+    out = pyfunc.predict(test_frame)
+    p = np.asarray(out["risk"], dtype=float)
+    m = point_metrics(y_test, p)
+    level = pd.Series(out["band"]).map({b: i for i, b in enumerate(BAND_NAMES)}).to_numpy()
+    vs = versus_oracle(p, level, p_oracle, _model_bands(pyfunc, config))
+    cov, width = interval_figures(out, p_oracle)
+    return NetworkScore(
+        world,
+        net.describe(),
+        seed,
+        m["auroc"],
+        m["brier"],
+        m["cal_slope"],
+        vs["band_agree"],
+        vs["high_recall"],
+        vs["mae_pts"],
+        cov,
+        width,
+    )
+
+
+def _update_method(pyfunc) -> tuple[str, str]:
+    """The update method closed testing chose (the scorer's ``params["update_method"]``), or
+    "new <kind>" when a freshly fitted candidate won instead (``--train-args "--candidates
+    anchored spline"`` puts them beside the update), and the tests it ran ("revision vs as-is:
+    LR 67.6 on 61 df, p = 0.263; ...")."""
+    import json
+
+    try:
+        model = pyfunc.unwrap_python_model().model
+        params = model.params
+    except Exception:  # another pyfunc layout
+        return "unknown", ""
+    if not params.get("update_method"):
+        return f"new {model.kind}", ""
+    try:
+        tests = "; ".join(
+            f"{t['compared']}: LR {t['lr']:.1f} on {t['df']} df, p = {t['p']:.3g}"
+            for t in json.loads(params.get("update_tests") or "[]")
+        )
+    except (ValueError, KeyError, TypeError):
+        tests = ""
+    return str(params["update_method"]), tests
+
+
+def _methods(rs: list[Run]) -> str:
+    """'as-is 2, ritl 1': the methods closed testing chose over runs."""
+    from collections import Counter
+
+    c = Counter(UPDATE_SHORT.get(r.update_method, r.update_method) for r in rs if r.update_method)
+    return ", ".join(f"{m} {k}" for m, k in sorted(c.items(), key=lambda x: -x[1])) or "-"
 
 
 # ---- the baseline ---------------------------------------------------------------------------------
@@ -281,8 +499,10 @@ def one_run(
     root: str,
     config: str | None,
     train_args: tuple[str, ...] = (),
+    network: Network | None = None,
 ) -> Run:
-    """Generate, train with the CLI, score champion, baseline and oracle on the test cohort."""
+    """Generate, train with the CLI, score champion, baseline and oracle on the test cohort.
+    With ``network``, training passes ``--update-from`` its exported model folder."""
     import mlflow
     import numpy as np
     import pandas as pd
@@ -305,6 +525,8 @@ def one_run(
         "BENTOML_HOME": str(base / "bentoml"),
     }
     args = ["--data", str(data)] + (["--config", config] if config else []) + list(train_args)
+    if network is not None:
+        args += ["--update-from", network.folder]
     t = time.perf_counter()
     proc = run_pipeline("train", *args, env=env, timeout=3600)
     train_s = time.perf_counter() - t
@@ -342,6 +564,7 @@ def one_run(
             pyfunc, scored = mlflow.pyfunc.load_model(model_uri(name, latest)), "refused"
     vs = {}
     coverage = width = None
+    update_method = update_tests = ""
     bands = load_settings(config).bands
     if pyfunc is not None:
         out = pyfunc.predict(test_frame)
@@ -352,6 +575,8 @@ def one_run(
         level = pd.Series(out["band"]).map({b: i for i, b in enumerate(BAND_NAMES)}).to_numpy()
         vs = versus_oracle(p, level, p_oracle, bands)
         coverage, width = interval_figures(out, p_oracle)
+        if network is not None:
+            update_method, update_tests = _update_method(pyfunc)
     rv = versus_oracle(p_ridge, bands.level(np.asarray(p_ridge)), p_oracle, bands)
     shutil.rmtree(data, ignore_errors=True)  # keep the store and log, drop the copy of the data
     return Run(
@@ -386,6 +611,9 @@ def one_run(
         ridge_mae_pts=rv["mae_pts"],
         truly_high=rv["truly_high"],
         train_args=shlex.join(train_args),
+        adopted_from=network.describe() if network is not None else "",
+        update_method=update_method,
+        update_tests=update_tests,
     )
 
 
@@ -463,11 +691,20 @@ def summarise_issue17(runs: list[Run]) -> tuple[list[str], bool]:
     from simulator.worlds import cohort_spec
 
     lo, hi = GOAL_SLOPE
+    adopted = any(r.update_method for r in runs)
     lines = [
-        "Issue 17 (against the oracle; means over the seeds' scored models):",
+        "Issue 17 (against the oracle; means over the seeds' scored models"
+        + (
+            "; each run updated a network's model, methods chosen by closed testing"
+            if adopted
+            else ""
+        )
+        + "):",
         f"{'world':<24}{'n':>6} {'scored':>6} | {'band agree':>10} | {'high recall':>11} | "
         f"{'MAE pts':>7} | {'slope in range':>14} | {'AUROC model/base':>16} | "
-        f"{'coverage':>8} | {'width pts':>9} | goals",
+        f"{'coverage':>8} | {'width pts':>9} | "
+        + ("methods chosen | " if adopted else "")
+        + "goals",
     ]
     ok_all = True
     keys = sorted({(r.world, r.n) for r in runs})
@@ -508,7 +745,9 @@ def summarise_issue17(runs: list[Run]) -> tuple[list[str], bool]:
             f"{_fmt_or_na(rec):>11} | {_fmt_or_na(mae, 1):>7} | "
             f"{f'{inside}/{len(slopes)}':>14} | "
             f"{f'{_f(m_auc)}/{_f(b_auc)}':>16} | {_fmt_or_na(cov):>8} | "
-            f"{_fmt_or_na(width, 1):>9} | {_verdict(goals)}"
+            f"{_fmt_or_na(width, 1):>9} | "
+            + (f"{_methods(rs)} | " if adopted else "")
+            + _verdict(goals)
         )
     lines.append(
         f"calibration slope within {lo}-{hi} in >= 5 of 6 runs per world (runs at n <= "
@@ -526,6 +765,22 @@ def summarise_issue17(runs: list[Run]) -> tuple[list[str], bool]:
             + (" (fewer than 6 runs)" if len(rs) < 6 else "")
         )
     return lines, ok_all
+
+
+def summarise_networks(scores: list[NetworkScore]) -> list[str]:
+    """One line per service world: the network's model as it is on that world's test cohort."""
+    lines = [
+        "The network's model as it is (not updated), on each service world's test cohort:",
+        f"{'world':<24} {'seed':>4} {'network':<44} | {'AUROC':>5} | {'slope':>5} | {'band agree':>10} | "
+        f"{'high recall':>11} | {'MAE pts':>7} | {'coverage':>8} | {'width pts':>9}",
+    ]
+    for sc in scores:
+        lines.append(
+            f"{sc.world:<24} {_fmt_or_na(sc.seed, 0):>4} {sc.network:<44} | {sc.auroc:.3f} | {sc.slope:5.2f} | "
+            f"{sc.band_agree:>10.3f} | {_fmt_or_na(sc.high_recall):>11} | {sc.mae_pts:>7.1f} | "
+            f"{_fmt_or_na(sc.coverage):>8} | {_fmt_or_na(sc.width_pts, 1):>9}"
+        )
+    return lines
 
 
 def _report(runs: list[Run]) -> None:
@@ -576,6 +831,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--workdir", type=Path, help="keep stores, logs and test cohorts here")
     p.add_argument(
+        "--adopt-from-n",
+        type=int,
+        metavar="N",
+        help="first train a network's model with the CLI on an independent SYNTHETIC cohort of N "
+        f"admissions per training seed s (cohort seed {NETWORK_SEED} + s; the service's world "
+        "in the standard design unless --adopt-world), then every run of seed s passes "
+        "--update-from that network's exported folder",
+    )
+    p.add_argument(
+        "--adopt-world",
+        metavar="COHORT",
+        help="with --adopt-from-n: the network's cohort name for every service world (e.g. "
+        "default for a prior_reversed service: a network of another world)",
+    )
+    p.add_argument(
         "--summarise", type=Path, metavar="CSV", help="print the summary of an earlier --out CSV"
     )
     p.add_argument(
@@ -591,6 +861,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.summarise:
         runs = _read_csv(a.summarise)
         print(f"SYNTHETIC data. Learning curves from {a.summarise}: {len(runs)} training runs")
+        nets = a.summarise.with_name(a.summarise.stem + "_networks.csv")
+        if nets.is_file():
+            print("\n".join(summarise_networks(_read_networks(nets))))
         _report(runs)
         return 0
 
@@ -603,6 +876,12 @@ def main(argv: list[str] | None = None) -> int:
     worlds = [w.strip() for w in a.worlds.split(",") if w.strip()]
     for w in worlds:
         cohort_spec(w)  # a clear error for an unknown name
+    if a.adopt_world and not a.adopt_from_n:
+        p.error("--adopt-world needs --adopt-from-n")
+    if a.adopt_world:
+        cohort_spec(a.adopt_world)
+    if a.adopt_from_n and {NETWORK_SEED + s for s in a.seeds} & {*a.seeds, TEST_SEED}:
+        p.error(f"a network's cohort seed ({NETWORK_SEED} + seed) is a training or test seed")
     sizes, seeds, test_n = a.sizes, a.seeds, a.test_n
     work = a.workdir or Path(tempfile.mkdtemp(prefix="learning-curve-"))
     work = work.resolve()
@@ -622,8 +901,29 @@ def main(argv: list[str] | None = None) -> int:
         f"SYNTHETIC learning curves: worlds {worlds}, n {list(sizes)}, seeds {list(seeds)}, "
         f"test n {test_n}, jobs {a.jobs}, training config {config or 'user defaults'}, extra "
         f"training flags {shlex.join(train_args) or 'none'}; work {work}; runs to {out}"
+        + (
+            f"; adopting a network's model trained on {a.adopt_from_n} admissions "
+            f"({'cohort ' + a.adopt_world if a.adopt_world else 'the service world'}, one per "
+            f"training seed s, seed {NETWORK_SEED} + s)"
+            if a.adopt_from_n
+            else ""
+        )
     )
     tests = {w: str(_test_cohort(w, test_n, work)) for w in worlds}
+    networks: dict[tuple[str, int], Network] = {}
+    net_scores: list[NetworkScore] = []
+    if a.adopt_from_n:
+        trained: dict[tuple[str, int], Network] = {}
+        for w in worlds:
+            c = network_cohort(w, a.adopt_world)
+            for s in seeds:
+                if (c, s) not in trained:
+                    trained[c, s] = train_network(
+                        c, a.adopt_from_n, NETWORK_SEED + s, work / "networks", config
+                    )
+                networks[w, s] = trained[c, s]
+                net_scores.append(score_network(trained[c, s], w, s, tests[w], config))
+        _write_networks(out.with_name(out.stem + "_networks.csv"), net_scores)
     # Smallest n first, all worlds and seeds of one n together: a run cut short still gives
     # complete (world, n) cells, and its CSV can be summarised with --summarise.
     tasks = [(w, n, s) for n in sorted(sizes) for w in worlds for s in seeds]
@@ -633,11 +933,17 @@ def main(argv: list[str] | None = None) -> int:
 
     with ProcessPoolExecutor(max_workers=a.jobs, mp_context=mp.get_context("spawn")) as pool:
         futs = {
-            pool.submit(one_run, w, n, s, tests[w], str(work / "runs"), config, train_args): (
+            pool.submit(
+                one_run,
                 w,
                 n,
                 s,
-            )
+                tests[w],
+                str(work / "runs"),
+                config,
+                train_args,
+                networks.get((w, s)),
+            ): (w, n, s)
             for w, n, s in tasks
         }
         for fut in as_completed(futs):
@@ -649,6 +955,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{_f(r.model_auroc)} ridge {_f(r.ridge_auroc)} oracle {_f(r.oracle_auroc)}; "
                 f"band {_fmt_or_na(r.band_agree)} recall {_fmt_or_na(r.high_recall)} MAE "
                 f"{_fmt_or_na(r.mae_pts, 1)} pts coverage {_fmt_or_na(r.coverage)}"
+                + (
+                    f"; update: {r.update_method or '-'} ({r.update_tests})"
+                    if r.adopted_from
+                    else ""
+                )
             )
             _write_csv(out, runs)
     print(
@@ -657,6 +968,8 @@ def main(argv: list[str] | None = None) -> int:
         f"training config {'fast (harness FAST_CONFIG)' if a.quick and not a.config else config or 'user defaults'}"
         f"{'; extra training flags ' + shlex.join(train_args) if train_args else ''}; runs in {out}"
     )
+    if net_scores:
+        print("\n".join(summarise_networks(net_scores)))
     _report(runs)
     return 0
 
@@ -683,6 +996,33 @@ def _read_csv(path: Path) -> list[Run]:
                     kw[k] = v
             out.append(Run(**kw))
     return out
+
+
+def _read_networks(path: Path) -> list[NetworkScore]:
+    with path.open() as fh:
+        return [
+            NetworkScore(
+                **{
+                    k: v
+                    if k in ("world", "network")
+                    else None
+                    if v == ""
+                    else int(v)
+                    if k == "seed"
+                    else float(v)
+                    for k, v in row.items()
+                }
+            )
+            for row in ({"seed": "", **r} for r in csv.DictReader(fh))  # seed: since per-seed
+        ]
+
+
+def _write_networks(path: Path, scores: list[NetworkScore]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(asdict(scores[0])))
+        w.writeheader()
+        w.writerows(asdict(x) for x in scores)
 
 
 def _write_csv(path: Path, runs: list[Run]) -> None:
