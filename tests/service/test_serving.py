@@ -409,6 +409,8 @@ MALFORMED = [
     ("records not a list", "/score_batch", {"records": record()}, 400, "records"),
     ("records missing", "/score_batch", {"recs": []}, 400, "records"),
     ("unknown batch key", "/score_batch", {"records": [record()], "extra": 1}, 400, "extra"),
+    ("empty batch key", "/score_batch", {"records": [record()], "": None}, 400, '""'),
+    ("empty field name", "/score", record() | {"": None}, 422, '""'),
 ]
 
 
