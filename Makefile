@@ -14,12 +14,10 @@ export MLFLOW_ENABLE_ASYNC_LOGGING := false
 help:
 	@awk '/^## /{sub(/^## /,""); if ($$0 ~ /^[a-z-]+: /) {printf "\n  make %s", $$0} else {printf "\n      %s", $$0}} END{print ""}' $(MAKEFILE_LIST)
 
-# --no-compile: pip would byte-compile every installed module (PySpark, MLflow, BentoML...), about
-# 30 of the 63 s of a fresh install here; Python compiles on first import only what is imported.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q --no-compile -e '.[dev,spark]'
+	$(BIN)/python -m pip install -q -e '.[dev,spark]'
 	touch $(STAMP)
 
 ## install: make .venv and install the package with its dev and Spark extras (once per pyproject change)

@@ -137,6 +137,9 @@ class TrainConfig(_Section):
     # candidates default to "updated" (models/building/update.py: as-is, recalibration in the
     # large, logistic recalibration or revision, chosen by closed testing).
     update_from: str | None = None
+    # The tracking store that holds update_from's models:/ URI when it is not this run's own (a
+    # network's or another service's tracking server); None: this run's tracking_uri.
+    update_tracking_uri: str | None = None
     # Promotion gate (models.lifecycle.gate.gate), read against 95% CIs: refused when the AUROC CI
     # includes 0.5 or lies wholly below min_auroc, when the calibration-slope CI lies wholly outside
     # slope_range, or when the paired log-loss difference to the champion has its whole CI above

@@ -71,9 +71,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--update-from",
         metavar="MODEL",
         help="adapt an existing model instead of fitting a new one: a models:/NAME@ALIAS or "
-        "models:/NAME/VERSION URI on the tracking store (MLFLOW_TRACKING_URI), or a folder "
+        "models:/NAME/VERSION URI on the tracking store (MLFLOW_TRACKING_URI, or "
+        "--update-tracking-uri), or a folder "
         "(an exported MLflow model or a scorer folder). Closed testing picks as-is, "
         "recalibration in the large, logistic recalibration or a revision shrunk towards it",
+    )
+    p.add_argument(
+        "--update-tracking-uri",
+        metavar="URI",
+        help="the tracking store that holds --update-from's models:/ URI, when it is not this "
+        "run's own: another service's or a network's tracking server (http://...) or database "
+        "(sqlite:///...); the adapted model is still logged and registered in this run's store",
     )
     p.add_argument(
         "--no-promote",
@@ -114,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         train__candidates=tuple(args.candidates) if args.candidates else None,
         train__prior=args.prior,
         train__update_from=args.update_from,
+        train__update_tracking_uri=args.update_tracking_uri,
         data_dir=args.input,
     )
     if settings is None:
@@ -399,7 +408,7 @@ def _resolve_update_from(settings, spec: str, console):
     from models.lifecycle.base_model import BaseNotFound, load_base
 
     try:
-        base = load_base(spec, settings.tracking_uri)
+        base = load_base(spec, settings.train.update_tracking_uri or settings.tracking_uri)
     except BaseNotFound as exc:
         console.print(f"[red]--update-from:[/red] {exc}")
         return None, 2

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from harness.cohort import labelled_matrix
+from harness.commands import Store
 from models.building import sample_size as S
 from models.building.estimators import fit_candidate
 from models.building.priors import PriorError, load, r_to_log_odds_per_sd
@@ -200,7 +201,8 @@ def test_update_from_keeps_a_model_on_its_own_population_and_recalibrates_on_a_s
 ):
     """`pipelines.train --update-from models:/alliance-risk@champion` on new SYNTHETIC clients
     of the same population keeps the champion as it is (closed testing); with the label's
-    threshold moved (a service that calls more alliances low) it recalibrates."""
+    threshold moved (a service that calls more alliances low) it recalibrates, here in a store of
+    its own that names the champion's store with --update-tracking-uri."""
     from simulator.generator import generate, write
 
     store = trained_store.copy(tmp_path / "store")
@@ -213,9 +215,20 @@ def test_update_from_keeps_a_model_on_its_own_population_and_recalibrates_on_a_s
     params = _params_of_newest_version(store)
     assert params["model.update_method"] == "as-is", params["model.update_why"]
 
-    shifted = store.train("--update-from", uri, "--no-promote", "--threshold", "5.6", data=new)
+    # A service with a store of its own adopts the network's champion from the network's store
+    own = Store(tmp_path / "own", new, f"sqlite:///{tmp_path / 'own.db'}", store.config)
+    shifted = own.train(
+        "--update-from",
+        uri,
+        "--update-tracking-uri",
+        store.uri,
+        "--no-promote",
+        "--threshold",
+        "5.6",
+    )
     assert shifted.returncode == 0, shifted.stdout[-2000:] + shifted.stderr[-2000:]
-    method = _params_of_newest_version(store)["model.update_method"]
+    assert f"updating {uri}" in shifted.stdout
+    method = _params_of_newest_version(own)["model.update_method"]
     assert method in ("recalibration in the large", "logistic recalibration"), method
 
 
