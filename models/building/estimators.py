@@ -504,10 +504,14 @@ def tuning_rows(y: np.ndarray, seed: int) -> np.ndarray:
 def oof_margins(
     kind: str, configs: list[dict], X, y, folds, seed: int, prior: np.ndarray | None = None
 ) -> list[np.ndarray]:
-    if kind in ("anchored", "ridge", "logistic"):
-        return _linear_oof_margins(kind, configs, X, y, folds, prior)
     out = [np.empty(len(y)) for _ in configs]
     for tr, va in folds:
+        if kind in ("anchored", "ridge", "logistic"):
+            mask = np.ones(X.shape[1], dtype=bool) if kind == "logistic" else None
+            path = _LinearPath(X[tr], y[tr], prior if kind == "anchored" else None, mask)
+            for i, cfg in enumerate(configs):
+                out[i][va] = path.fit(cfg, kind).margin(X[va])
+            continue
         if kind == "spline":
             path = SplinePath(X[tr], y[tr])
             for i, cfg in enumerate(configs):
@@ -516,62 +520,6 @@ def oof_margins(
         ds = _dataset(X[tr], y[tr]) if kind == "lightgbm" else None
         for i, cfg in enumerate(configs):
             out[i][va] = raw_model(kind, X[tr], y[tr], cfg, seed, ds).margin(X[va])
-    return out
-
-
-def _linear_oof_margins(
-    kind: str, configs: list[dict], X, y, folds, prior: np.ndarray | None
-) -> list[np.ndarray]:
-    """``oof_margins`` of the linear kinds: every inner fold's path over the grid, each fit
-    warm-started from the previous C of the same prior weight t (as ``_LinearPath``), with the
-    folds x weights problems of one grid step solved together (``newton.penalised_logistic_batch``).
-    Grids whose weights do not all have the same number of C values go one fit at a time."""
-    from models.building.newton import penalised_logistic_batch
-
-    mask = np.ones(X.shape[1], dtype=bool) if kind == "logistic" else None
-    paths = [
-        _LinearPath(X[tr], y[tr], prior if kind == "anchored" else None, mask) for tr, _ in folds
-    ]
-    out = [np.empty(len(y)) for _ in configs]
-    chains: dict[float, list[int]] = {}
-    for i, cfg in enumerate(configs):
-        chains.setdefault(float(cfg.get("t", 0.0)), []).append(i)
-    if len({len(c) for c in chains.values()}) != 1:
-        for path, (_, va) in zip(paths, folds, strict=True):
-            for i, cfg in enumerate(configs):
-                out[i][va] = path.fit(cfg, kind).margin(X[va])
-        return out
-    ts = np.array(list(chains))
-    steps = np.array(list(chains.values())).T  # steps[s, j]: the config of step s, weight ts[j]
-    F, q = len(folds), paths[0].Z.shape[1]
-    n = max(len(tr) for tr, _ in folds)
-    D = np.zeros((F, 1, n, q + 1))
-    Y = np.zeros((F, 1, n))
-    W = np.zeros((F, 1, n))
-    start = np.empty((F, len(ts), q + 1))
-    for f, path in enumerate(paths):
-        m = len(path.y)
-        D[f, 0, :m, 0] = 1.0
-        D[f, 0, :m, 1:] = path.Z
-        Y[f, 0, :m] = path.y
-        W[f, 0, :m] = 1.0
-        prev = np.clip(path.y.mean(), 1e-3, 1 - 1e-3)  # newton_ridge's cold start
-        start[f, :, 0] = np.log(prev / (1 - prev))
-        start[f, :, 1:] = ts[:, None] * path.prior
-    centre = start.copy()
-    centre[..., 0] = 0.0
-    theta = start
-    for idx in steps:
-        lam = np.array([1.0 / configs[i]["C"] for i in idx])
-        pen = np.zeros((F, len(ts), q + 1))
-        pen[..., 1:] = lam[None, :, None]
-        theta = penalised_logistic_batch(D, Y, W, pen, centre, theta)
-        for f, (path, (_, va)) in enumerate(zip(paths, folds, strict=True)):
-            S = ScoringModel(kind, {}, linear=path.tables(theta[f, 0]))._standardised(X[va])
-            coefs = np.stack([path.tables(theta[f, j])["coef"] for j in range(len(ts))])
-            margins = S @ coefs.T + theta[f, :, 0]
-            for j, i in enumerate(idx):
-                out[i][va] = margins[:, j]
     return out
 
 

@@ -70,65 +70,6 @@ def penalised_logistic(
     return theta
 
 
-def penalised_logistic_batch(
-    D: np.ndarray,
-    y: np.ndarray,
-    weight: np.ndarray,
-    pen: np.ndarray,
-    centre: np.ndarray,
-    start: np.ndarray,
-    max_iter: int = 100,
-) -> np.ndarray:
-    """``penalised_logistic`` for a stack of independent problems at once, with the same steps,
-    step halving and stopping rule per problem (a problem that has stopped is left as it is).
-
-    Shapes: ``start``, ``pen`` and ``centre`` (..., k), one row per problem; ``D`` (..., n, k),
-    ``y`` and ``weight`` (..., n), broadcast against the problems' leading dimensions (one
-    design can serve several penalties). ``weight`` 0 marks padding rows (problems with fewer
-    rows than n), 1 a row; the objective is sum(weight x log loss) + penalty.
-
-    Why: tuning fits the ridge's path on every inner fold and, for the anchored candidate, for
-    every weight of the prior: 45,500 Newton fits of 2-65 columns on about 150 rows in one
-    training at n = 190, where numpy's per-call overhead, not the arithmetic, was the cost
-    (22.8 of 50.8 s, cProfile). The folds x weights problems of one grid step share the calls."""
-    theta = np.array(start, dtype=float)
-    k = theta.shape[-1]
-    ridge = pen[..., :, None] * np.eye(k) + 1e-10 * np.eye(k)
-    Dt = np.swapaxes(D, -1, -2)
-
-    def objective(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        eta = (D @ t[..., None])[..., 0]
-        d = t - centre
-        ll = np.sum(weight * (y * eta - np.logaddexp(0.0, eta)), axis=-1)
-        return -ll + 0.5 * np.sum(pen * d * d, axis=-1), eta
-
-    f, eta = objective(theta)
-    active = np.ones(f.shape, dtype=bool)
-    for _ in range(max_iter):
-        p = sigmoid(eta)
-        w = weight * p * (1.0 - p)
-        grad = (Dt @ (weight * (p - y))[..., None])[..., 0] + pen * (theta - centre)
-        H = (Dt * w[..., None, :]) @ D + ridge
-        step = np.linalg.solve(H, grad[..., None])[..., 0]
-        t = np.ones(f.shape)
-        while True:
-            cand = theta - t[..., None] * step
-            fc, eta_c = objective(cand)
-            halve = active & (fc > f + 1e-12) & (t >= 1e-10)
-            if not halve.any():
-                break
-            t = np.where(halve, t / 2.0, t)
-        moved = np.max(np.abs(t[..., None] * step), axis=-1)
-        done = (np.abs(f - fc) < 1e-12 * np.maximum(1.0, np.abs(f))) | (moved < 1e-10)
-        theta = np.where(active[..., None], cand, theta)
-        eta = np.where(active[..., None], eta_c, eta)
-        f = np.where(active, np.minimum(f, fc), f)
-        active &= ~done
-        if not active.any():
-            break
-    return theta
-
-
 def bound_arrays(bounds: list) -> tuple[np.ndarray, np.ndarray]:
     """scipy-style ``[(lo, hi), ...]`` bounds (None = unbounded) as two float arrays."""
     lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds], dtype=float)

@@ -342,33 +342,3 @@ def test_projected_newton_finds_the_bounded_optimum_lbfgsb_finds():
     assert theta[1] == 0.0 and theta[6] == 0.0  # the binding bound and the fixed coefficient
     assert f(theta)[0] <= f(ref)[0] + 1e-9
     np.testing.assert_allclose(theta, ref, atol=1e-5)
-
-
-def test_batched_newton_equals_one_problem_at_a_time():
-    """The tuning's batched solver (``newton.penalised_logistic_batch``: folds x prior weights of
-    one grid step at once, folds of unequal size padded with zero-weight rows) lands where
-    ``penalised_logistic`` lands on each problem alone, from the same starts."""
-    from models.building.newton import penalised_logistic, penalised_logistic_batch
-
-    rng = np.random.default_rng(5)
-    F, T, n, k = 3, 2, 120, 6
-    sizes = (120, 97, 110)
-    D = np.zeros((F, 1, n, k))
-    Y = np.zeros((F, 1, n))
-    W = np.zeros((F, 1, n))
-    for f, m in enumerate(sizes):
-        D[f, 0, :m] = np.hstack([np.ones((m, 1)), rng.normal(size=(m, k - 1))])
-        Y[f, 0, :m] = rng.random(m) < sigmoid(D[f, 0, :m] @ rng.normal(size=k))
-        W[f, 0, :m] = 1.0
-    pen = np.zeros((F, T, k))
-    pen[..., 1:] = np.array([0.3, 30.0])[None, :, None]  # a weak and a strong penalty
-    centre = np.zeros((F, T, k))
-    centre[:, 1, 1:] = 0.5  # the second weight centres the slopes on 0.5
-    start = rng.normal(size=(F, T, k))
-    got = penalised_logistic_batch(D, Y, W, pen, centre, start)
-    for f, m in enumerate(sizes):
-        for t in range(T):
-            one = penalised_logistic(
-                D[f, 0, :m], Y[f, 0, :m], pen=pen[f, t], start=start[f, t], centre=centre[f, t]
-            )
-            np.testing.assert_allclose(got[f, t], one, atol=1e-9)
