@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DATA ?= data/synthetic
+PACKAGES := features validation models pipelines serving simulator batch monitoring reporting harness
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 
@@ -38,8 +39,12 @@ run: train
 ## test: install and run the whole suite, in a random order (pytest-randomly; the seed is printed
 ## at the top: rerun that order with PYTEST_ADDOPTS=--randomly-seed=N). Installs what the suite needs
 ## outside Python (Debian's Chromium, Java 17+) through apt when missing, and stops if it cannot.
+## (The project's own modules are byte-compiled first, as pip compiles the dependencies: where
+## PYTHONDONTWRITEBYTECODE is set, as on this machine, every command the suite runs would compile
+## them again: importing the training pipeline took 3.1-3.3 s from source, 2.8-2.9 s compiled.)
 test: install
 	bash tests/ensure_prereqs.sh
+	$(BIN)/python -m compileall -q -j 0 $(PACKAGES)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25
 
 ## test-fast: the suite without the slow training runs and the browser tests
