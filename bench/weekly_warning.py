@@ -18,6 +18,7 @@ On the test clients with a valid week-1 rating:
   figures (what the model card states), for comparison.
 
 Run: python -m bench.weekly_warning [--n 1100 4000] [--seeds 1 2 3] [--dynamics realistic volatile]
+     [--candidates anchored spline]
 """
 
 from __future__ import annotations
@@ -30,15 +31,21 @@ import numpy as np
 import pandas as pd
 
 
-def one(n: int, seed: int, dynamics: str, n_test: int) -> dict:
+def one(n: int, seed: int, dynamics: str, n_test: int, candidates=None) -> dict:
     from features.labels import RATERS
+    from features.settings import load_settings
     from harness.cohort import weekly_fit
     from harness.weekly import week_one
     from models.building.metrics import point_metrics
     from simulator.generator import generate
 
     t0 = time.perf_counter()
-    _, result, weekly = weekly_fit(n, seed, dynamics=dynamics, ground_truth=False)
+    settings = None
+    if candidates:  # the admission model's families (default: the ridge alone)
+        settings = load_settings(
+            train__candidates=tuple(candidates), train__n_repeats=1, train__n_bootstrap=200
+        )
+    _, result, weekly = weekly_fit(n, seed, settings, dynamics=dynamics, ground_truth=False)
     model = result.model
     c = generate(n_test, seed=seed + 100, dynamics=dynamics, ground_truth=False)
     w = week_one(model, c)
@@ -80,13 +87,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--dynamics", nargs="+", default=["realistic", "volatile"])
     p.add_argument("--n-test", type=int, default=4000)
+    p.add_argument(
+        "--candidates",
+        nargs="+",
+        help="the admission model's families (default: ridge alone, to keep the grid quick; "
+        "'anchored spline' is what pipelines.train fits below the minimum sample size)",
+    )
     a = p.parse_args(argv)
     warnings.simplefilter("ignore", RuntimeWarning)
     rows = []
     for d in a.dynamics:
         for n in a.n:
             for s in a.seeds:
-                rows.append(one(n, s, d, a.n_test))
+                rows.append(one(n, s, d, a.n_test, a.candidates))
                 print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1))
     df = pd.DataFrame(rows)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
