@@ -269,6 +269,19 @@ def network_cohort(world: str, adopt_world: str | None) -> str:
     return adopt_world or cohort_spec(world)[0].name
 
 
+def _store_env(base: Path) -> tuple[str, dict[str, str]]:
+    """A throw-away tracking store in ``base`` and the environment of a training run against it
+    (training exports its champion to BentoML's model store: the run's own, not ~/bentoml)."""
+    uri = f"sqlite:///{base / 'mlflow.db'}"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "GX_ANALYTICS_ENABLED": "false",
+        "BENTOML_HOME": str(base / "bentoml"),
+    }
+    return uri, env
+
+
 def train_network(cohort: str, n: int, seed: int, root: Path, config: str | None) -> Network:
     """Train the network's model with the real CLI in its own tracking store and export its
     champion (else, if the gate refused, its registered version) to a folder. Reused when
@@ -291,13 +304,7 @@ def train_network(cohort: str, n: int, seed: int, root: Path, config: str | None
     data = base / "data"
     t = time.perf_counter()
     write(_generate(cohort, n, seed, ground_truth=False), data)
-    uri = f"sqlite:///{base / 'mlflow.db'}"
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": uri,
-        "GX_ANALYTICS_ENABLED": "false",
-        "BENTOML_HOME": str(base / "bentoml"),
-    }
+    uri, env = _store_env(base)
     args = ["--data", str(data)] + (["--config", config] if config else [])
     log(f"network {cohort}: training on {n} SYNTHETIC admissions (seed {seed}) in {base}")
     proc = run_pipeline("train", *args, env=env, timeout=3600)
@@ -516,14 +523,7 @@ def one_run(
     shutil.rmtree(base, ignore_errors=True)
     data = base / "data"
     write(_generate(world, n, seed, ground_truth=False), data)
-    uri = f"sqlite:///{base / 'mlflow.db'}"
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": uri,
-        "GX_ANALYTICS_ENABLED": "false",
-        # training exports its champion to BentoML's model store: this run's own, not ~/bentoml
-        "BENTOML_HOME": str(base / "bentoml"),
-    }
+    uri, env = _store_env(base)
     args = ["--data", str(data)] + (["--config", config] if config else []) + list(train_args)
     if network is not None:
         args += ["--update-from", network.folder]
