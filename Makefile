@@ -15,10 +15,15 @@ export MLFLOW_ENABLE_ASYNC_LOGGING := false
 help:
 	@awk '/^## /{sub(/^## /,""); if ($$0 ~ /^[a-z-]+: /) {printf "\n  make %s", $$0} else {printf "\n      %s", $$0}} END{print ""}' $(MAKEFILE_LIST)
 
+# pip byte-compiles what it installs on one core (about 35 of a fresh install's 63 s here);
+# compileall does the same on every core (17.6 s for the 13,473 modules). Compiled either way:
+# where PYTHONDONTWRITEBYTECODE is set, nothing would be compiled later. -qq and "|| true": like
+# pip, a module that does not compile (a package's Python 2 test file) is not an error.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,spark]'
+	$(BIN)/python -m pip install -q --no-compile -e '.[dev,spark]'
+	$(BIN)/python -m compileall -qq -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
 	touch $(STAMP)
 
 ## install: make .venv and install the package with its dev and Spark extras (once per pyproject change)
