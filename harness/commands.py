@@ -153,6 +153,34 @@ def make_store(root: Path, n: int = 2000, seed: int = 11) -> Store:
     return Store(root, data, f"sqlite:///{root / 'mlflow.db'}", config)
 
 
+def train_store(root: Path) -> Store:
+    """A store at ``root`` with a champion trained by the training command itself (n = 2,000,
+    the test settings); AssertionError with the command's output when it did not make one."""
+    store = make_store(root)
+    proc = store.train()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "is the new champion" in proc.stdout, proc.stdout[-3000:]
+    return store
+
+
+def shared_store(shared: Path) -> Store:
+    """The store at ``shared``, trained by whichever process asks first, behind a file lock
+    (``<shared>.lock``): the test workers, and under ``pytest -n`` the controller's head start
+    (tests/conftest.py). ``<shared>/trained.ok`` marks a finished training; a folder without it was
+    left half-way by a process that failed, and is trained again."""
+    import fcntl
+    import shutil
+
+    with open(f"{shared}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (shared / "trained.ok").exists():
+            if shared.exists():
+                shutil.rmtree(shared)
+            train_store(shared)
+            (shared / "trained.ok").write_text("ok")
+    return Store(shared, shared / "data", f"sqlite:///{shared / 'mlflow.db'}", shared / "fast.toml")
+
+
 # ---------------------------------------------------------------------------------------------
 # A real `bentoml serve` of the service on a free loopback port (tests/service/test_serving.py,
 # test_browser.py and test_faults.py share one, a session-scoped fixture of tests/conftest.py).
@@ -368,3 +396,7 @@ def _wait_until_answering(svc: LiveService, probe: str, timeout: float) -> LiveS
         time.sleep(0.3)
     svc.stop()
     raise RuntimeError(f"server not answering {probe} in {timeout} s:\n{svc.log_text()[-3000:]}")
+
+
+if __name__ == "__main__":  # python -m harness.commands SHARED: the controller's head start
+    shared_store(Path(sys.argv[1]))

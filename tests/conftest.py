@@ -15,7 +15,13 @@ import pandas as pd
 import pytest
 
 from harness.cohort import make_valid_tables
-from harness.commands import Store, launch_service, make_store, restored_mlflow_uris
+from harness.commands import (
+    Store,
+    launch_service,
+    restored_mlflow_uris,
+    shared_store,
+    train_store,
+)
 
 # Great Expectations imports pyspark.sql.connect when PySpark is installed (the spark extra), and
 # that module calls sys.exit(0) when __main__ has neither __spec__ nor __file__, which is the case
@@ -76,12 +82,53 @@ def valid_dir(tmp_path, valid_tables):
     return d
 
 
-def _train_store(root) -> Store:
-    store = make_store(root)
-    proc = store.train()
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "is the new champion" in proc.stdout, proc.stdout[-3000:]
-    return store
+SHARED_STORE = "trained_store"  # under the session's base folder, which the workers' sit in
+
+
+def _head_start_wanted(config) -> bool:
+    """Under ``pytest -n`` over the whole suite (``make test``), not for a selection of tests."""
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return False
+    given = config.args_source == pytest.Config.ArgsSource.ARGS  # paths or node ids were named
+    return not (given or config.option.keyword or config.option.markexpr)
+
+
+def pytest_sessionstart(session):
+    """The controller of ``pytest -n`` starts training the shared store (``trained_store``) at
+    once, in the background, while the workers start: the first worker that needs it otherwise
+    trained it while the other, needing it too, waited on the lock (27-34 s of one worker idle at
+    the start of every fresh-clone run)."""
+    config = session.config
+    if not _head_start_wanted(config):
+        return
+    import subprocess
+
+    from harness.commands import REPO
+
+    base = config._tmp_path_factory.getbasetemp()
+    log = open(base / "trained_store.log", "w")  # noqa: SIM115 (closed at session end)
+    config._head_start = (
+        subprocess.Popen(
+            [sys.executable, "-m", "harness.commands", str(base / SHARED_STORE)],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+        log,
+    )
+
+
+def pytest_sessionfinish(session):
+    started = getattr(session.config, "_head_start", None)
+    if started is not None:
+        proc, log = started
+        if proc.poll() is None:  # the run ended before it did (an interrupted run)
+            import signal
+
+            os.killpg(proc.pid, signal.SIGKILL)  # the training command with it
+            proc.wait()
+        log.close()
 
 
 @pytest.fixture(scope="session")
@@ -90,30 +137,16 @@ def trained_store(tmp_path_factory, worker_id) -> Store:
     command itself, once per test run. Tests that use it carry @pytest.mark.xdist_group("trained")
     so that, under `pytest -n 2 --dist loadgroup`, most of them share one worker.
 
-    The live service's tests (group "served") need it too and may land on the other worker: the
-    first worker that asks trains it in a folder both workers see, behind a file lock, and each
+    The live service's tests (group "served") need it too and may land on the other worker: it is
+    trained once, in a folder both workers see, behind a file lock (``harness.commands.
+    shared_store``; under ``make test`` the controller starts it before the workers ask), and each
     worker then works on a clone of its own (``Store.clone``: every file, the registry's paths
     moved), so a test that damages an artifact damages only its worker's. Before, each worker
     trained the same store again (27-45 s of setup in the fresh-clone runs)."""
-    import fcntl
-    import shutil
-
     if worker_id == "master":  # not under xdist
-        return _train_store(tmp_path_factory.mktemp("store"))
-    shared = tmp_path_factory.getbasetemp().parent / "trained_store"
-    with open(f"{shared}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        done = shared / "trained.ok"
-        if not done.exists():
-            if shared.exists():  # a worker failed half-way: start again
-                shutil.rmtree(shared)
-            _train_store(shared)
-            done.write_text("ok")
-        store = Store(
-            shared, shared / "data", f"sqlite:///{shared / 'mlflow.db'}", shared / "fast.toml"
-        )
-        mine = store.clone(tmp_path_factory.getbasetemp() / "store")
-    return mine
+        return train_store(tmp_path_factory.mktemp("store"))
+    store = shared_store(tmp_path_factory.getbasetemp().parent / SHARED_STORE)
+    return store.clone(tmp_path_factory.getbasetemp() / "store")
 
 
 @pytest.fixture(scope="session")
