@@ -165,8 +165,7 @@ def train_store(root: Path) -> Store:
 
 def shared_store(shared: Path) -> Store:
     """The store at ``shared``, trained by whichever process asks first, behind a file lock
-    (``<shared>.lock``): the test workers, and under ``pytest -n`` the controller's head start
-    (tests/conftest.py). ``<shared>/trained.ok`` marks a finished training; a folder without it was
+    (``<shared>.lock``): the test workers of one run (tests/conftest.py). ``<shared>/trained.ok`` marks a finished training; a folder without it was
     left half-way by a process that failed, and is trained again."""
     import fcntl
     import shutil
@@ -396,7 +395,3 @@ def _wait_until_answering(svc: LiveService, probe: str, timeout: float) -> LiveS
         time.sleep(0.3)
     svc.stop()
     raise RuntimeError(f"server not answering {probe} in {timeout} s:\n{svc.log_text()[-3000:]}")
-
-
-if __name__ == "__main__":  # python -m harness.commands SHARED: the controller's head start
-    shared_store(Path(sys.argv[1]))

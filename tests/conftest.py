@@ -85,52 +85,6 @@ def valid_dir(tmp_path, valid_tables):
 SHARED_STORE = "trained_store"  # under the session's base folder, which the workers' sit in
 
 
-def _head_start_wanted(config) -> bool:
-    """Under ``pytest -n`` over the whole suite (``make test``), not for a selection of tests."""
-    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
-        return False
-    given = config.args_source == pytest.Config.ArgsSource.ARGS  # paths or node ids were named
-    return not (given or config.option.keyword or config.option.markexpr)
-
-
-def pytest_sessionstart(session):
-    """The controller of ``pytest -n`` starts training the shared store (``trained_store``) at
-    once, in the background, while the workers start: the first worker that needs it otherwise
-    trained it while the other, needing it too, waited on the lock (27-34 s of one worker idle at
-    the start of every fresh-clone run)."""
-    config = session.config
-    if not _head_start_wanted(config):
-        return
-    import subprocess
-
-    from harness.commands import REPO
-
-    base = config._tmp_path_factory.getbasetemp()
-    log = open(base / "trained_store.log", "w")  # noqa: SIM115 (closed at session end)
-    config._head_start = (
-        subprocess.Popen(
-            [sys.executable, "-m", "harness.commands", str(base / SHARED_STORE)],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        ),
-        log,
-    )
-
-
-def pytest_sessionfinish(session):
-    started = getattr(session.config, "_head_start", None)
-    if started is not None:
-        proc, log = started
-        if proc.poll() is None:  # the run ended before it did (an interrupted run)
-            import signal
-
-            os.killpg(proc.pid, signal.SIGKILL)  # the training command with it
-            proc.wait()
-        log.close()
-
-
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory, worker_id) -> Store:
     """A real trained champion in a throw-away tracking store, made by running the training
@@ -139,10 +93,10 @@ def trained_store(tmp_path_factory, worker_id) -> Store:
 
     The live service's tests (group "served") need it too and may land on the other worker: it is
     trained once, in a folder both workers see, behind a file lock (``harness.commands.
-    shared_store``; under ``make test`` the controller starts it before the workers ask), and each
-    worker then works on a clone of its own (``Store.clone``: every file, the registry's paths
-    moved), so a test that damages an artifact damages only its worker's. Before, each worker
-    trained the same store again (27-45 s of setup in the fresh-clone runs)."""
+    shared_store``), and each worker then works on a clone of its own (``Store.clone``: every
+    file, the registry's paths moved), so a test that damages an artifact damages only its
+    worker's. It saves a training when the second worker asks after the first has finished; when
+    both ask at the start, the second waits about as long as training would take."""
     if worker_id == "master":  # not under xdist
         return train_store(tmp_path_factory.mktemp("store"))
     store = shared_store(tmp_path_factory.getbasetemp().parent / SHARED_STORE)
