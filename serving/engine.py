@@ -467,11 +467,7 @@ class Engine:
                 "band_at_admission": band_adm,
                 "typical_risk_at_admission": out["typical_risk"],
                 "risk_remaining": u["risk_remaining"],
-                "risk_remaining_interval": {
-                    "low": round(rem_iv["low"], 4),
-                    "high": round(rem_iv["high"], 4),
-                    "level": rem_iv["level"],
-                }
+                "risk_remaining_interval": interval_view(rem_iv["low"], rem_iv["high"])
                 if rem_iv
                 else None,
                 "remaining_weeks": u["remaining_weeks"],

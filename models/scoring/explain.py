@@ -188,22 +188,20 @@ def explain_matrix(model: ScoringModel, X: np.ndarray) -> Explanation:
     return ex
 
 
-def interval_view(low: float, high: float, band_of) -> dict[str, Any] | None:
-    """The API's ``risk_interval``: the 95% uncertainty interval of one risk and whether its band
-    is certain (both ends in the same band) or which bands it could be. None without an
-    interval."""
+def interval_view(low: float, high: float, band_of=None) -> dict[str, Any] | None:
+    """The API's view of a 95% uncertainty interval (``risk_interval`` and the others): its ends
+    and level, and, given the band rule ``band_of``, whether the risk's band is certain (both
+    ends in the same band) or which bands it could be (``risk_remaining``, another outcome, has
+    no bands). None without an interval."""
     if not (np.isfinite(low) and np.isfinite(high)):
         return None
-    ends = [band_of(float(low)), band_of(float(high))]
-    order = list(BAND_NAMES)
-    possible = order[order.index(ends[0]) : order.index(ends[1]) + 1]
-    return {
-        "low": round(float(low), 4),
-        "high": round(float(high), 4),
-        "level": UNCERTAINTY_LEVEL,
-        "band_certain": len(possible) == 1,
-        "bands_possible": possible,
-    }
+    view = {"low": round(float(low), 4), "high": round(float(high), 4), "level": UNCERTAINTY_LEVEL}
+    if band_of is not None:
+        ends = [band_of(float(low)), band_of(float(high))]
+        order = list(BAND_NAMES)
+        possible = order[order.index(ends[0]) : order.index(ends[1]) + 1]
+        view |= {"band_certain": len(possible) == 1, "bands_possible": possible}
+    return view
 
 
 def typical_log_odds(model: ScoringModel) -> float:
