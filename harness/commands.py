@@ -89,6 +89,11 @@ class Store:
             a.backup(b)
         return Store(root, self.data, f"sqlite:///{db}", self.config)
 
+    @classmethod
+    def at(cls, root: Path) -> Store:
+        """The store ``make_store`` lays out in ``root``: data/, fast.toml, mlflow.db."""
+        return cls(root, root / "data", f"sqlite:///{root / 'mlflow.db'}", root / "fast.toml")
+
     def clone(self, root: Path) -> Store:
         """A store of its own at ``root``: every file copied (registry, run artifacts, the BentoML
         export, the data) and the registry's absolute paths moved to the new folder, so that a
@@ -146,11 +151,10 @@ def run_pipeline(
 def make_store(root: Path, n: int = 2000, seed: int = 11) -> Store:
     from simulator.generator import generate, write
 
-    data = root / "data"
-    write(generate(n, seed=seed), data)
-    config = root / "fast.toml"
-    config.write_text(FAST_CONFIG)
-    return Store(root, data, f"sqlite:///{root / 'mlflow.db'}", config)
+    store = Store.at(root)
+    write(generate(n, seed=seed), store.data)
+    store.config.write_text(FAST_CONFIG)
+    return store
 
 
 def train_store(root: Path) -> Store:
@@ -164,9 +168,10 @@ def train_store(root: Path) -> Store:
 
 
 def shared_store(shared: Path) -> Store:
-    """The store at ``shared``, trained by whichever process asks first, behind a file lock
-    (``<shared>.lock``): the test workers of one run (tests/conftest.py). ``<shared>/trained.ok`` marks a finished training; a folder without it was
-    left half-way by a process that failed, and is trained again."""
+    """The store at ``shared``, trained by whichever test worker of a run asks first, behind a
+    file lock (``<shared>.lock``; tests/conftest.py). ``<shared>/trained.ok`` marks a finished
+    training; a folder without it was left half-way by a worker that failed, and is trained
+    again."""
     import fcntl
     import shutil
 
@@ -177,7 +182,7 @@ def shared_store(shared: Path) -> Store:
                 shutil.rmtree(shared)
             train_store(shared)
             (shared / "trained.ok").write_text("ok")
-    return Store(shared, shared / "data", f"sqlite:///{shared / 'mlflow.db'}", shared / "fast.toml")
+    return Store.at(shared)
 
 
 # ---------------------------------------------------------------------------------------------

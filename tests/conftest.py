@@ -82,7 +82,7 @@ def valid_dir(tmp_path, valid_tables):
     return d
 
 
-SHARED_STORE = "trained_store"  # under the session's base folder, which the workers' sit in
+SHARED_STORE = "trained_store"  # in the run's base folder, the parent of each worker's
 
 
 @pytest.fixture(scope="session")
