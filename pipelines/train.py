@@ -410,7 +410,12 @@ def _resolve_update_from(settings, spec: str, console):
     try:
         base = load_base(spec, settings.train.update_tracking_uri or settings.tracking_uri)
     except BaseNotFound as exc:
-        console.print(f"[red]--update-from:[/red] {exc}")
+        hint = ""
+        if spec.startswith("models:") and not settings.train.update_tracking_uri:
+            hint = (
+                " (a model on another tracking store: name that store with --update-tracking-uri)"
+            )
+        console.print(f"[red]--update-from:[/red] {exc}{hint}")
         return None, 2
     folder = base.save(Path(tempfile.mkdtemp(prefix="alliance-risk-base-")) / "scorer")
     console.print(f"updating {spec} (a {base.kind} model) instead of fitting a new one")
