@@ -504,12 +504,22 @@ def _peak_mb() -> float:
 
 
 def _pause_for_tests(point: str, log) -> None:
-    """Fault injection for the kill tests: with ALLIANCE_RISK_TEST_PAUSE_AT=<point> the run says
-    so and waits here, so a test can kill it at exactly that point (no effect otherwise)."""
-    if os.environ.get("ALLIANCE_RISK_TEST_PAUSE_AT") == point:
+    """Fault injection for the kill tests: with ALLIANCE_RISK_TEST_PAUSE_AT=<point>[,<point>...]
+    the run says "paused at <point>" and waits there (up to 600 s) for SIGUSR1, so a test can look
+    at the store exactly as a kill at that point would leave it, then kill it or let it go on to
+    the next point (no effect without the variable)."""
+    if point not in os.environ.get("ALLIANCE_RISK_TEST_PAUSE_AT", "").split(","):
+        return
+    import signal
+
+    # blocked before saying so: a SIGUSR1 sent as soon as the line is read is not lost
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
         log(f"paused at {point}")
         sys.stdout.flush()
-        time.sleep(600)
+        signal.sigtimedwait({signal.SIGUSR1}, 600)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
 
 
 def _export_champion(tracking_uri: str, name: str, log) -> None:

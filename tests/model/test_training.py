@@ -409,9 +409,14 @@ def _subset(src, dst, n: int):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("trained")
-@pytest.mark.parametrize("point", ["before_registration", "before_alias"])
-def test_training_killed_at_registration_leaves_the_champion(trained_store, tmp_path, point):
-    """Killed at registration time (not at the first fold): the champion alias must not move."""
+def test_training_killed_at_registration_leaves_the_champion(trained_store, tmp_path):
+    """Killed at registration time (not at the first fold): the champion alias must not move.
+
+    One run pauses at each point in turn (``ALLIANCE_RISK_TEST_PAUSE_AT``; it waits for SIGUSR1
+    to go on): while it waits, the store is exactly what a SIGKILL there would leave, as a killed
+    process does nothing more. Before registration: no new version. Before the alias: a version
+    registered but neither champion nor challenger. Then it is killed with SIGKILL, and the store
+    is checked again."""
     trained_store = trained_store.copy(tmp_path / "store")  # this test may register a version
     client = _client(trained_store.uri)
     before_versions = _versions(trained_store.uri)
@@ -425,26 +430,36 @@ def test_training_killed_at_registration_leaves_the_champion(trained_store, tmp_
         'candidates = ["ridge"]\n'  # one family: what is tested is registration, not selection
     )
     cmd = [sys.executable, "-m", "pipelines.train", "--data", str(data), "--config", str(config)]
-    env = {**trained_store.env(), "ALLIANCE_RISK_TEST_PAUSE_AT": point}
+    env = {**trained_store.env(), "ALLIANCE_RISK_TEST_PAUSE_AT": "before_registration,before_alias"}
     proc = subprocess.Popen(
         cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     seen, deadline = [], time.time() + 600
-    for line in proc.stdout:
-        seen.append(line)
-        if f"paused at {point}" in line or time.time() > deadline:
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert any(f"paused at {point}" in line for line in seen), "".join(seen)[-3000:]
-    assert any("gate: promote" in line for line in seen), "the run would have been promoted"
-    assert _champion(trained_store.uri) == before
-    after = _versions(trained_store.uri)
-    if point == "before_registration":
-        assert after == before_versions
-    else:  # registered, but neither champion nor challenger: the half-done move never happened
-        (new,) = set(after) - set(before_versions)
+
+    def wait_for(point: str) -> None:
+        for line in proc.stdout:
+            seen.append(line)
+            if f"paused at {point}" in line or time.time() > deadline:
+                break
+        assert any(f"paused at {point}" in line for line in seen), "".join(seen)[-3000:]
+
+    def registered_but_not_moved() -> None:
+        assert _champion(trained_store.uri) == before
+        (new,) = set(_versions(trained_store.uri)) - set(before_versions)
         assert client.get_model_version(NAME, new).aliases == []
+
+    try:
+        wait_for("before_registration")
+        assert any("gate: promote" in line for line in seen), "the run would have been promoted"
+        assert _champion(trained_store.uri) == before
+        assert _versions(trained_store.uri) == before_versions
+        proc.send_signal(signal.SIGUSR1)  # on to the next point
+        wait_for("before_alias")
+        registered_but_not_moved()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    registered_but_not_moved()  # and so it stays once the run is killed
 
 
 # A store that lives through a sequence of runs: a real signal at n = 190 (issue 10: no champion

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -75,9 +78,43 @@ def _monitor(store, *args):
     return run_pipeline("monitor", "--reference", str(store.data), *args, env=store.env())
 
 
-def test_same_population_with_outcomes_is_quiet(world, tmp_path):
-    out = tmp_path / "r"
-    proc = _monitor(world, "--current", str(world.root / "current"), "--out", str(out))
+@dataclasses.dataclass
+class MonitorRun:
+    proc: subprocess.CompletedProcess
+    out: Path
+
+    def summary(self) -> dict:
+        return json.loads((self.out / "monitoring.json").read_text())
+
+    def run_id(self) -> str:
+        """The MLflow run the monitor says it logged (``logged to MLflow: ..., run <id>``)."""
+        found = re.search(
+            r"logged to MLflow: experiment \S+, run\s+([0-9a-f]{32})", self.proc.stdout
+        )
+        assert found, self.proc.stdout[-2000:]
+        return found.group(1)
+
+
+@pytest.fixture(scope="session")
+def monitored(world, tmp_path_factory):
+    """One monitor run per current batch, shared by the tests that read it (each run costs
+    about 9 s of CPU): ``monitored(name)`` for name in "current" (the same population with its
+    outcomes) and "worse" (the same intake, every rating a point worse)."""
+    runs: dict[str, MonitorRun] = {}
+
+    def get(name: str) -> MonitorRun:
+        if name not in runs:
+            out = tmp_path_factory.mktemp(f"monitor-{name}")
+            proc = _monitor(world, "--current", str(world.root / name), "--out", str(out))
+            runs[name] = MonitorRun(proc, out)
+        return runs[name]
+
+    return get
+
+
+def test_same_population_with_outcomes_is_quiet(monitored):
+    run = monitored("current")
+    proc, out = run.proc, run.out
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     s = json.loads((out / "monitoring.json").read_text())
     o = s["outcomes"]
@@ -135,9 +172,9 @@ def test_same_population_with_outcomes_is_quiet(world, tmp_path):
     assert "weekly early warning: week 1: signal sensitivity" in proc.stdout
 
 
-def test_systematically_worse_alliance_alarms_on_calibration(world, tmp_path):
-    out = tmp_path / "r"
-    proc = _monitor(world, "--current", str(world.root / "worse"), "--out", str(out))
+def test_systematically_worse_alliance_alarms_on_calibration(monitored):
+    run = monitored("worse")
+    proc, out = run.proc, run.out
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "ALARM: calibration" in proc.stdout
     s = json.loads((out / "monitoring.json").read_text())
@@ -147,18 +184,18 @@ def test_systematically_worse_alliance_alarms_on_calibration(world, tmp_path):
     assert s["drifting_features"] == []
 
 
-def test_monitor_runs_are_logged_to_mlflow(world, tmp_path):
-    """Each run above (and this one) is an MLflow run with metrics, alarms and the report."""
+def test_monitor_runs_are_logged_to_mlflow(world, monitored):
+    """Each monitor run is an MLflow run with metrics, alarms and the report."""
     from mlflow.tracking import MlflowClient
 
-    proc = _monitor(world, "--current", str(world.root / "worse"), "--out", str(tmp_path / "r"))
+    proc = monitored("worse").proc
     assert proc.returncode == 1
     assert "logged to MLflow" in proc.stdout
     client = MlflowClient(world.uri)
     exp = client.get_experiment_by_name("alliance-risk-monitoring")
     assert exp is not None
-    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])
-    run = runs[0]
+    run = client.get_run(monitored("worse").run_id())
+    assert run.info.experiment_id == exp.experiment_id
     m = run.data.metrics
     assert m["outcome_oe_ratio"] > 1.25 and m["alarms_calibration"] == 1
     assert m["outcome_auroc_lo"] <= m["outcome_auroc"] <= m["outcome_auroc_hi"]
@@ -170,7 +207,7 @@ def test_monitor_runs_are_logged_to_mlflow(world, tmp_path):
     assert arts == {"report/monitoring_report.html", "report/monitoring.json"}
 
 
-def test_scores_from_the_audit_store_joined_by_keyed_hash(world, tmp_path):
+def test_scores_from_the_audit_store_joined_by_keyed_hash(world, monitored, tmp_path):
     """The service's audit rows (hashed ids, installation key beside the store) joined to the
     outcomes give the same figures as scoring the intake; an unknown key cannot join."""
     from batch.scoring import score_file
@@ -201,8 +238,7 @@ def test_scores_from_the_audit_store_joined_by_keyed_hash(world, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     via_audit = json.loads((tmp_path / "a" / "monitoring.json").read_text())["outcomes"]
-    proc = _monitor(world, "--current", str(world.root / "current"), "--out", str(tmp_path / "b"))
-    direct = json.loads((tmp_path / "b" / "monitoring.json").read_text())["outcomes"]
+    direct = monitored("current").summary()["outcomes"]  # scoring the intake
     assert via_audit["labelled_and_scored"] == direct["labelled_and_scored"]
     for k in ("oe_ratio", "auroc", "brier"):
         assert via_audit["current"][k]["value"] == pytest.approx(
