@@ -283,7 +283,9 @@ def display_gaps(gaps: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_measure(table: pd.DataFrame, measure: str, title_note: str = ""):
-    """One forest plot for one measure: every unsuppressed level with its 95% CI."""
+    """One forest plot for one measure: every unsuppressed level with its 95% CI. Save it with
+    ``bbox_inches="tight"`` (``save_plots``, ``reporting.figure_uri``): the labels sit outside
+    the axes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -306,7 +308,8 @@ def plot_measure(table: pd.DataFrame, measure: str, title_note: str = ""):
     words = MEASURES[measure][0]
     ax.set_xlabel(words + " (95% CI)", fontsize=8)
     ax.set_title((title_note + " " if title_note else "") + words, fontsize=9)
-    fig.tight_layout()
+    # No tight_layout here: every caller saves with bbox_inches="tight", which already fits the
+    # long level labels (a second layout pass cost 0.05 s a figure, 14 figures a training).
     return fig
 
 

@@ -291,15 +291,27 @@ EXPECTED_FAILED = {k: _WIDTH.format(what=v) for k, v in _OTHER_WIDTH.items()} | 
 }
 
 
-def _expected_failed(estimator) -> dict[str, str]:
-    return EXPECTED_FAILED
-
-
-@parametrize_with_checks(
-    [cls() for cls in CANDIDATE_ESTIMATORS.values()], expected_failed_checks=_expected_failed
-)
+@parametrize_with_checks([cls() for cls in CANDIDATE_ESTIMATORS.values()])
 def test_sklearn_estimator_checks(estimator, check):
-    check(estimator)
+    """Every check passes, or is one of EXPECTED_FAILED and fails (strict: one that starts to
+    pass fails here, so the list cannot go stale).
+
+    The expected failures are marked xfail from inside the test, not by ``parametrize_with_checks(
+    expected_failed_checks=)``: pytest formats the traceback of every failure, xfail or not, and
+    through scikit-learn's check frames that cost about 0.2 s each, 30 s of the suite's CPU for
+    the 164 of them; from here the traceback is one frame."""
+    name = getattr(check, "func", check).__name__
+    reason = EXPECTED_FAILED.get(name)
+    if reason is None:
+        check(estimator)
+        return
+    try:
+        check(estimator)
+    except (ValueError, TypeError, AssertionError) as exc:
+        failed = f"{type(exc).__name__}: {str(exc)[:160]}"
+    else:
+        pytest.fail(f"{name} passes now: take it out of EXPECTED_FAILED")
+    pytest.xfail(f"{reason} [{failed}]")  # outside the except: no chained traceback to format
 
 
 def test_projected_newton_finds_the_bounded_optimum_lbfgsb_finds():
