@@ -20,6 +20,11 @@ from simulator import effects as fx
 from simulator.generator import client_linear_predictor, generate, write
 from simulator.worlds import WORLDS
 
+# One worker builds the cohorts (2,000 with the Monte Carlo truth, 8,000, and 3 x 6,000 weekly)
+# once: session fixtures are built per worker, and with this file's tests split across two workers
+# they were built twice.
+pytestmark = pytest.mark.xdist_group("synthetic")
+
 ROOT = Path(__file__).resolve().parents[2]
 WAI = WAI_S.item_codes()
 

@@ -19,6 +19,10 @@ from validation.record import check_record, record_json_schema
 from validation.report import validate_tables
 from validation.suites import training_sanity
 
+# One worker builds the corrupted tables once: session fixtures are built per worker, and with
+# this file's tests split across two workers they were built twice.
+pytestmark = pytest.mark.xdist_group("validation")
+
 # One corruption per admission: (table, admission_id, field, bad value).
 CORRUPTIONS = [
     ("intake", "A0002", "sex", "Male"),

@@ -35,6 +35,10 @@ from models.building.training import split_groups
 from models.scoring.predict import frame_to_matrix
 from simulator.generator import generate
 
+# One worker builds the two worlds' fitted ridge and spline once: session fixtures are built per
+# worker, and with this file's tests split across two workers they were built twice.
+pytestmark = pytest.mark.xdist_group("behaviour")
+
 
 def _world(name: str):
     if name == "generator":

@@ -33,6 +33,11 @@ from models.lifecycle.base_model import BaseNotFound, load_base
 from models.scoring.reference import reference_cohort
 from models.scoring.scorer import ScoringModel, sigmoid
 
+# One worker builds the base model (a tuned ridge on 3,000 clients with its 200 refits, about 7 s)
+# once: session fixtures are built per worker, and with this file's tests split across two workers
+# they were built twice.
+pytestmark = pytest.mark.xdist_group("update")
+
 BANDS = {"moderate_from": 0.2, "high_from": 0.4}
 
 
