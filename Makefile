@@ -16,14 +16,17 @@ help:
 	@awk '/^## /{sub(/^## /,""); if ($$0 ~ /^[a-z-]+: /) {printf "\n  make %s", $$0} else {printf "\n      %s", $$0}} END{print ""}' $(MAKEFILE_LIST)
 
 # pip byte-compiles what it installs on one core (about 35 of a fresh install's 63 s here);
-# compileall does the same on every core (17.6 s for the 13,473 modules). Compiled either way:
-# where PYTHONDONTWRITEBYTECODE is set, nothing would be compiled later. -qq and "|| true": like
-# pip, a module that does not compile (a package's Python 2 test file) is not an error.
+# compileall does the same on every core. Compiled either way: where PYTHONDONTWRITEBYTECODE is
+# set, nothing would be compiled later. Not compiled: the packages' own test folders and pip and
+# setuptools, which nothing here imports (9,882 of the 13,476 modules are left; 24.5-25.8 s ->
+# 18.8 s on 2 cores). -qq and "|| true": like pip, a module that does not compile (a package's
+# Python 2 test file) is not an error.
+NOT_COMPILED := '/tests?/|/site-packages/(pip|setuptools)/'
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q --no-compile -e '.[dev,spark]'
-	$(BIN)/python -m compileall -qq -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
+	$(BIN)/python -m compileall -qq -j 0 -x $(NOT_COMPILED) "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" || true
 	touch $(STAMP)
 
 ## install: make .venv and install the package with its dev and Spark extras (once per pyproject change)
