@@ -138,7 +138,7 @@ def main() -> None:
 
     from features.build import MONOTONE, scoring_frame, typed_records
     from features.settings import load_settings
-    from models.building.estimators import fit_candidate
+    from models.building.candidates import fit_candidate
     from models.scoring.predict import frame_to_matrix
     from models.scoring.reference import reference_cohort
     from models.scoring.scorer import ScoringModel

@@ -39,7 +39,7 @@ def main() -> None:
     from features.build import COLUMN_DRIVERS, MONOTONE
     from features.catalog import DRIVER_GROUPS
     from features.settings import load_settings
-    from models.building.estimators import fit_candidate
+    from models.building.candidates import fit_candidate
     from models.building.training import holdout_split
     from models.scoring.explain import explain_row
     from models.scoring.reference import reference_cohort, typical_row

@@ -6,7 +6,7 @@ moves the risk, against its bound.
     .venv/bin/python -m bench.stability --truth [--n 6000]
 
 Without ``--model-uri``: generates a SYNTHETIC cohort of ``--n`` admissions, fits each candidate
-kind in-process (``models.building.estimators.fit_candidate``, as training does; ``anchored`` with
+kind in-process (``models.building.candidates.fit_candidate``, as training does; ``anchored`` with
 the literature prior, ``models.building.priors.load("literature")``) on the labelled clients
 and measures it on an independent SYNTHETIC cohort of the same size (another seed). With
 ``--model-uri``: loads that registered model's scorer (the tracking store is
@@ -138,7 +138,7 @@ def main() -> None:
         return
 
     from models.building import priors
-    from models.building.estimators import fit_candidate
+    from models.building.candidates import fit_candidate
     from models.building.stability import bounds, risk_steps
     from models.scoring.reference import reference_cohort
 

@@ -9,7 +9,7 @@ independent SYNTHETIC test cohort of ``--n-test`` admissions from another seed. 
 (the label-level version of a world of ``simulator/worlds.py``, ``label_level_probability``: the
 default generator's true probability with its log-odds transformed) labels are
 drawn from the world's true probability in both. Each candidate is fitted with
-``models.building.estimators.fit_candidate`` on the first n admissions of the pool and scored on the test
+``models.building.candidates.fit_candidate`` on the first n admissions of the pool and scored on the test
 cohort: AUROC and Brier against the drawn test labels, expected log loss against the true
 probabilities, calibration slope; the oracle is the world's true probability. Prints means over
 seeds and each candidate's difference from the ridge baseline (AUROC points x 1000; Brier in %).
@@ -77,7 +77,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from models.building.estimators import fit_candidate
+    from models.building.candidates import fit_candidate
     from simulator.worlds import label_level_probability as true_probability
 
     rows = []

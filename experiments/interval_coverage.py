@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     from features.build import scoring_frame, typed_records
     from features.labels import build_labels
     from features.settings import LabelConfig
-    from models.building.estimators import fit_candidate
+    from models.building.candidates import fit_candidate
     from models.building.priors import load
     from models.building.training import split_groups
     from models.scoring.predict import frame_to_matrix

@@ -33,7 +33,7 @@ def main() -> None:
     from features.build import scoring_frame, typed_records
     from features.labels import build_labels
     from features.settings import load_settings
-    from models.building.estimators import fit_candidate
+    from models.building.candidates import fit_candidate
     from models.building.training import holdout_split, leave_one_service_out, split_groups
     from models.scoring.predict import frame_to_matrix
     from validation.io import load_tables

@@ -11,7 +11,7 @@ training cohort is SYNTHETIC, from ``simulator.generator`` with ``--world``):
 
 - ``baseline``: ``bench/learning_curve.py``'s ``ridge_baseline`` (LogisticRegressionCV, stratified
   5-fold, neg_log_loss, numbers median-imputed and scaled, codes one-hot);
-- ``ridge``: ``models.building.estimators.fit_candidate("ridge", ...)`` exactly as training calls it
+- ``ridge``: ``models.building.candidates.fit_candidate("ridge", ...)`` exactly as training calls it
   (inner grouped CV by counsellor);
 - ``ridge_std_onehot``: the same with every one-hot column standardised (the code before the fix).
 
@@ -41,6 +41,7 @@ def _cohort(workdir: Path, world: str, n: int, seed: int):
 
 def _ridge(frame, y, seed: int, standardise_onehot: bool):
     import models.building.estimators as E
+    from models.building.candidates import fit_candidate
     from models.building.training import split_groups
     from models.scoring.predict import frame_to_matrix
 
@@ -49,7 +50,7 @@ def _ridge(frame, y, seed: int, standardise_onehot: bool):
     if standardise_onehot:
         E.ONEHOT = np.zeros_like(saved)
     try:
-        model = E.fit_candidate("ridge", X, y, split_groups(scored, "counsellor"), 0, seed)
+        model = fit_candidate("ridge", X, y, split_groups(scored, "counsellor"), 0, seed)
     finally:
         E.ONEHOT = saved
     return lambda f: model.proba(frame_to_matrix(f)[0])

@@ -1,13 +1,13 @@
 """The candidate models, each tuned (and, where it needs it, calibrated) on inner folds only.
 
-``fit_candidate`` is called once per outer fold and once on all the rows used for the final
+``fit_candidate`` (``models.building.candidates``) is called once per outer fold and once on all the rows used for the final
 model; everything it learns (hyperparameters, imputation values, scaling, knots, Platt
 calibration) comes from the rows it is given: that is what keeps cross-validation nested.
 
 Each kind is a scikit-learn classifier (``Candidate`` and its subclasses, by name in
-``CANDIDATE_ESTIMATORS``) whose ``fit`` does the tuning, calibration and final fit and leaves the
-numpy ``ScoringModel`` in ``scoring_model_``; ``fit_candidate`` builds one by name and returns
-that model.
+``models.building.candidates.CANDIDATE_ESTIMATORS``) whose ``fit`` does the tuning, calibration
+and final fit and leaves the numpy ``ScoringModel`` in ``scoring_model_``;
+``models.building.candidates.fit_candidate`` builds one by name and returns that model.
 
 - ``ridge`` (the baseline every other candidate is compared to, issue 10): median imputation,
   standardisation of numbers and booleans (one-hot columns stay 0/1, see ``ONEHOT``) and the
@@ -805,74 +805,3 @@ class LogisticCandidate(Candidate):
 
     def _configs(self) -> list[dict[str, Any]]:
         return [{"C": float(c)} for c in self.Cs]
-
-
-class UpdatedCandidate(Candidate):
-    """An existing model (``base``, a ScoringModel) adapted to the rows it is fitted on: as-is,
-    recalibration in the large, logistic recalibration or revision, chosen by closed testing
-    (``models.building.update.update_model``). The same input checks, ``fit`` /
-    ``predict_proba`` / ``scoring_model_`` as the other candidates; ``update_`` holds the test
-    results. Without groups, every row is its own group in the dispersion of the closed test."""
-
-    kind = "updated"
-
-    def __init__(self, base=None, alpha: float = 0.05, random_state: int = 0):
-        self.base = base
-        self.alpha = alpha
-        self.random_state = random_state
-
-    def _fit_model(self, X: np.ndarray, y01: np.ndarray, groups) -> ScoringModel:
-        from models.building.update import update_model
-
-        if self.base is None:
-            raise ValueError("UpdatedCandidate needs a base model to update (--update-from)")
-        groups = np.arange(len(y01)) if groups is None else groups
-        self.update_ = update_model(
-            self.base, X, y01.astype(float), groups, int(self.random_state), self.alpha
-        )
-        return self.update_.model
-
-
-# The one place a candidate's name (``train.candidates``) becomes its estimator.
-CANDIDATE_ESTIMATORS: dict[str, type] = {
-    "updated": UpdatedCandidate,
-    "ridge": RidgeCandidate,
-    "anchored": AnchoredCandidate,
-    "spline": SplineCandidate,
-    "lightgbm": LightGBMCandidate,
-    "logistic": LogisticCandidate,
-}
-
-
-def make_candidate(
-    kind: str,
-    n_configs: int = 6,
-    seed: int = 0,
-    prior: np.ndarray | None = None,
-    base: ScoringModel | None = None,
-):
-    """The estimator of ``kind`` with training's settings: ``n_configs`` (LightGBM), ``seed``
-    (``random_state``), ``prior`` (anchored; None is the plain ridge), ``base`` (updated)."""
-    try:
-        cls = CANDIDATE_ESTIMATORS[kind]
-    except KeyError:
-        raise ValueError(f"unknown candidate kind {kind!r}") from None
-    given = {"n_configs": n_configs, "random_state": seed, "prior": prior, "base": base}
-    names = cls._get_param_names()
-    return cls(**{k: v for k, v in given.items() if k in names})
-
-
-def fit_candidate(
-    kind: str,
-    X: np.ndarray,
-    y: np.ndarray,
-    groups: np.ndarray,
-    n_configs: int,
-    seed: int,
-    prior: np.ndarray | None = None,
-    base: ScoringModel | None = None,
-) -> ScoringModel:
-    """``kind``'s estimator (``CANDIDATE_ESTIMATORS``) fitted on these rows with inner folds
-    grouped by ``groups``: its ``scoring_model_``. Called once per outer fold and once on all
-    the rows used for the final model."""
-    return make_candidate(kind, n_configs, seed, prior, base).fit(X, y, groups).scoring_model_

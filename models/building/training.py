@@ -19,7 +19,7 @@ same groups. Two protocols, chosen by the number of labelled admissions n (``cho
 Selection: lowest mean log loss, with the one-standard-error rule — the simplest candidate (order
 of ``CANDIDATES``) whose log loss is within one cluster-bootstrap SE of the paired difference to
 the best one wins. Each candidate is tuned and calibrated inside every training fold
-(``models.building.estimators.fit_candidate``), so the OOF predictions are nested and leak nothing.
+(``models.building.candidates.fit_candidate``), so the OOF predictions are nested and leak nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from threadpoolctl import threadpool_limits
 from features.catalog import DRIVER_GROUPS
 from features.settings import Settings, TrainConfig
 from models.building import metrics as M
-from models.building.estimators import TUNE_MAX_ROWS, auto_repeats, fit_candidate
+from models.building.candidates import fit_candidate
+from models.building.estimators import TUNE_MAX_ROWS, auto_repeats
 from models.scoring.explain import global_importance
 from models.scoring.reference import reference_cohort
 from models.scoring.scorer import ScoringModel
@@ -346,7 +347,7 @@ def refit_with_params(
 ) -> ScoringModel:
     """``kind`` fitted on these rows with hyper-parameters already tuned (``params``, as in a
     fitted model's ``params``): no tuning grid. The kinds Platt-calibrated by
-    ``models.building.estimators.fit_candidate`` are calibrated the same way (inner grouped folds on at most
+    ``models.building.candidates.fit_candidate`` are calibrated the same way (inner grouped folds on at most
     ``TUNE_MAX_ROWS`` rows, one configuration).
 
     Used above ``train.holdout_from`` (the holdout protocol) for the leave-one-service-out fits

@@ -201,6 +201,16 @@ def normal_draws(pb: Problem, B: int, seed: int) -> np.ndarray:
     return laplace_draws(pb.Z, pb.theta, pb.lam * pb.Q, pb.bounds, B, seed)
 
 
+# An updated model's refits repeat the update itself on bootstrap samples; ``update_model``
+# leaves that procedure on the model it returns, under this key (in memory only: not saved), so
+# this module needs no import of ``models.building.update``, which imports this one.
+REFIT_UPDATE = "refit_update"
+UPDATE_STATE_LOST = (
+    "an updated model's refits need the model it was updated from, which is kept in memory "
+    "only: attach the uncertainty to the model update_model returned, before saving it"
+)
+
+
 def attach_uncertainty(
     model: ScoringModel,
     X: np.ndarray,
@@ -218,9 +228,10 @@ def attach_uncertainty(
     repeated on the same cluster-bootstrap samples of the new rows, each paired with one of the
     base model's refits; as-is keeps the base's refits (``attach_update_uncertainty``)."""
     if model.kind == "updated":
-        from models.building.update import attach_update_uncertainty
-
-        return attach_update_uncertainty(model, X, y, groups, seed, normal_from, B)
+        refit = model.__dict__.get(REFIT_UPDATE)
+        if refit is None:
+            raise ValueError(UPDATE_STATE_LOST)
+        return refit(X, y, groups, seed, normal_from, B)
     if model.kind in ("ridge", "logistic", "anchored"):
         pb = linear_problem(model, X, y, prior)
     elif model.kind == "spline":

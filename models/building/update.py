@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,13 @@ from models.building.estimators import (
     tuning_rows,
 )
 from models.building.newton import log_likelihood, penalised_logistic
+from models.building.uncertainty import (
+    REFIT_UPDATE,
+    UPDATE_STATE_LOST,
+    Problem,
+    newton_refit,
+    normal_draws,
+)
 from models.scoring.scorer import ScoringModel, sigmoid
 
 AS_IS = "as-is"
@@ -321,6 +329,9 @@ def _update(base, X, y, groups, seed, alpha, base_name) -> UpdateResult:
             C=fits[REVISION]["C"], inner_cv_log_loss=fits[REVISION]["inner_cv_log_loss"]
         )
     model.__dict__["_update_state"] = state
+    # how attach_uncertainty repeats this update on bootstrap samples (it reads this entry, so
+    # the uncertainty module needs no import of this one, which imports it)
+    model.__dict__[REFIT_UPDATE] = functools.partial(attach_update_uncertainty, model)
     return UpdateResult(model=model, method=method, tests=tests, why=why, fits=fits)
 
 
@@ -429,15 +440,9 @@ def attach_update_uncertainty(
     """Refits of an updated model (kind "updated", fitted by ``update_model`` on exactly X, y)
     stored on it as weights on its ``raw_basis``, like every other kind's: see the module
     docstring. None for a LightGBM base (no interval), or as-is on a base without refits."""
-    from models.building.uncertainty import Problem, newton_refit, normal_draws
-
     state: _UpdateState | None = model.__dict__.get("_update_state")
     if state is None:
-        raise ValueError(
-            "an updated model's refits need the model it was updated from, which is kept in "
-            "memory only: attach the uncertainty to the model update_model returned, before "
-            "saving it"
-        )
+        raise ValueError(UPDATE_STATE_LOST)
     base = state.base
     if base.booster is not None:
         model.uncertainty = None

@@ -57,11 +57,11 @@ from models.scoring.scorer import logit, sigmoid
 from models.scoring.weekly import (
     MODEL_WEEKS,
     TARGETS,
-    _features,
     columns,
-    spec_from_json,
+    rating_features,
     stacked_log_odds,
 )
+from models.scoring.weekly_spec import spec_from_json
 
 LAMS = (0.1, 1.0, 3.0, 10.0, 30.0, 100.0)
 INNER_SPLITS = 5
@@ -90,7 +90,7 @@ class WeeklyResult:
 
 
 def _design(m: np.ndarray, R: np.ndarray, week: int, typical: np.ndarray, sd: np.ndarray):
-    D, miss = _features(R, week, typical)
+    D, miss = rating_features(R, week, typical)
     return np.column_stack([m, D / sd, miss])
 
 

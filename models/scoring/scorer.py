@@ -37,6 +37,7 @@ import numpy as np
 from features.catalog import DRIVER_GROUPS
 from features.rows import COLUMN_DRIVERS, FEATURE_NAMES
 from models.scoring.reference import typical_row
+from models.scoring.weekly_spec import spec_from_json
 
 DRIVER_INDEX = {
     g: np.array([i for i, d in enumerate(COLUMN_DRIVERS) if d == g], dtype=int)
@@ -305,8 +306,6 @@ def _uncertainty(meta: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _weekly(meta: dict[str, Any] | None) -> dict[str, Any] | None:
-    from models.scoring.weekly import spec_from_json
-
     return spec_from_json(meta)
 
 

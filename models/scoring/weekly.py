@@ -221,54 +221,7 @@ def rating_array(
 # The stored numbers
 
 
-def spec_from_json(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """model.json's ``weekly`` entry with its lists as arrays (``ScoringModel.load``)."""
-    if not meta:
-        return None
-    out = dict(meta)
-    out["typical"] = np.asarray(meta["typical"], dtype=float)
-    models = {}
-    for k, by_target in meta["models"].items():
-        models[str(k)] = {
-            t: None
-            if m is None
-            else {
-                **m,
-                "gamma": np.asarray(m["gamma"], dtype=float),
-                "delta": np.asarray(m["delta"], dtype=float),
-                # draws of the parameters (the updated risks' intervals); absent in a model
-                # fitted before them, which then states no updated interval
-                "draws": _draws(m.get("draws")),
-            }
-            for t, m in by_target.items()
-        }
-    out["models"] = models
-    band = dict(meta["band"])
-    band["edges"] = np.asarray(band["edges"], dtype=float)
-    band["lower"] = {r: np.asarray(v, dtype=float) for r, v in band["lower"].items()}
-    out["band"] = band
-    # a threshold the training data could not estimate (fewer than two week-1 ratings) is NaN:
-    # no rupture or discrepancy is then flagged
-    nan = float("nan")
-    out["rupture"] = {
-        **meta["rupture"],
-        "threshold": {
-            r: nan if v is None else float(v) for r, v in meta["rupture"]["threshold"].items()
-        },
-    }
-    v = meta["discrepancy"]["threshold"]
-    out["discrepancy"] = {**meta["discrepancy"], "threshold": nan if v is None else float(v)}
-    return out
-
-
-def _draws(d: Mapping[str, Any] | None) -> dict[str, np.ndarray] | None:
-    """A stacked model's stored draws as arrays: alpha, beta (B), gamma, delta (B x 2K)."""
-    if not d:
-        return None
-    return {k: np.asarray(d[k], dtype=float) for k in ("alpha", "beta", "gamma", "delta")}
-
-
-def _features(R: np.ndarray, week: int, typical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rating_features(R: np.ndarray, week: int, typical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ratings minus typical, 0 where missing; missing indicators), n x 2K each, ``columns`` order."""
     cols = columns(week)
     V = np.column_stack([R[:, w - 1, RATERS.index(r)] for w, r in cols])
@@ -283,7 +236,7 @@ def stacked_parts(
     """(the intake part alpha + beta m + sum gamma_j t_j, the ratings group, beta) of one stacked
     model; their sum is the updated log-odds. Training uses it for its out-of-fold predictions,
     so the fitted and the served function are one."""
-    D, miss = _features(R, week, typical)
+    D, miss = rating_features(R, week, typical)
     T = np.array([typical[w - 1, RATERS.index(r)] for w, r in columns(week)])
     g, d = np.asarray(fit["gamma"]), np.asarray(fit["delta"])
     intake = fit["alpha"] + fit["beta"] * np.asarray(m, dtype=float) + float(g @ T)
@@ -396,7 +349,7 @@ def update_matrix(
             continue
         fits = spec["models"][str(week)]
         # the rating features once per week for both targets (stacked_parts' sums, same order)
-        D, miss = _features(R[rows], week, typical)
+        D, miss = rating_features(R[rows], week, typical)
         T = np.array([typical[w - 1, RATERS.index(r)] for w, r in columns(week)])
         M = None  # the admission refits' calibrated log-odds of these rows (n_rows x B), once
         fit = fits["label"]

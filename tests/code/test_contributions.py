@@ -17,7 +17,7 @@ import pytest
 from features.build import FEATURE_NAMES, FeatureBuilder
 from features.catalog import PREDICTORS, fields_of_driver
 from harness.cohort import labelled_matrix
-from models.building.estimators import fit_candidate
+from models.building.candidates import fit_candidate
 from models.scoring.reference import reference_cohort, typical_row
 from models.scoring.scorer import ScoringModel
 

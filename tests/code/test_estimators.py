@@ -1,6 +1,6 @@
 """The candidates as scikit-learn estimators (issue 18 item 4).
 
-Each candidate kind is a classifier (``models.building.estimators.CANDIDATE_ESTIMATORS``) whose
+Each candidate kind is a classifier (``models.building.candidates.CANDIDATE_ESTIMATORS``) whose
 ``scoring_model_`` is the numpy model serving scores with. The expected models here come from a
 frozen copy of ``fit_candidate`` as it was before the estimators (``_fit_candidate_before``, the
 code of main at c70b134), never from the estimators themselves; the comparison is of the saved
@@ -26,14 +26,13 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from features.rows import FEATURE_NAMES
 from harness.cohort import labelled_matrix
 from models.building import estimators as E
+from models.building.candidates import CANDIDATE_ESTIMATORS, fit_candidate
 from models.building.estimators import (
-    CANDIDATE_ESTIMATORS,
     AnchoredCandidate,
     LightGBMCandidate,
     LogisticCandidate,
     RidgeCandidate,
     SplineCandidate,
-    fit_candidate,
 )
 from models.building.metrics import row_log_loss
 from models.building.priors import load

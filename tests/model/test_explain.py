@@ -22,7 +22,7 @@ from features.catalog import DRIVER_GROUPS, MODIFIABLE_GROUPS, PREDICTORS, field
 from features.rows import COLUMNS, record_row
 from features.settings import BandConfig
 from harness.cohort import labelled_matrix
-from models.building.estimators import fit_candidate
+from models.building.candidates import fit_candidate
 from models.lifecycle.resolve import LoadedModel
 from models.scoring.explain import (
     GROUP_COLUMNS,

@@ -21,7 +21,7 @@ import pytest
 from features.build import FeatureBuilder, scoring_frame, typed_records
 from features.labels import build_labels
 from features.settings import LabelConfig
-from models.building.estimators import fit_candidate
+from models.building.candidates import fit_candidate
 from models.building.stability import (
     GOAL_MAX_POINTS,
     GOAL_P99_POINTS,

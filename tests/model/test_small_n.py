@@ -18,7 +18,7 @@ import pytest
 from harness.cohort import labelled_matrix
 from harness.commands import Store
 from models.building import sample_size as S
-from models.building.estimators import fit_candidate
+from models.building.candidates import fit_candidate
 from models.building.priors import PriorError, load, r_to_log_odds_per_sd
 from models.building.uncertainty import attach_uncertainty, instability
 from models.scoring.scorer import ScoringModel

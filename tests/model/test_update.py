@@ -16,7 +16,8 @@ import pytest
 
 from features.build import COLUMNS
 from harness.cohort import labelled_matrix
-from models.building.estimators import RAW_COLUMNS, SplinePath, fit_candidate, raw_model
+from models.building.candidates import fit_candidate
+from models.building.estimators import RAW_COLUMNS, SplinePath, raw_model
 from models.building.tracking import PYFUNC_MODEL_FILE
 from models.building.uncertainty import attach_uncertainty
 from models.building.update import (
