@@ -505,21 +505,20 @@ def _peak_mb() -> float:
 
 def _pause_for_tests(point: str, log) -> None:
     """Fault injection for the kill tests: with ALLIANCE_RISK_TEST_PAUSE_AT=<point>[,<point>...]
-    the run says "paused at <point>" and waits there (up to 600 s) for SIGUSR1, so a test can look
-    at the store exactly as a kill at that point would leave it, then kill it or let it go on to
-    the next point (no effect without the variable)."""
-    if point not in os.environ.get("ALLIANCE_RISK_TEST_PAUSE_AT", "").split(","):
+    the run says "paused at <point>" and waits there for a line on its stdin (up to 600 s), so a
+    test can look at the store exactly as a kill at that point would leave it, then kill it or
+    let it go on to the next point (no effect without the variable). A line on stdin, not a
+    signal: a signal blocked in this thread can still be delivered to one of BLAS's or the
+    progress display's threads, whose default action ends the process."""
+    points = {p.strip() for p in os.environ.get("ALLIANCE_RISK_TEST_PAUSE_AT", "").split(",")}
+    if point not in points:
         return
-    import signal
+    import select
 
-    # blocked before saying so: a SIGUSR1 sent as soon as the line is read is not lost
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
-    try:
-        log(f"paused at {point}")
-        sys.stdout.flush()
-        signal.sigtimedwait({signal.SIGUSR1}, 600)
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+    log(f"paused at {point}")
+    sys.stdout.flush()
+    if select.select([sys.stdin], [], [], 600)[0]:
+        sys.stdin.readline()
 
 
 def _export_champion(tracking_uri: str, name: str, log) -> None:

@@ -202,7 +202,7 @@ def normal_draws(pb: Problem, B: int, seed: int) -> np.ndarray:
 
 
 # An updated model's refits repeat the update itself on bootstrap samples; ``update_model``
-# leaves that procedure on the model it returns, under this key (in memory only: not saved), so
+# leaves that procedure (a function of the model and the rows) on the model it returns, under this key (in memory only: not saved), so
 # this module needs no import of ``models.building.update``, which imports this one.
 REFIT_UPDATE = "refit_update"
 UPDATE_STATE_LOST = (
@@ -231,7 +231,7 @@ def attach_uncertainty(
         refit = model.__dict__.get(REFIT_UPDATE)
         if refit is None:
             raise ValueError(UPDATE_STATE_LOST)
-        return refit(X, y, groups, seed, normal_from, B)
+        return refit(model, X, y, groups, seed, normal_from, B)
     if model.kind in ("ridge", "logistic", "anchored"):
         pb = linear_problem(model, X, y, prior)
     elif model.kind == "spline":

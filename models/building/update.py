@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -330,8 +329,9 @@ def _update(base, X, y, groups, seed, alpha, base_name) -> UpdateResult:
         )
     model.__dict__["_update_state"] = state
     # how attach_uncertainty repeats this update on bootstrap samples (it reads this entry, so
-    # the uncertainty module needs no import of this one, which imports it)
-    model.__dict__[REFIT_UPDATE] = functools.partial(attach_update_uncertainty, model)
+    # the uncertainty module needs no import of this one, which imports it): the function, not
+    # bound to this object, so a copy of the model refits itself
+    model.__dict__[REFIT_UPDATE] = attach_update_uncertainty
     return UpdateResult(model=model, method=method, tests=tests, why=why, fits=fits)
 
 

@@ -412,8 +412,8 @@ def _subset(src, dst, n: int):
 def test_training_killed_at_registration_leaves_the_champion(trained_store, tmp_path):
     """Killed at registration time (not at the first fold): the champion alias must not move.
 
-    One run pauses at each point in turn (``ALLIANCE_RISK_TEST_PAUSE_AT``; it waits for SIGUSR1
-    to go on): while it waits, the store is exactly what a SIGKILL there would leave, as a killed
+    One run pauses at each point in turn (``ALLIANCE_RISK_TEST_PAUSE_AT``; it waits for a line on
+    its stdin to go on): while it waits, the store is exactly what a SIGKILL there would leave, as a killed
     process does nothing more. Before registration: no new version. Before the alias: a version
     registered but neither champion nor challenger. Then it is killed with SIGKILL, and the store
     is checked again."""
@@ -432,7 +432,13 @@ def test_training_killed_at_registration_leaves_the_champion(trained_store, tmp_
     cmd = [sys.executable, "-m", "pipelines.train", "--data", str(data), "--config", str(config)]
     env = {**trained_store.env(), "ALLIANCE_RISK_TEST_PAUSE_AT": "before_registration,before_alias"}
     proc = subprocess.Popen(
-        cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd,
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     seen, deadline = [], time.time() + 600
 
@@ -453,7 +459,8 @@ def test_training_killed_at_registration_leaves_the_champion(trained_store, tmp_
         assert any("gate: promote" in line for line in seen), "the run would have been promoted"
         assert _champion(trained_store.uri) == before
         assert _versions(trained_store.uri) == before_versions
-        proc.send_signal(signal.SIGUSR1)  # on to the next point
+        proc.stdin.write("\n")  # on to the next point
+        proc.stdin.flush()
         wait_for("before_alias")
         registered_but_not_moved()
     finally:

@@ -24,7 +24,7 @@ from models.scoring.weekly import (
 )
 from simulator.generator import generate
 
-# One worker builds the weekly fit on 1,500 clients once: session fixtures are built per worker,
+# One worker builds the weekly fit on 1,500 clients once: module fixtures are built per worker,
 # and with this file's tests split across two workers they were built twice.
 pytestmark = pytest.mark.xdist_group("weekly")
 
