@@ -95,7 +95,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from harness.commands import FAST_CONFIG, run_pipeline  # noqa: E402  (one training harness)
+from harness.commands import FAST_CONFIG, Store, run_pipeline  # noqa: E402  (one harness)
 
 SIZES = (190, 500, 1100, 4000)
 WORLDS = ("default", "hinges", "nonlinear")
@@ -270,16 +270,11 @@ def network_cohort(world: str, adopt_world: str | None) -> str:
 
 
 def _store_env(base: Path) -> tuple[str, dict[str, str]]:
-    """A throw-away tracking store in ``base`` and the environment of a training run against it
-    (training exports its champion to BentoML's model store: the run's own, not ~/bentoml)."""
-    uri = f"sqlite:///{base / 'mlflow.db'}"
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": uri,
-        "GX_ANALYTICS_ENABLED": "false",
-        "BENTOML_HOME": str(base / "bentoml"),
-    }
-    return uri, env
+    """A throw-away tracking store in ``base`` and the environment of a training run against it:
+    the harness's store layout and environment (``harness.commands.Store``; training exports its
+    champion to the store's own BentoML model store, not ~/bentoml)."""
+    store = Store.at(base)
+    return store.uri, store.env()
 
 
 def train_network(cohort: str, n: int, seed: int, root: Path, config: str | None) -> Network:

@@ -157,14 +157,18 @@ def make_store(root: Path, n: int = 2000, seed: int = 11) -> Store:
     return store
 
 
-def train_store(root: Path) -> Store:
-    """A store at ``root`` with a champion trained by the training command itself (n = 2,000,
-    the test settings); AssertionError with the command's output when it did not make one."""
-    store = make_store(root)
+def train_champion(store: Store) -> Store:
+    """``store`` with a champion trained by the training command itself on its data and config;
+    AssertionError with the command's output when the run did not make one."""
     proc = store.train()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "is the new champion" in proc.stdout, proc.stdout[-3000:]
     return store
+
+
+def train_store(root: Path) -> Store:
+    """A store at ``root`` (``make_store``: n = 2,000, the test settings) with a champion."""
+    return train_champion(make_store(root))
 
 
 def shared_store(shared: Path) -> Store:

@@ -202,8 +202,9 @@ def normal_draws(pb: Problem, B: int, seed: int) -> np.ndarray:
 
 
 # An updated model's refits repeat the update itself on bootstrap samples; ``update_model``
-# leaves that procedure (a function of the model and the rows) on the model it returns, under this key (in memory only: not saved), so
-# this module needs no import of ``models.building.update``, which imports this one.
+# leaves that procedure (a function of the model and the rows) on the model it returns, under
+# this key (in memory only: not saved), so this module needs no import of
+# ``models.building.update``, which imports this one.
 REFIT_UPDATE = "refit_update"
 UPDATE_STATE_LOST = (
     "an updated model's refits need the model it was updated from, which is kept in memory "

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.commands import FAST_CONFIG, Store, run_pipeline
+from harness.commands import FAST_CONFIG, Store, run_pipeline, train_champion
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("outcomes")]
 
@@ -63,15 +63,11 @@ def world(tmp_path_factory):
     cur = _subset(cohort, current)
     write(cur, root / "current")
     write(dataclasses.replace(cur, alliance=worse_alliance(cur.alliance)), root / "worse")
-    config = root / "fast.toml"
+    store = Store.at(root)
     # The promotion gate is not under test here: floors wide enough that the first model is the
     # champion whichever candidate wins on this cohort (the monitor watches the champion).
-    config.write_text(FAST_CONFIG + "min_auroc = 0.5\nslope_range = [0.2, 5.0]\n")
-    store = Store(root, root / "data", f"sqlite:///{root / 'mlflow.db'}", config)
-    proc = store.train()
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "is the new champion" in proc.stdout, proc.stdout[-3000:]
-    return store
+    store.config.write_text(FAST_CONFIG + "min_auroc = 0.5\nslope_range = [0.2, 5.0]\n")
+    return train_champion(store)
 
 
 def _monitor(store, *args):
